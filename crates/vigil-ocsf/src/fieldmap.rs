@@ -1,0 +1,128 @@
+//! The Sigma field → OCSF attribute map, as data.
+//!
+//! Each file under `mappings/` describes one Sigma logsource: the OCSF class (and optionally the
+//! activity) its events have, and for every Sigma field the OCSF paths it reads. The files are
+//! compiled into the crate so every binary agrees on them.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+/// Built-in mapping files, one per supported logsource.
+const BUILTIN: &[(&str, &str)] = &[(
+    "process_creation.yaml",
+    include_str!("../mappings/process_creation.yaml"),
+)];
+
+/// Why a mapping file is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("field map {name}: {source}")]
+pub struct FieldMapError {
+    name: String,
+    #[source]
+    source: serde_yaml::Error,
+}
+
+/// A Sigma logsource selector.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSource {
+    /// Sigma `category`.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Sigma `product`.
+    #[serde(default)]
+    pub product: Option<String>,
+    /// Sigma `service`.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// How one Sigma logsource maps onto OCSF.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldMap {
+    /// The logsource this map serves.
+    pub logsource: LogSource,
+    /// OCSF class of the events this logsource describes.
+    pub class_uid: u32,
+    /// OCSF activity, when the logsource is one activity of the class.
+    #[serde(default)]
+    pub activity_id: Option<u32>,
+    /// Sigma field name → OCSF attribute paths.
+    pub fields: HashMap<String, Vec<String>>,
+}
+
+impl FieldMap {
+    /// The OCSF paths for a Sigma field, matching the field name exactly, then ignoring case.
+    pub fn paths(&self, sigma_field: &str) -> Option<&[String]> {
+        self.fields
+            .get(sigma_field)
+            .or_else(|| {
+                self.fields
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(sigma_field))
+                    .map(|(_, v)| v)
+            })
+            .map(Vec::as_slice)
+    }
+}
+
+/// All field maps Vigil knows.
+#[derive(Debug, Clone)]
+pub struct FieldMaps {
+    maps: Vec<FieldMap>,
+}
+
+impl FieldMaps {
+    /// The maps compiled into Vigil.
+    pub fn builtin() -> Result<Self, FieldMapError> {
+        let maps = BUILTIN
+            .iter()
+            .map(|(name, text)| {
+                serde_yaml::from_str(text).map_err(|source| FieldMapError {
+                    name: (*name).into(),
+                    source,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { maps })
+    }
+
+    /// The map for a rule's logsource. `product` must match when both name one; `category` and
+    /// `service` must be equal.
+    pub fn for_logsource(&self, ls: &LogSource) -> Option<&FieldMap> {
+        self.maps.iter().find(|m| {
+            m.logsource.category == ls.category
+                && m.logsource.service == ls.service
+                && match (&m.logsource.product, &ls.product) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    _ => true,
+                }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_maps_parse_and_resolve_process_creation() {
+        let maps = FieldMaps::builtin().unwrap();
+        let ls = LogSource {
+            category: Some("process_creation".into()),
+            product: Some("linux".into()),
+            service: None,
+        };
+        let map = maps.for_logsource(&ls).unwrap();
+        assert_eq!(map.class_uid, 1007);
+        assert_eq!(map.paths("commandline").unwrap(), ["process.cmd_line"]);
+        assert!(map.paths("NoSuchField").is_none());
+        let windows = LogSource {
+            product: Some("windows".into()),
+            ..ls
+        };
+        assert!(maps.for_logsource(&windows).is_none());
+    }
+}

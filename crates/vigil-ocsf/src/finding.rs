@@ -1,0 +1,184 @@
+//! Detection Finding (class 2004): what a detector emits when a rule matches.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Device, Metadata, class};
+
+/// Severity of a finding, from a Sigma `level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational.
+    Informational = 1,
+    /// Low.
+    Low = 2,
+    /// Medium.
+    Medium = 3,
+    /// High.
+    High = 4,
+    /// Critical.
+    Critical = 5,
+}
+
+impl Severity {
+    /// Maps a Sigma `level` (`informational`, `low`, `medium`, `high`, `critical`).
+    pub fn from_sigma_level(level: &str) -> Option<Self> {
+        Some(match level.to_ascii_lowercase().as_str() {
+            "informational" => Self::Informational,
+            "low" => Self::Low,
+            "medium" => Self::Medium,
+            "high" => Self::High,
+            "critical" => Self::Critical,
+            _ => return None,
+        })
+    }
+
+    /// The OCSF caption.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Informational => "Informational",
+            Self::Low => "Low",
+            Self::Medium => "Medium",
+            Self::High => "High",
+            Self::Critical => "Critical",
+        }
+    }
+}
+
+/// `analytic`: the rule that produced the finding.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Analytic {
+    /// Rule id.
+    pub uid: String,
+    /// Rule title.
+    pub name: String,
+    /// 1 = Rule.
+    pub type_id: u8,
+    /// Rule family (`sigma`).
+    pub category: String,
+}
+
+/// `technique` of an ATT&CK mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Technique {
+    /// Technique id, e.g. `T1059.004`.
+    pub uid: String,
+    /// Technique name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `tactic` of an ATT&CK mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tactic {
+    /// Tactic id, e.g. `TA0002`.
+    pub uid: String,
+    /// Tactic name.
+    pub name: String,
+}
+
+/// `attack`: one ATT&CK technique with its tactic(s).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attack {
+    /// The technique (absent when a rule names only a tactic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub technique: Option<Technique>,
+    /// The tactic, when the rule names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tactic: Option<Tactic>,
+    /// Every tactic the rule names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tactics: Vec<Tactic>,
+}
+
+/// `finding_info`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FindingInfo {
+    /// Finding id.
+    pub uid: String,
+    /// Finding title (the rule title).
+    pub title: String,
+    /// Longer description (the rule description).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desc: Option<String>,
+    /// The rule.
+    pub analytic: Analytic,
+    /// ATT&CK mappings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attacks: Vec<Attack>,
+    /// Finding types (`sigma`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    /// Ids of the events that triggered the finding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related_events_uids: Vec<String>,
+}
+
+/// `evidences[]`: what the triggering event showed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The process involved, copied from the triggering event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Value>,
+    /// The actor, copied from the triggering event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Value>,
+    /// Other attributes of the triggering event worth keeping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+/// A Detection Finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectionFinding {
+    /// 1 = Create.
+    pub activity_id: u8,
+    /// Always 2 (Findings).
+    pub category_uid: u8,
+    /// Always 2004.
+    pub class_uid: u32,
+    /// `200400 + activity_id`.
+    pub type_uid: u32,
+    /// Severity id.
+    pub severity_id: u8,
+    /// Severity caption.
+    pub severity: String,
+    /// When the finding was made, milliseconds since the epoch.
+    pub time: i64,
+    /// Record metadata.
+    pub metadata: Metadata,
+    /// The host the finding is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+    /// 1 = New.
+    pub status_id: u8,
+    /// What was found.
+    pub finding_info: FindingInfo,
+    /// Evidence from the triggering events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidences: Vec<Evidence>,
+    /// Always true: every Vigil finding is an alert.
+    pub is_alert: bool,
+}
+
+impl DetectionFinding {
+    /// A new finding.
+    pub fn new(time: i64, severity: Severity, finding_info: FindingInfo) -> Self {
+        Self {
+            activity_id: 1,
+            category_uid: 2,
+            class_uid: class::DETECTION_FINDING,
+            type_uid: class::DETECTION_FINDING * 100 + 1,
+            severity_id: severity as u8,
+            severity: severity.name().into(),
+            time,
+            metadata: Metadata::vigil("detection"),
+            device: None,
+            status_id: 1,
+            finding_info,
+            evidences: Vec::new(),
+            is_alert: true,
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! OCSF 1.8.0 types for Vigil.
+//!
+//! This crate owns the shape of everything Vigil records: the typed OCSF classes the sensor
+//! produces (Process Activity 1007 for now), the Detection Finding 2004 the detectors emit, the
+//! generic [`Event`] envelope that carries any class across the wire and into the store, and the
+//! data-driven map from Sigma field names to OCSF attribute paths ([`fieldmap`]).
+//!
+//! It must stay at the bottom of the dependency graph: no async runtime, no database, no network
+//! and no eBPF crate may ever be added here.
+#![deny(missing_docs)]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod event;
+pub mod fieldmap;
+mod finding;
+mod objects;
+mod process;
+
+pub use event::{Event, EventError, class};
+pub use finding::{
+    Analytic, Attack, DetectionFinding, Evidence, FindingInfo, Severity, Tactic, Technique,
+};
+pub use objects::{Actor, Device, File, Metadata, Os, Product, User};
+pub use process::{Process, ProcessActivity, ProcessActivityId};
+
+/// The OCSF schema version every Vigil event declares in `metadata.version`.
+pub const OCSF_VERSION: &str = "1.8.0";
+
+/// Milliseconds since the Unix epoch, the unit of every OCSF `timestamp_t`.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,129 @@
+//! OCSF objects shared by several classes.
+
+use serde::{Deserialize, Serialize};
+
+/// `metadata`: where the record came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Event id; filled by [`crate::Event::from_record`] when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// OCSF schema version.
+    pub version: String,
+    /// The product that produced the record.
+    pub product: Product,
+    /// Which capture source produced it (`ebpf`, `proc_connector`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_name: Option<String>,
+    /// OCSF profiles the record uses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+}
+
+impl Metadata {
+    /// Metadata for a record produced by Vigil itself.
+    pub fn vigil(log_name: &str) -> Self {
+        Self {
+            uid: String::new(),
+            version: crate::OCSF_VERSION.into(),
+            product: Product::vigil(),
+            log_name: Some(log_name.into()),
+            profiles: vec!["host".into(), "linux/linux_users".into()],
+        }
+    }
+}
+
+/// `product`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    /// Product name.
+    pub name: String,
+    /// Vendor name.
+    pub vendor_name: String,
+    /// Product version.
+    pub version: String,
+}
+
+impl Product {
+    /// This build of Vigil.
+    pub fn vigil() -> Self {
+        Self {
+            name: "Vigil".into(),
+            vendor_name: "Vigil".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// `device`: the host the event happened on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// Device type (1 = Server, 2 = Desktop, 0 = Unknown).
+    pub type_id: u8,
+    /// Host name.
+    pub hostname: String,
+    /// Vigil sensor id of the host.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// Operating system.
+    pub os: Os,
+}
+
+/// `os`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Os {
+    /// OS name, e.g. `Linux`.
+    pub name: String,
+    /// OS type (200 = Linux).
+    pub type_id: u16,
+    /// Kernel release (`uname -r`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_release: Option<String>,
+}
+
+/// `file`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct File {
+    /// Base name.
+    pub name: String,
+    /// Full path.
+    pub path: String,
+    /// File type (1 = Regular File).
+    pub type_id: u8,
+}
+
+impl File {
+    /// A regular file at `path`.
+    pub fn regular(path: &str) -> Self {
+        let name = path.rsplit('/').next().unwrap_or(path).to_owned();
+        Self {
+            name,
+            path: path.to_owned(),
+            type_id: 1,
+        }
+    }
+}
+
+/// `user`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// User name, when it could be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Numeric user id as a string (OCSF `uid` is a string).
+    pub uid: String,
+    /// User type (1 = User, 3 = System).
+    #[serde(default)]
+    pub type_id: u8,
+}
+
+/// `actor`: who performed the activity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The acting process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<crate::Process>,
+    /// The acting user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+}
