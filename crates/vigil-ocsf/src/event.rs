@@ -115,7 +115,10 @@ mod tests {
         let ev = Event::from_json(br#"{"class_uid":1007,"time":5,"metadata":{}}"#).unwrap();
         assert_eq!(ev.class_uid, 1007);
         assert_eq!(ev.time, 5);
-        assert_eq!(ev.get("metadata.uid").and_then(Value::as_str), Some(ev.uid.as_str()));
+        assert_eq!(
+            ev.get("metadata.uid").and_then(Value::as_str),
+            Some(ev.uid.as_str())
+        );
     }
 
     #[test]
@@ -128,6 +131,9 @@ mod tests {
     fn from_json_rejects_missing_class() {
         let err = Event::from_json(br#"{"time":1}"#).unwrap_err();
         assert!(matches!(err, EventError::Missing("class_uid")));
-        assert!(matches!(Event::from_json(b"[1]"), Err(EventError::NotAnObject)));
+        assert!(matches!(
+            Event::from_json(b"[1]"),
+            Err(EventError::NotAnObject)
+        ));
     }
 }

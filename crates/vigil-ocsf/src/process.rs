@@ -161,6 +161,9 @@ mod tests {
             ev.get("actor.process.file.path").and_then(|v| v.as_str()),
             Some("/usr/bin/bash")
         );
-        assert_eq!(ev.get("process.file.name").and_then(|v| v.as_str()), Some("id"));
+        assert_eq!(
+            ev.get("process.file.name").and_then(|v| v.as_str()),
+            Some("id")
+        );
     }
 }

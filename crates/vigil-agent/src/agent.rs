@@ -1,0 +1,308 @@
+//! The agent: sensor → intake → durable buffer → fleet link.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vigil_ocsf::Event;
+use vigil_proto::fleet::{Capability, Hello, HostFacts};
+use vigil_sensor::{Sensor, SensorConfig, SourceMode};
+
+use crate::buffer::{Buffer, BufferError};
+use crate::host::{self, HostInfo};
+use crate::link::{Link, LinkConfig, LinkStats};
+
+/// Events the intake writes to the buffer per transaction.
+const INTAKE_BATCH: usize = 512;
+/// Depth of the channel between capture and intake.
+const INTAKE_DEPTH: usize = 16_384;
+
+/// Everything the agent needs to run.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Where the buffer and the sensor id live.
+    pub data_dir: PathBuf,
+    /// Fleet server URL (`http://host:port`).
+    pub server: String,
+    /// Capture source; `None` runs without capture (events come only through [`Agent::intake`]).
+    pub sensor: Option<SourceMode>,
+    /// Events per batch sent to the server.
+    pub batch_max: u32,
+    /// Batches in flight.
+    pub window: usize,
+    /// Most events the buffer holds before evicting the oldest.
+    pub buffer_max_events: u64,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// How long shutdown waits for the buffer to drain.
+    pub flush_timeout: Duration,
+}
+
+impl AgentConfig {
+    /// Defaults for the given data directory and server.
+    pub fn new(data_dir: PathBuf, server: String) -> Self {
+        Self {
+            data_dir,
+            server,
+            sensor: Some(SourceMode::Auto),
+            batch_max: 500,
+            window: 4,
+            buffer_max_events: 1_000_000,
+            heartbeat: Duration::from_secs(30),
+            flush_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The data directory or the sensor id file is unusable.
+    #[error("agent data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The buffer could not be opened.
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
+    /// No capture source could start.
+    #[error("no capture source could start: {0}")]
+    Sensor(#[from] vigil_sensor::SensorError),
+    /// The server URL is not usable.
+    #[error("invalid fleet server URL {0:?}: expected http://host:port")]
+    ServerUrl(String),
+}
+
+/// A running agent.
+pub struct Agent {
+    sensor_id: String,
+    buffer: Arc<Buffer>,
+    intake: mpsc::Sender<Event>,
+    sensor: Arc<Mutex<Option<Sensor>>>,
+    capabilities: Vec<Capability>,
+    link_stats: Arc<LinkStats>,
+    stop_intake: CancellationToken,
+    stop_link: CancellationToken,
+    intake_task: JoinHandle<()>,
+    link_task: JoinHandle<()>,
+}
+
+impl Agent {
+    /// Opens the buffer, starts capture and the fleet link.
+    pub async fn start(cfg: AgentConfig) -> Result<Self, AgentError> {
+        if !(cfg.server.starts_with("http://") || cfg.server.starts_with("https://")) {
+            return Err(AgentError::ServerUrl(cfg.server));
+        }
+        let dir_err = |source| AgentError::DataDir {
+            path: cfg.data_dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&cfg.data_dir).map_err(dir_err)?;
+        let sensor_id = host::sensor_id(&cfg.data_dir).map_err(dir_err)?;
+        let host = HostInfo::read();
+        let buffer = Arc::new(Buffer::open(&cfg.data_dir, cfg.buffer_max_events).await?);
+        let (intake, rx) = mpsc::channel(INTAKE_DEPTH);
+
+        let (sensor, capabilities) = match cfg.sensor {
+            Some(mode) => {
+                let sensor_cfg = SensorConfig {
+                    mode,
+                    device: device(&sensor_id, &host),
+                };
+                let tx = intake.clone();
+                let sensor = tokio::task::spawn_blocking(move || Sensor::start(sensor_cfg, tx))
+                    .await
+                    .map_err(|e| AgentError::DataDir {
+                        path: cfg.data_dir.clone(),
+                        source: std::io::Error::other(e),
+                    })??;
+                tracing::info!(source = %sensor.exec_source(), "Process capture live");
+                let caps = sensor.capabilities().into_iter().map(capability).collect();
+                (Some(sensor), caps)
+            }
+            None => (None, Vec::new()),
+        };
+
+        let wake = Arc::new(Notify::new());
+        let intake_lost = Arc::new(AtomicU64::new(0));
+        let stop_intake = CancellationToken::new();
+        let intake_task = tokio::spawn(run_intake(
+            rx,
+            Arc::clone(&buffer),
+            Arc::clone(&wake),
+            Arc::clone(&intake_lost),
+            stop_intake.clone(),
+        ));
+
+        let hello = Hello {
+            sensor_id: sensor_id.clone(),
+            host: Some(HostFacts {
+                hostname: host.hostname.clone(),
+                os_name: host.os_name.clone(),
+                kernel_release: host.kernel_release.clone(),
+                agent_version: env!("CARGO_PKG_VERSION").into(),
+                machine_id: host.machine_id.clone(),
+            }),
+            capabilities: capabilities.clone(),
+        };
+        let link_cfg = LinkConfig {
+            server: cfg.server.clone(),
+            batch_max: cfg.batch_max,
+            window: cfg.window.max(1),
+            heartbeat: cfg.heartbeat,
+            flush_timeout: cfg.flush_timeout,
+        };
+        let sensor = Arc::new(Mutex::new(sensor));
+        let sensor_ref = Arc::clone(&sensor);
+        let dropped: crate::link::DroppedFn = Arc::new(move || {
+            let kernel = sensor_ref
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map_or(0, Sensor::dropped);
+            intake_lost.load(Ordering::Relaxed) + kernel
+        });
+        let link = Link::new(link_cfg, Arc::clone(&buffer), hello, wake, dropped);
+        let link_stats = link.stats();
+        let stop_link = CancellationToken::new();
+        let link_task = tokio::spawn(link.run(stop_link.clone()));
+
+        Ok(Self {
+            sensor_id,
+            buffer,
+            intake,
+            sensor,
+            capabilities,
+            link_stats,
+            stop_intake,
+            stop_link,
+            intake_task,
+            link_task,
+        })
+    }
+
+    /// This agent's sensor id.
+    pub fn sensor_id(&self) -> &str {
+        &self.sensor_id
+    }
+
+    /// Where captured events enter the agent; other producers (relays, tests) may use it too.
+    pub fn intake(&self) -> mpsc::Sender<Event> {
+        self.intake.clone()
+    }
+
+    /// Live capabilities.
+    pub fn capabilities(&self) -> &[Capability] {
+        &self.capabilities
+    }
+
+    /// Events waiting for the server's ack.
+    pub fn buffered(&self) -> u64 {
+        self.buffer.len()
+    }
+
+    /// Link counters.
+    pub fn link_stats(&self) -> &LinkStats {
+        &self.link_stats
+    }
+
+    /// Stops capture, writes what was captured to the buffer, flushes the buffer to the server
+    /// (bounded by the flush timeout) and closes it. Nothing captured is lost: what could not be
+    /// sent stays on disk for the next start.
+    pub async fn shutdown(self) {
+        let sensor = self
+            .sensor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(sensor) = sensor {
+            let _ = tokio::task::spawn_blocking(move || sensor.stop()).await;
+        }
+        drop(self.intake);
+        self.stop_intake.cancel();
+        let _ = self.intake_task.await;
+        self.stop_link.cancel();
+        let _ = self.link_task.await;
+        self.buffer.close().await;
+    }
+}
+
+fn device(sensor_id: &str, host: &HostInfo) -> vigil_ocsf::Device {
+    vigil_ocsf::Device {
+        type_id: 0,
+        hostname: host.hostname.clone(),
+        uid: sensor_id.to_owned(),
+        os: vigil_ocsf::Os {
+            name: "Linux".into(),
+            type_id: 200,
+            kernel_release: Some(host.kernel_release.clone()),
+        },
+    }
+}
+
+fn capability(c: vigil_sensor::Capability) -> Capability {
+    Capability {
+        name: c.name,
+        source: c.source,
+        live: c.live,
+        detail: c.detail.unwrap_or_default(),
+    }
+}
+
+/// Moves events from the capture channel into the buffer in transactions of up to
+/// [`INTAKE_BATCH`]. On `stop`, closes the channel and drains what is already in it.
+async fn run_intake(
+    mut rx: mpsc::Receiver<Event>,
+    buffer: Arc<Buffer>,
+    wake: Arc<Notify>,
+    lost: Arc<AtomicU64>,
+    stop: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(INTAKE_BATCH);
+    loop {
+        let first = tokio::select! {
+            ev = rx.recv() => ev,
+            () = stop.cancelled() => {
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { return };
+        batch.push(first);
+        while batch.len() < INTAKE_BATCH {
+            match rx.try_recv() {
+                Ok(ev) => batch.push(ev),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = push_with_retry(&buffer, &batch).await {
+            lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            tracing::error!(%error, lost = batch.len(), "Could not write events to the agent buffer");
+        }
+        batch.clear();
+        wake.notify_one();
+    }
+}
+
+async fn push_with_retry(buffer: &Buffer, batch: &[Event]) -> Result<(), BufferError> {
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..4 {
+        match buffer.push(batch).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, "Agent buffer write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    buffer.push(batch).await
+}

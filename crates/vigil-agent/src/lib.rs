@@ -1,0 +1,13 @@
+//! The Vigil host agent.
+//!
+//! This crate owns what runs on a monitored host around the sensor: the durable outbound
+//! [`buffer`], the fleet [`link`] to the server, host facts, and the [`Agent`] that wires capture
+//! → buffer → link. Capture itself belongs to `vigil-sensor`; detection to `vigil-detect`.
+
+mod agent;
+pub mod buffer;
+pub mod host;
+pub mod link;
+
+pub use agent::{Agent, AgentConfig, AgentError};
+pub use vigil_sensor::SourceMode;

@@ -1,0 +1,269 @@
+//! The fleet link: one gRPC session to the server that streams the buffer up in batches and
+//! deletes what the server acknowledged.
+//!
+//! Batches carry a per-session sequence number; up to `window` batches are in flight. On a new
+//! session everything still in the buffer is sent again (the server de-duplicates by event id),
+//! so a lost connection can delay an event but never lose one.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+use vigil_proto::fleet::fleet_client::FleetClient;
+use vigil_proto::fleet::{Heartbeat, Hello};
+use vigil_proto::{AgentMessage, EventBatch, ServerMessage, agent_message, server_message};
+
+use crate::buffer::{Buffer, BufferError};
+
+mod backoff;
+
+pub use backoff::Backoff;
+
+/// How the link behaves.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// Fleet server URL, e.g. `http://127.0.0.1:8443`.
+    pub server: String,
+    /// Events per batch.
+    pub batch_max: u32,
+    /// Batches in flight before waiting for acks.
+    pub window: usize,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// How long a shutdown waits for the buffer to drain.
+    pub flush_timeout: Duration,
+}
+
+/// Counters the link keeps.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Sessions opened.
+    pub sessions: AtomicU64,
+    /// Batches acknowledged.
+    pub batches_acked: AtomicU64,
+    /// Events acknowledged.
+    pub events_acked: AtomicU64,
+}
+
+/// Reports events lost before they reached the buffer (kernel drops, intake failures).
+pub type DroppedFn = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The fleet link.
+pub struct Link {
+    cfg: LinkConfig,
+    buffer: Arc<Buffer>,
+    hello: Hello,
+    wake: Arc<Notify>,
+    dropped: DroppedFn,
+    stats: Arc<LinkStats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("cannot reach the fleet server: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("the fleet server refused the session: {0}")]
+    Status(#[from] tonic::Status),
+    #[error("{0}")]
+    Buffer(#[from] BufferError),
+    #[error("the session closed: {0}")]
+    Closed(&'static str),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+/// How a session ended.
+enum Ended {
+    /// Shutdown asked and the buffer is drained (or the flush timed out).
+    Flushed,
+    /// The session was lost after it was established.
+    Lost(SessionError),
+}
+
+impl Link {
+    /// A link that streams `buffer` to the server; `wake` is notified when events are added.
+    pub fn new(
+        cfg: LinkConfig,
+        buffer: Arc<Buffer>,
+        hello: Hello,
+        wake: Arc<Notify>,
+        dropped: DroppedFn,
+    ) -> Self {
+        Self {
+            cfg,
+            buffer,
+            hello,
+            wake,
+            dropped,
+            stats: Arc::default(),
+        }
+    }
+
+    /// The link's counters.
+    pub fn stats(&self) -> Arc<LinkStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Runs until `shutdown` is cancelled and the buffer is flushed (or the flush times out, or
+    /// the server is unreachable at that moment: the events then stay buffered on disk).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new();
+        loop {
+            if shutdown.is_cancelled() && self.buffer.is_empty() {
+                return;
+            }
+            match self.session(&shutdown).await {
+                Ok(Ended::Flushed) => return,
+                Ok(Ended::Lost(error)) => {
+                    backoff.reset();
+                    tracing::warn!(%error, server = %self.cfg.server, "Fleet session lost; reconnecting");
+                }
+                Err(error) => {
+                    tracing::debug!(%error, server = %self.cfg.server, "Fleet connection attempt failed");
+                }
+            }
+            if shutdown.is_cancelled() {
+                tracing::warn!(
+                    buffered = self.buffer.len(),
+                    "Stopping with events still buffered; they are sent on the next start"
+                );
+                return;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    /// Opens one session and runs it. `Err` means it was never established.
+    async fn session(&self, shutdown: &CancellationToken) -> Result<Ended, SessionError> {
+        let channel = Endpoint::from_shared(self.cfg.server.clone())?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        let mut client = FleetClient::new(channel)
+            .max_decoding_message_size(vigil_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(vigil_proto::MAX_MESSAGE_BYTES);
+        let (tx, rx) = mpsc::channel::<AgentMessage>(self.cfg.window + 4);
+        let hello = agent_message::Msg::Hello(self.hello.clone());
+        tx.send(AgentMessage { msg: Some(hello) })
+            .await
+            .map_err(|_| SessionError::Closed("before hello"))?;
+        let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+        match inbound.message().await? {
+            Some(ServerMessage {
+                msg: Some(server_message::Msg::Welcome(_)),
+            }) => {}
+            other => {
+                return Err(SessionError::Protocol(format!(
+                    "expected Welcome, got {other:?}"
+                )));
+            }
+        }
+        self.stats.sessions.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(server = %self.cfg.server, buffered = self.buffer.len(), "Fleet session established");
+        match self.stream(&tx, &mut inbound, shutdown).await {
+            Ok(()) => Ok(Ended::Flushed),
+            Err(e) => Ok(Ended::Lost(e)),
+        }
+    }
+
+    /// Streams the buffer over an established session until flushed after shutdown, or lost.
+    async fn stream(
+        &self,
+        tx: &mpsc::Sender<AgentMessage>,
+        inbound: &mut tonic::Streaming<ServerMessage>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), SessionError> {
+        // (batch seq, first buffer seq, last buffer seq, events)
+        let mut inflight: VecDeque<(u64, i64, i64, u64)> = VecDeque::new();
+        let mut sent_through = 0i64;
+        let mut next_seq = 1u64;
+        let mut heartbeat = tokio::time::interval(self.cfg.heartbeat);
+        let mut deadline: Option<Instant> = None;
+        loop {
+            while inflight.len() < self.cfg.window {
+                let rows = self
+                    .buffer
+                    .read_after(sent_through, self.cfg.batch_max)
+                    .await?;
+                let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+                    break;
+                };
+                let (first, last, n) = (first.seq, last.seq, rows.len() as u64);
+                let batch = EventBatch {
+                    seq: next_seq,
+                    events: rows.into_iter().map(|b| b.event).collect(),
+                };
+                send(tx, agent_message::Msg::Events(batch)).await?;
+                inflight.push_back((next_seq, first, last, n));
+                sent_through = last;
+                next_seq += 1;
+            }
+            if deadline.is_some() && inflight.is_empty() && self.buffer.is_empty() {
+                tracing::info!("Agent buffer flushed");
+                return Ok(());
+            }
+            let window_open = inflight.len() < self.cfg.window;
+            tokio::select! {
+                msg = inbound.message() => {
+                    let ack = match msg? {
+                        Some(ServerMessage { msg: Some(server_message::Msg::Ack(ack)) }) => ack,
+                        Some(_) => continue,
+                        None => return Err(SessionError::Closed("by the server")),
+                    };
+                    let Some((seq, first, last, n)) = inflight.pop_front() else {
+                        return Err(SessionError::Protocol(format!("ack {} with nothing in flight", ack.seq)));
+                    };
+                    if seq != ack.seq {
+                        return Err(SessionError::Protocol(format!("ack {} while {seq} was oldest in flight", ack.seq)));
+                    }
+                    self.buffer.ack(first, last).await?;
+                    self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
+                    self.stats.events_acked.fetch_add(n, Ordering::Relaxed);
+                }
+                () = self.wake.notified(), if window_open => {}
+                _ = heartbeat.tick() => {
+                    let hb = Heartbeat {
+                        time: vigil_ocsf::now_ms(),
+                        buffered: self.buffer.len(),
+                        dropped: (self.dropped)() + self.buffer.evicted(),
+                        capabilities: Vec::new(),
+                    };
+                    send(tx, agent_message::Msg::Heartbeat(hb)).await?;
+                }
+                () = shutdown.cancelled(), if deadline.is_none() => {
+                    deadline = Some(Instant::now() + self.cfg.flush_timeout);
+                }
+                () = sleep_until(deadline) => {
+                    tracing::warn!(buffered = self.buffer.len(), "Flush timed out; the rest stays buffered");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+async fn send(
+    tx: &mpsc::Sender<AgentMessage>,
+    msg: agent_message::Msg,
+) -> Result<(), SessionError> {
+    tx.send(AgentMessage { msg: Some(msg) })
+        .await
+        .map_err(|_| SessionError::Closed("the outbound stream ended"))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

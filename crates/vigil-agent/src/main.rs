@@ -1,0 +1,89 @@
+//! `vigil-agent`: the host agent binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use vigil_agent::{Agent, AgentConfig, SourceMode};
+
+/// Vigil host agent: captures process activity and streams it to the fleet server.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Fleet server URL.
+    #[arg(long, env = "VIGIL_SERVER", default_value = "http://127.0.0.1:8443")]
+    server: String,
+    /// Where the buffer and the sensor id are kept.
+    #[arg(
+        long,
+        env = "VIGIL_AGENT_DATA_DIR",
+        default_value = "/var/lib/vigil-agent"
+    )]
+    data_dir: PathBuf,
+    /// Capture source.
+    #[arg(long, env = "VIGIL_SENSOR", value_enum, default_value_t = Source::Auto)]
+    sensor: Source,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Source {
+    /// eBPF, falling back to the netlink process connector.
+    Auto,
+    /// eBPF only.
+    Ebpf,
+    /// Netlink process connector only.
+    ProcConnector,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aya=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vigil-agent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = AgentConfig::new(args.data_dir, args.server);
+    cfg.sensor = Some(match args.sensor {
+        Source::Auto => SourceMode::Auto,
+        Source::Ebpf => SourceMode::Ebpf,
+        Source::ProcConnector => SourceMode::ProcConnector,
+    });
+    let agent = Agent::start(cfg).await?;
+    tracing::info!(
+        sensor_id = agent.sensor_id(),
+        "Agent running; Ctrl-C to stop"
+    );
+    wait_for_signal().await?;
+    tracing::info!("Stopping: flushing the buffer");
+    agent.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,576 @@
+//! The compiled form of a rule's detection, and its evaluation against one event.
+//!
+//! This is the hot path: evaluation walks borrowed JSON, compares with pre-compiled matchers and
+//! never allocates (numbers are rendered into a stack buffer when a string pattern meets them).
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde_json::{Number, Value};
+
+use crate::lookup::{FieldPath, Lookups, SlotAssigner};
+use crate::matcher::StrMatcher;
+
+/// A numeric comparison (`|lt`, `|lte`, `|gt`, `|gte`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Lte,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Gte,
+}
+
+/// An IP network (`|cidr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cidr {
+    /// Network address.
+    pub(crate) addr: IpAddr,
+    /// Prefix length in bits.
+    pub(crate) bits: u8,
+}
+
+impl Cidr {
+    fn contains(&self, ip: IpAddr) -> bool {
+        let (net, ip, width) = match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                (u128::from(n.to_bits()), u128::from(i.to_bits()), 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => (n.to_bits(), i.to_bits(), 128),
+            _ => return false,
+        };
+        let bits = u32::from(self.bits);
+        if bits == 0 {
+            return true;
+        }
+        let shift = width - bits;
+        (net >> shift) == (ip >> shift)
+    }
+}
+
+/// One Sigma value, compiled.
+#[derive(Debug, Clone)]
+pub(crate) enum ValuePattern {
+    /// A string pattern; numbers and booleans in the event are compared by their text.
+    Str(StrMatcher),
+    /// A number: equal numbers match, and so does a string equal to `text`.
+    Num {
+        /// The number.
+        n: Number,
+        /// Its text form.
+        text: Box<str>,
+    },
+    /// A boolean: equal booleans match, and so does the string `true` / `false` in any case.
+    Bool(bool),
+    /// A numeric comparison against a number or a numeric string.
+    Cmp(CmpOp, f64),
+    /// An IP address inside a network.
+    Cidr(Cidr),
+}
+
+impl ValuePattern {
+    /// Whether one event value matches. Arrays match when any element does.
+    fn matches(&self, value: &Value) -> bool {
+        if let Value::Array(items) = value {
+            return items.iter().any(|v| !v.is_array() && self.matches(v));
+        }
+        match self {
+            Self::Str(m) => with_text(value, |t| m.is_match(t)),
+            Self::Num { n, text } => match value {
+                Value::Number(v) => num_eq(v, n),
+                Value::String(s) => s == &**text,
+                _ => false,
+            },
+            Self::Bool(b) => match value {
+                Value::Bool(v) => v == b,
+                Value::String(s) => s.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+                _ => false,
+            },
+            Self::Cmp(op, rhs) => {
+                let lhs = match value {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                lhs.and_then(|l| l.partial_cmp(rhs))
+                    .is_some_and(|ord| match op {
+                        CmpOp::Lt => ord == Ordering::Less,
+                        CmpOp::Lte => ord != Ordering::Greater,
+                        CmpOp::Gt => ord == Ordering::Greater,
+                        CmpOp::Gte => ord != Ordering::Less,
+                    })
+            }
+            Self::Cidr(net) => match value {
+                Value::String(s) => s.parse::<IpAddr>().is_ok_and(|ip| net.contains(ip)),
+                _ => false,
+            },
+        }
+    }
+}
+
+/// Numeric equality across integer and float representations.
+fn num_eq(a: &Number, b: &Number) -> bool {
+    match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
+        (Some(x), Some(y), _, _) => x == y,
+        (_, _, Some(x), Some(y)) => x == y,
+        _ => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        },
+    }
+}
+
+/// Calls `f` with the text of a scalar value (numbers rendered on the stack), or returns false.
+fn with_text(value: &Value, f: impl FnOnce(&str) -> bool) -> bool {
+    match value {
+        Value::String(s) => f(s),
+        Value::Bool(b) => f(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let mut buf = StackText::default();
+            match write!(buf, "{n}") {
+                Ok(()) => f(buf.as_str()),
+                Err(_) => false,
+            }
+        }
+        Value::Null | Value::Array(_) | Value::Object(_) => false,
+    }
+}
+
+/// A small fixed buffer that numbers are formatted into.
+struct StackText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        Self {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so the prefix is valid UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// What a field must satisfy.
+#[derive(Debug, Clone)]
+pub(crate) enum FieldTest {
+    /// Some value of the field matches one of the patterns, or (`or_null`) the field is null.
+    AnyOf {
+        /// The patterns.
+        patterns: Box<[ValuePattern]>,
+        /// Also match when the field is absent or null.
+        or_null: bool,
+    },
+    /// `|all`: every group has a pattern that some value of the field matches.
+    AllOf(Box<[Box<[ValuePattern]>]>),
+    /// `|neq`: no value of the field matches any of the patterns (so an absent field passes).
+    NoneOf(Box<[ValuePattern]>),
+    /// `|exists`: the field is (or is not) present.
+    Exists(bool),
+    /// `null`: the field is absent or null.
+    IsNull,
+    /// `|fieldref`: the field equals one of the other fields.
+    SameAs {
+        /// The other fields, each with its paths.
+        others: Box<[Box<[FieldPath]>]>,
+        /// Compare letter case.
+        cased: bool,
+    },
+}
+
+/// A test on one Sigma field, which reads one or more OCSF paths.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldMatcher {
+    /// The paths the field maps to; the field matches when any of them does.
+    pub(crate) paths: Box<[FieldPath]>,
+    /// The test.
+    pub(crate) test: FieldTest,
+}
+
+impl FieldMatcher {
+    /// Whether some non-null value of the field satisfies `pred`.
+    fn any_value(&self, ctx: &mut Lookups<'_>, mut pred: impl FnMut(&Value) -> bool) -> bool {
+        let mut next = 0;
+        while let Some(value) = ctx.next_value(&self.paths, &mut next) {
+            if pred(value) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn is_match(&self, ctx: &mut Lookups<'_>) -> bool {
+        match &self.test {
+            FieldTest::AnyOf { patterns, or_null } => {
+                let mut present = false;
+                let hit = self.any_value(ctx, |value| {
+                    present = true;
+                    patterns.iter().any(|p| p.matches(value))
+                });
+                hit || (*or_null && !present)
+            }
+            FieldTest::AllOf(groups) => groups
+                .iter()
+                .all(|group| self.any_value(ctx, |value| group.iter().any(|p| p.matches(value)))),
+            FieldTest::NoneOf(patterns) => {
+                !self.any_value(ctx, |value| patterns.iter().any(|p| p.matches(value)))
+            }
+            FieldTest::Exists(want) => self.paths.iter().any(|p| ctx.get(p).is_some()) == *want,
+            FieldTest::IsNull => !self.any_value(ctx, |_| true),
+            FieldTest::SameAs { others, cased } => {
+                let mut next = 0;
+                while let Some(mine) = ctx.next_value(&self.paths, &mut next) {
+                    for other in others.iter() {
+                        for path in other.iter() {
+                            if ctx
+                                .get(path)
+                                .is_some_and(|theirs| same_value(mine, theirs, *cased))
+                            {
+                                return true;
+                            }
+                        }
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    fn assign_slots(&mut self, slots: &mut SlotAssigner) {
+        self.paths.iter_mut().for_each(|p| slots.assign(p));
+        if let FieldTest::SameAs { others, .. } = &mut self.test {
+            others
+                .iter_mut()
+                .flat_map(|o| o.iter_mut())
+                .for_each(|p| slots.assign(p));
+        }
+    }
+}
+
+/// Equality for `|fieldref`: strings ignoring case unless `cased`, numbers numerically.
+fn same_value(a: &Value, b: &Value, cased: bool) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) if !cased => x.eq_ignore_ascii_case(y),
+        (Value::Number(x), Value::Number(y)) => num_eq(x, y),
+        (Value::Null, _) | (_, Value::Null) => false,
+        _ => a == b,
+    }
+}
+
+/// A keyword search: patterns looked for in the text attributes of the event (numbers,
+/// booleans and objects are not searched).
+#[derive(Debug, Clone)]
+pub(crate) struct KeywordMatcher {
+    /// The attributes searched.
+    pub(crate) paths: Box<[FieldPath]>,
+    /// The keywords, as groups: any pattern of a group may match.
+    pub(crate) groups: Box<[Box<[ValuePattern]>]>,
+    /// Every group must match (`|all`), instead of any.
+    pub(crate) all: bool,
+}
+
+impl KeywordMatcher {
+    fn is_match(&self, ctx: &mut Lookups<'_>) -> bool {
+        // Keywords are looked for in text only: strings, and strings inside arrays.
+        let text_matches = |group: &[ValuePattern], value: &Value| match value {
+            Value::String(_) => group.iter().any(|p| p.matches(value)),
+            Value::Array(items) => items
+                .iter()
+                .any(|v| v.is_string() && group.iter().any(|p| p.matches(v))),
+            _ => false,
+        };
+        let mut group_matches = |group: &[ValuePattern]| {
+            self.paths
+                .iter()
+                .any(|p| ctx.get(p).is_some_and(|value| text_matches(group, value)))
+        };
+        if self.all {
+            self.groups.iter().all(|g| group_matches(g))
+        } else {
+            self.groups.iter().any(|g| group_matches(g))
+        }
+    }
+}
+
+/// A node of the compiled detection.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    /// Every child matches.
+    And(Box<[Node]>),
+    /// Some child matches.
+    Or(Box<[Node]>),
+    /// The child does not match.
+    Not(Box<Node>),
+    /// A field test.
+    Field(FieldMatcher),
+    /// A keyword search.
+    Keyword(KeywordMatcher),
+    /// A search identifier, by its index in [`Detection::searches`].
+    Search(usize),
+}
+
+/// A compiled detection: its search identifiers and the condition over them.
+#[derive(Debug, Clone)]
+pub(crate) struct Detection {
+    /// Search identifiers, in the rule's order.
+    pub(crate) searches: Box<[Node]>,
+    /// The condition.
+    pub(crate) condition: Node,
+}
+
+impl Detection {
+    /// Whether the event document `data` satisfies the detection.
+    #[cfg(test)]
+    pub(crate) fn is_match(&self, data: &Value) -> bool {
+        self.is_match_in(&mut Lookups::new(data))
+    }
+
+    /// Whether the event behind `ctx` satisfies the detection.
+    pub(crate) fn is_match_in(&self, ctx: &mut Lookups<'_>) -> bool {
+        self.eval(&self.condition, ctx)
+    }
+
+    fn eval(&self, node: &Node, ctx: &mut Lookups<'_>) -> bool {
+        match node {
+            Node::And(children) => children.iter().all(|c| self.eval(c, ctx)),
+            Node::Or(children) => children.iter().any(|c| self.eval(c, ctx)),
+            Node::Not(child) => !self.eval(child, ctx),
+            Node::Field(f) => f.is_match(ctx),
+            Node::Keyword(k) => k.is_match(ctx),
+            Node::Search(i) => self.searches.get(*i).is_some_and(|s| self.eval(s, ctx)),
+        }
+    }
+
+    /// Gives every path of the detection its slot in `slots`.
+    pub(crate) fn assign_slots(&mut self, slots: &mut SlotAssigner) {
+        fn visit(node: &mut Node, slots: &mut SlotAssigner) {
+            match node {
+                Node::And(children) | Node::Or(children) => {
+                    children.iter_mut().for_each(|c| visit(c, slots));
+                }
+                Node::Not(child) => visit(child, slots),
+                Node::Field(f) => f.assign_slots(slots),
+                Node::Keyword(k) => k.paths.iter_mut().for_each(|p| slots.assign(p)),
+                Node::Search(_) => {}
+            }
+        }
+        self.searches.iter_mut().for_each(|s| visit(s, slots));
+        visit(&mut self.condition, slots);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lookup::CACHED_SLOTS;
+    use crate::matcher::Anchor;
+    use serde_json::json;
+
+    fn field(path: &str, test: FieldTest) -> Detection {
+        Detection {
+            searches: Box::new([]),
+            condition: Node::Field(FieldMatcher {
+                paths: Box::new([FieldPath::new(path)]),
+                test,
+            }),
+        }
+    }
+
+    fn any_of(patterns: Vec<ValuePattern>) -> FieldTest {
+        FieldTest::AnyOf {
+            patterns: patterns.into(),
+            or_null: false,
+        }
+    }
+
+    fn lit(s: &str, anchor: Anchor) -> ValuePattern {
+        ValuePattern::Str(StrMatcher::literal(s, anchor, false))
+    }
+
+    #[test]
+    fn string_patterns_meet_numbers_by_their_text() {
+        let f = field("process.pid", any_of(vec![lit("42", Anchor::Exact)]));
+        assert!(f.is_match(&json!({"process": {"pid": 42}})));
+        assert!(f.is_match(&json!({"process": {"pid": "42"}})));
+        assert!(!f.is_match(&json!({"process": {"pid": 420}})));
+        let f = field("x", any_of(vec![lit("1.5", Anchor::Exact)]));
+        assert!(f.is_match(&json!({"x": 1.5})));
+    }
+
+    #[test]
+    fn number_patterns_match_numbers_and_their_string_form() {
+        let n = ValuePattern::Num {
+            n: Number::from(0),
+            text: "0".into(),
+        };
+        let f = field("process.auid", any_of(vec![n]));
+        assert!(f.is_match(&json!({"process": {"auid": 0}})));
+        assert!(f.is_match(&json!({"process": {"auid": 0.0}})));
+        assert!(f.is_match(&json!({"process": {"auid": "0"}})));
+        assert!(!f.is_match(&json!({"process": {"auid": 1000}})));
+        assert!(!f.is_match(&json!({"process": {}})));
+    }
+
+    #[test]
+    fn null_means_absent_or_null() {
+        let f = field("a.b", FieldTest::IsNull);
+        assert!(f.is_match(&json!({})));
+        assert!(f.is_match(&json!({"a": {"b": null}})));
+        assert!(!f.is_match(&json!({"a": {"b": ""}})));
+        let or_null = field(
+            "a.b",
+            FieldTest::AnyOf {
+                patterns: Box::new([lit("x", Anchor::Exact)]),
+                or_null: true,
+            },
+        );
+        assert!(or_null.is_match(&json!({})));
+        assert!(or_null.is_match(&json!({"a": {"b": "X"}})));
+        assert!(!or_null.is_match(&json!({"a": {"b": "y"}})));
+    }
+
+    #[test]
+    fn exists_sees_presence_even_of_null() {
+        let yes = field("a", FieldTest::Exists(true));
+        let no = field("a", FieldTest::Exists(false));
+        for (doc, present) in [
+            (json!({"a": null}), true),
+            (json!({"a": ""}), true),
+            (json!({}), false),
+        ] {
+            assert_eq!(yes.is_match(&doc), present);
+            assert_eq!(no.is_match(&doc), !present);
+        }
+    }
+
+    #[test]
+    fn all_of_requires_every_group_and_arrays_match_any_element() {
+        let f = field(
+            "cmd",
+            FieldTest::AllOf(Box::new([
+                Box::new([lit("-d", Anchor::Contains)]),
+                Box::new([lit("base64", Anchor::Contains)]),
+            ])),
+        );
+        assert!(f.is_match(&json!({"cmd": "base64 -d x"})));
+        assert!(!f.is_match(&json!({"cmd": "base64 x"})));
+        let arr = field("tags", any_of(vec![lit("b", Anchor::Exact)]));
+        assert!(arr.is_match(&json!({"tags": ["a", "B"]})));
+        assert!(!arr.is_match(&json!({"tags": ["a", ["b"]]})));
+    }
+
+    #[test]
+    fn neq_cmp_and_cidr() {
+        let neq = field(
+            "u",
+            FieldTest::NoneOf(Box::new([lit("root", Anchor::Exact)])),
+        );
+        assert!(neq.is_match(&json!({"u": "alice"})));
+        assert!(!neq.is_match(&json!({"u": "ROOT"})));
+        let gt = field("n", any_of(vec![ValuePattern::Cmp(CmpOp::Gt, 10.0)]));
+        assert!(gt.is_match(&json!({"n": 11})));
+        assert!(gt.is_match(&json!({"n": "10.5"})));
+        assert!(!gt.is_match(&json!({"n": 10})));
+        let lte = field("n", any_of(vec![ValuePattern::Cmp(CmpOp::Lte, 10.0)]));
+        assert!(lte.is_match(&json!({"n": 10})));
+        let net = Cidr {
+            addr: "10.0.0.0".parse().unwrap(),
+            bits: 8,
+        };
+        let cidr = field("ip", any_of(vec![ValuePattern::Cidr(net)]));
+        assert!(cidr.is_match(&json!({"ip": "10.1.2.3"})));
+        assert!(!cidr.is_match(&json!({"ip": "11.1.2.3"})));
+        assert!(!cidr.is_match(&json!({"ip": "::1"})));
+        let v6 = Cidr {
+            addr: "fe80::".parse().unwrap(),
+            bits: 10,
+        };
+        assert!(v6.contains("fe80::1".parse().unwrap()));
+        assert!(!v6.contains("fec0::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn fieldref_compares_two_fields() {
+        let f = field(
+            "a",
+            FieldTest::SameAs {
+                others: Box::new([Box::new([FieldPath::new("b")])]),
+                cased: false,
+            },
+        );
+        assert!(f.is_match(&json!({"a": "X", "b": "x"})));
+        assert!(!f.is_match(&json!({"a": "X", "b": "y"})));
+        assert!(!f.is_match(&json!({"a": "X"})));
+    }
+
+    #[test]
+    fn lookups_share_slots_and_fall_back_beyond_the_cache() {
+        let n = CACHED_SLOTS + 10;
+        let nodes: Vec<Node> = (0..n)
+            .chain([3])
+            .map(|i| {
+                Node::Field(FieldMatcher {
+                    paths: Box::new([FieldPath::new(&format!("f{i}.v"))]),
+                    test: any_of(vec![lit("x", Anchor::Exact)]),
+                })
+            })
+            .collect();
+        let mut det = Detection {
+            searches: Box::new([]),
+            condition: Node::And(nodes.into()),
+        };
+        let mut slots = SlotAssigner::default();
+        det.assign_slots(&mut slots);
+        assert_eq!(slots.slots.len(), n, "equal paths share a slot");
+        let doc = |odd_one: usize| {
+            Value::Object(
+                (0..n)
+                    .map(|i| {
+                        let v = if i == odd_one { "y" } else { "X" };
+                        (format!("f{i}"), json!({ "v": v }))
+                    })
+                    .collect(),
+            )
+        };
+        let all_x = doc(usize::MAX);
+        let mut ctx = Lookups::new(&all_x);
+        assert!(det.is_match_in(&mut ctx));
+        assert!(
+            det.is_match_in(&mut ctx),
+            "a warm cache gives the same answer"
+        );
+        assert!(!det.is_match(&doc(3)), "a cached path");
+        assert!(!det.is_match(&doc(n - 1)), "a path beyond the cache");
+    }
+
+    #[test]
+    fn stack_text_formats_large_numbers() {
+        let f = field(
+            "n",
+            any_of(vec![lit("18446744073709551615", Anchor::Exact)]),
+        );
+        assert!(f.is_match(&json!({"n": u64::MAX})));
+        assert!(with_text(&json!(-1.2345678901234567e-300), |t| t.contains("e-300")));
+    }
+}

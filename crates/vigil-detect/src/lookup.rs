@@ -1,0 +1,116 @@
+//! An event's attributes, each looked up at most once however many rules read it.
+//!
+//! Paths are split at compile time; a [`crate::RuleSet`] numbers the distinct paths of its
+//! rules ([`SlotAssigner`]) and evaluation keeps the result of each lookup in a small array on
+//! the stack ([`Lookups`]).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+/// A dotted OCSF attribute path, split once at compile time.
+///
+/// A [`crate::RuleSet`] gives every distinct path of its rules a slot, so an event's lookups
+/// can be remembered in [`Lookups`] and each path is walked at most once per event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldPath {
+    segments: Box<[Box<str>]>,
+    slot: u32,
+}
+
+/// The slot of a path that has none: always looked up afresh.
+const NO_SLOT: u32 = u32::MAX;
+
+impl FieldPath {
+    /// Splits `process.file.path` into its segments.
+    pub(crate) fn new(dotted: &str) -> Self {
+        Self {
+            segments: dotted.split('.').map(Into::into).collect(),
+            slot: NO_SLOT,
+        }
+    }
+
+    /// The attribute in `data`, if every segment is present.
+    pub(crate) fn lookup<'v>(&self, data: &'v Value) -> Option<&'v Value> {
+        self.segments
+            .iter()
+            .try_fold(data, |value, key| value.as_object()?.get(&**key))
+    }
+}
+
+/// Gives each distinct path a slot, the same slot to equal paths.
+#[derive(Debug, Default)]
+pub(crate) struct SlotAssigner {
+    pub(crate) slots: HashMap<Box<[Box<str>]>, u32>,
+}
+
+impl SlotAssigner {
+    /// Gives `path` its slot.
+    pub(crate) fn assign(&mut self, path: &mut FieldPath) {
+        let next = u32::try_from(self.slots.len()).unwrap_or(NO_SLOT);
+        path.slot = *self.slots.entry(path.segments.clone()).or_insert(next);
+    }
+}
+
+/// How many distinct paths per rule set have their lookups remembered; others are looked up
+/// every time they are needed.
+pub(crate) const CACHED_SLOTS: usize = 48;
+
+/// The result of one path lookup, once made.
+#[derive(Debug, Clone, Copy)]
+enum Cached<'v> {
+    /// Not looked up yet.
+    Unknown,
+    /// Looked up: not there.
+    Absent,
+    /// Looked up: this value.
+    Present(&'v Value),
+}
+
+/// One event's attributes, each path looked up at most once. Lives on the stack.
+pub(crate) struct Lookups<'v> {
+    data: &'v Value,
+    cache: [Cached<'v>; CACHED_SLOTS],
+}
+
+impl<'v> Lookups<'v> {
+    /// Lookups into an event document.
+    pub(crate) fn new(data: &'v Value) -> Self {
+        Self {
+            data,
+            cache: [Cached::Unknown; CACHED_SLOTS],
+        }
+    }
+
+    /// The attribute at `path`.
+    pub(crate) fn get(&mut self, path: &FieldPath) -> Option<&'v Value> {
+        let Some(cached) = self.cache.get_mut(path.slot as usize) else {
+            return path.lookup(self.data);
+        };
+        match *cached {
+            Cached::Present(v) => Some(v),
+            Cached::Absent => None,
+            Cached::Unknown => {
+                let found = path.lookup(self.data);
+                *cached = found.map_or(Cached::Absent, Cached::Present);
+                found
+            }
+        }
+    }
+
+    /// The first non-null value at any of `paths` at or after `*next`, advancing `*next`.
+    pub(crate) fn next_value(
+        &mut self,
+        paths: &[FieldPath],
+        next: &mut usize,
+    ) -> Option<&'v Value> {
+        while let Some(path) = paths.get(*next) {
+            *next += 1;
+            match self.get(path) {
+                Some(v) if !v.is_null() => return Some(v),
+                _ => {}
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,157 @@
+//! The harness shared by the kernel tests: start a sensor, wait for a matching event, and the
+//! assertions every launch of a test child must satisfy.
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{self, Receiver};
+use vigil_sensor::vigil_ocsf::Event;
+use vigil_sensor::{Sensor, SensorConfig, SourceMode};
+
+/// Upper bound on waiting for one event; it normally arrives within milliseconds.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[macro_export]
+macro_rules! skip_unless_root {
+    () => {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: needs root (CAP_BPF/CAP_NET_ADMIN)");
+            return;
+        }
+    };
+}
+
+pub struct Harness {
+    pub sensor: Sensor,
+    pub events: Receiver<Event>,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl Harness {
+    pub fn start(mode: SourceMode) -> Self {
+        let (sink, events) = mpsc::channel(4096);
+        let started = Instant::now();
+        let sensor = Sensor::start(
+            SensorConfig {
+                mode,
+                ..Default::default()
+            },
+            sink,
+        )
+        .unwrap_or_else(|error| panic!("sensor did not start in {mode:?}: {error}"));
+        eprintln!(
+            "Sensor::start({mode:?}) -> {} in {:?}",
+            sensor.exec_source(),
+            started.elapsed()
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap_or_else(|error| panic!("tokio runtime: {error}"));
+        Self {
+            sensor,
+            events,
+            runtime,
+        }
+    }
+
+    /// The first event matching `wanted`, waiting at most [`EVENT_TIMEOUT`].
+    pub fn wait_for(&mut self, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let events = &mut self.events;
+            let next = self
+                .runtime
+                .block_on(async { tokio::time::timeout(left, events.recv()).await });
+            match next {
+                Ok(Some(event)) if wanted(&event) => return event,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("sensor closed its channel while waiting for {what}"),
+                Err(_) => panic!(
+                    "no event for {what} within {EVENT_TIMEOUT:?} (dropped: {})",
+                    self.sensor.dropped()
+                ),
+            }
+        }
+    }
+}
+
+pub fn nonce(prefix: &str) -> String {
+    let random = RandomState::new().hash_one(Instant::now());
+    format!("{prefix}-{random:016x}")
+}
+
+pub fn str_at<'e>(event: &'e Event, path: &str) -> Option<&'e str> {
+    event.get(path).and_then(|v| v.as_str())
+}
+
+pub fn u64_at(event: &Event, path: &str) -> Option<u64> {
+    event.get(path).and_then(|v| v.as_u64())
+}
+
+pub fn cmd_line_contains(nonce: &str) -> impl Fn(&Event) -> bool + '_ {
+    move |event| str_at(event, "process.cmd_line").is_some_and(|c| c.contains(nonce))
+}
+
+pub fn pid_is(pid: u32) -> impl Fn(&Event) -> bool {
+    move |event| u64_at(event, "process.pid") == Some(u64::from(pid))
+}
+
+/// `<pid>-<starttime>` from `/proc/<pid>/stat`, readable until the child is reaped.
+pub fn proc_uid(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|error| panic!("reading /proc/{pid}/stat: {error}"));
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let start = after_comm.split_whitespace().nth(19).unwrap_or("?");
+    format!("{pid}-{start}")
+}
+
+pub fn test_binary() -> String {
+    std::env::current_exe()
+        .unwrap_or_else(|error| panic!("current_exe: {error}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn spawn(command: &mut Command) -> Child {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("spawning {command:?}: {error}"))
+}
+
+/// What every launch event of a child of this test must say about its parent and user.
+pub fn assert_child_of_this_test(event: &Event, log_name: &str) {
+    assert_eq!(str_at(event, "metadata.log_name"), Some(log_name));
+    assert_eq!(u64_at(event, "class_uid"), Some(1007));
+    assert_eq!(u64_at(event, "activity_id"), Some(1), "Launch");
+    assert_eq!(
+        u64_at(event, "process.parent_process.pid"),
+        Some(u64::from(std::process::id()))
+    );
+    assert_eq!(
+        str_at(event, "process.parent_process.file.path"),
+        Some(test_binary().as_str())
+    );
+    assert_eq!(str_at(event, "process.user.uid"), Some("0"));
+    assert_eq!(str_at(event, "process.user.name"), Some("root"));
+    assert_eq!(u64_at(event, "process.euid"), Some(0));
+    assert_eq!(u64_at(event, "process.egid"), Some(0));
+    let now = vigil_sensor::vigil_ocsf::now_ms();
+    assert!(
+        (event.time - now).abs() < 60_000,
+        "time {} vs now {now}",
+        event.time
+    );
+    let created = event.get("process.created_time").and_then(|v| v.as_i64());
+    assert!(
+        created.is_some_and(|c| c <= event.time + 20),
+        "created {created:?}"
+    );
+}

@@ -1,0 +1,116 @@
+//! The operator API: REST + JSON under `/api/v1`.
+//!
+//! Lists answer `{ "items": [...] }`, newest first; every error answers the shape of
+//! [`ApiError`]. [`app`] builds the router so tests can drive it without a socket.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::store::{EventQuery, FindingQuery, Store};
+
+mod error;
+#[cfg(test)]
+mod tests;
+
+pub use error::ApiError;
+
+/// Items a list returns when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// The most items a list returns.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+}
+
+/// The operator API router.
+pub fn app(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/endpoints", get(endpoints))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/alerts", get(alerts))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; the API lives under /api/v1")
+}
+
+fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(0) => Err(ApiError::bad_request("limit must be at least 1")),
+        Some(n) => Ok(n.min(MAX_LIMIT)),
+    }
+}
+
+async fn endpoints(State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let items = st.store.endpoints().await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `GET /api/v1/events` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventParams {
+    /// Only this OCSF class.
+    class_uid: Option<u32>,
+    /// Only events at or after this time (ms since the epoch).
+    since: Option<i64>,
+    /// Only this endpoint.
+    sensor_id: Option<String>,
+    /// At most this many (default 100, max 1000).
+    limit: Option<u32>,
+}
+
+async fn events(
+    State(st): State<ApiState>,
+    params: Result<Query<EventParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let q = EventQuery {
+        class_uid: p.class_uid,
+        since: p.since,
+        sensor_id: p.sensor_id,
+        limit: limit(p.limit)?,
+    };
+    let items = st.store.query_events(&q).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `GET /api/v1/alerts` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertParams {
+    /// Only alerts raised at or after this time (ms since the epoch).
+    since: Option<i64>,
+    /// At most this many (default 100, max 1000).
+    limit: Option<u32>,
+}
+
+async fn alerts(
+    State(st): State<ApiState>,
+    params: Result<Query<AlertParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let q = FindingQuery {
+        since: p.since,
+        limit: limit(p.limit)?,
+    };
+    let items = st.store.query_findings(&q).await?;
+    Ok(Json(json!({ "items": items })))
+}

@@ -1,0 +1,229 @@
+//! `vigil up` (server + local agent) and `vigil server` (server only).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use vigil_agent::{Agent, AgentConfig, SourceMode};
+use vigil_detect::{LoadReport, RuleStatus};
+use vigil_server::{Server, ServerConfig};
+
+/// Options shared by `vigil up` and `vigil server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Where the server keeps its database (and `vigil up` its agent's buffer).
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = "/var/lib/vigil")]
+    data_dir: PathBuf,
+    /// Operator API address.
+    #[arg(long, env = "VIGIL_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Fleet address agents connect to. `vigil up` defaults to a free loopback port, enough
+    /// for its local agent; set it to accept remote agents.
+    #[arg(long, env = "VIGIL_FLEET_LISTEN")]
+    fleet_listen: Option<SocketAddr>,
+    /// Sigma rule folder, searched recursively; repeat for several. Default: Vigil's own
+    /// `rules/` folder.
+    #[arg(long = "rules", value_name = "DIR")]
+    rules: Vec<PathBuf>,
+}
+
+/// Options of `vigil up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Capture source of the local agent.
+    #[arg(long, env = "VIGIL_SENSOR", value_enum, default_value_t = Source::Auto)]
+    sensor: Source,
+}
+
+/// Capture source choice on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Source {
+    /// eBPF, falling back to the netlink process connector.
+    Auto,
+    /// eBPF only.
+    Ebpf,
+    /// Netlink process connector only.
+    ProcConnector,
+}
+
+impl From<Source> for SourceMode {
+    fn from(s: Source) -> Self {
+        match s {
+            Source::Auto => Self::Auto,
+            Source::Ebpf => Self::Ebpf,
+            Source::ProcConnector => Self::ProcConnector,
+        }
+    }
+}
+
+/// Default fleet address of `vigil server`.
+const SERVER_FLEET_DEFAULT: &str = "127.0.0.1:8443";
+
+/// `vigil up`.
+pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let fleet = args
+        .server
+        .fleet_listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let sensor = SourceMode::from(args.sensor);
+    runtime()?.block_on(run(args.server, fleet, Some(sensor)))
+}
+
+/// `vigil server`.
+pub fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let fleet = match args.fleet_listen {
+        Some(addr) => addr,
+        None => SERVER_FLEET_DEFAULT.parse()?,
+    };
+    runtime()?.block_on(run(args, fleet, None))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
+}
+
+async fn run(
+    args: ServerArgs,
+    fleet_listen: SocketAddr,
+    local_agent: Option<SourceMode>,
+) -> anyhow::Result<ExitCode> {
+    let rule_dirs = if args.rules.is_empty() {
+        vec![default_rules_dir()?]
+    } else {
+        args.rules
+    };
+    let config = ServerConfig {
+        data_dir: args.data_dir.clone(),
+        api_listen: args.listen,
+        fleet_listen,
+        rule_dirs: rule_dirs.clone(),
+    };
+    let server = Server::bind(&config).await?;
+    print_rules_summary(server.rule_report(), &rule_dirs);
+    let api = server.api_addr();
+    let fleet = server.fleet_addr();
+
+    let shutdown = CancellationToken::new();
+    let mut server_task = tokio::spawn(server.run(shutdown.clone()));
+
+    let agent = match local_agent {
+        Some(mode) => {
+            let mut cfg = AgentConfig::new(args.data_dir.join("agent"), fleet_url(fleet));
+            cfg.sensor = Some(mode);
+            cfg.heartbeat = Duration::from_secs(10);
+            match Agent::start(cfg).await {
+                Ok(agent) => Some(agent),
+                Err(error) => {
+                    shutdown.cancel();
+                    let _ = server_task.await;
+                    return Err(
+                        anyhow::Error::new(error).context("the local agent could not start")
+                    );
+                }
+            }
+        }
+        None => None,
+    };
+
+    println!("fleet: agents connect to {}", fleet_url(fleet));
+    if let Some(agent) = &agent {
+        let sources: Vec<_> = agent
+            .capabilities()
+            .iter()
+            .filter(|c| c.live)
+            .map(|c| format!("{} via {}", c.name, c.source))
+            .collect();
+        println!(
+            "agent: sensor {} ({})",
+            agent.sensor_id(),
+            sources.join(", ")
+        );
+    }
+    println!("API listening on http://{api}");
+    println!("  try: curl -s http://{api}/api/v1/alerts");
+    println!("Ctrl-C stops (the local agent flushes its buffer first).");
+
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        res = &mut server_task => {
+            // The server only stops by itself on an error: report it.
+            if let Some(agent) = agent {
+                agent.shutdown().await;
+            }
+            res.context("the server task panicked")??;
+            anyhow::bail!("the server stopped unexpectedly");
+        }
+    }
+    eprintln!("vigil: stopping");
+    if let Some(agent) = agent {
+        agent.shutdown().await;
+    }
+    shutdown.cancel();
+    server_task
+        .await
+        .context("the server task panicked")?
+        .context("the server stopped with an error")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fleet_url(addr: SocketAddr) -> String {
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    format!("http://{addr}")
+}
+
+/// Vigil's own `rules/` folder: next to the working directory, else in the source tree the
+/// binary was built from.
+fn default_rules_dir() -> anyhow::Result<PathBuf> {
+    let candidates = [
+        PathBuf::from("rules"),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules")),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_dir())
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no rules folder found (looked for ./rules and the source tree's rules/); pass --rules DIR"))
+}
+
+fn print_rules_summary(report: &LoadReport, dirs: &[PathBuf]) {
+    for r in report.problems() {
+        match &r.status {
+            RuleStatus::Malformed(why) => {
+                println!("rules: skipped {}: malformed: {why}", r.path.display())
+            }
+            RuleStatus::Unsupported(why) => {
+                println!("rules: skipped {}: unsupported: {why}", r.path.display())
+            }
+            RuleStatus::NotApplicable(_) | RuleStatus::Loaded => {}
+        }
+    }
+    let c = report.counts();
+    let dirs: Vec<_> = dirs.iter().map(|d| d.display().to_string()).collect();
+    println!(
+        "rules: {} loaded, {} skipped, {} not applicable (from {}; `vigil rules check` lists why)",
+        c.loaded,
+        c.malformed + c.unsupported,
+        c.not_applicable,
+        dirs.join(", ")
+    );
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

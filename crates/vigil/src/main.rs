@@ -1,0 +1,45 @@
+//! `vigil`: the server roles, `vigil up`, and the operator CLI. Argument parsing and dispatch
+//! only; the work happens in the library crates.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod output;
+
+/// Vigil: endpoint detection and response for Linux fleets.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server and a local agent in one process (SQLite, in-process bus).
+    Up(cmd::up::UpArgs),
+    /// Run the server roles only; agents connect to the fleet address.
+    Server(cmd::up::ServerArgs),
+    /// Work with detection rules.
+    #[command(subcommand)]
+    Rules(cmd::rules::RulesCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging();
+    let result = match cli.command {
+        Command::Up(args) => cmd::up::up(args),
+        Command::Server(args) => cmd::up::server(args),
+        Command::Rules(c) => cmd::rules::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("vigil: error: {}", output::error_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
