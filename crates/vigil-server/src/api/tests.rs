@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::{ApiState, app};
-use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
 async fn get(state: &ApiState, uri: &str) -> (StatusCode, Value) {

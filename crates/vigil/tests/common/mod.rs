@@ -1,0 +1,145 @@
+//! Shared set-up for the `vigil` system tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// True when the test runs as root; otherwise prints why it skips.
+pub fn is_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipping {test}: needs root (eBPF / netlink capture)");
+    }
+    root
+}
+
+/// A `vigil up` child process, stopped (SIGKILL) on drop if still running.
+pub struct VigilUp {
+    pub child: Child,
+    pub api: String,
+    pub stdout: Vec<String>,
+}
+
+impl VigilUp {
+    /// Starts `vigil up` on a free API port and waits for it to print where the API listens.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("up")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info,aya=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn vigil up");
+        let stdout = child.stdout.take().expect("stdout piped");
+        // From here on, Drop stops the child if start-up fails.
+        let mut up = Self {
+            child,
+            api: String::new(),
+            stdout: Vec::new(),
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "vigil up never said where the API listens; got {:?}",
+                    up.stdout
+                )
+            });
+            let api = line
+                .strip_prefix("API listening on ")
+                .map(|u| u.trim().to_owned());
+            up.stdout.push(line);
+            if let Some(api) = api {
+                up.api = api;
+                return up;
+            }
+        }
+    }
+
+    /// GET a JSON document from the API.
+    pub fn get(&self, path_and_query: &str) -> Value {
+        get_json(&format!("{}{path_and_query}", self.api))
+    }
+
+    /// Sends SIGINT and waits (bounded) for a clean exit.
+    pub fn interrupt(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("run kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait vigil") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vigil up did not stop within 30 s of SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for VigilUp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A blocking GET returning JSON.
+pub fn get_json(url: &str) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let res = reqwest::get(url).await.expect("GET");
+        assert!(res.status().is_success(), "GET {url}: {}", res.status());
+        res.json::<Value>().await.expect("JSON body")
+    })
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or panics after `within`.
+pub fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A fresh random marker for command lines and rule ids.
+pub fn nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
