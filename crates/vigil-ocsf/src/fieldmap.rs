@@ -9,10 +9,16 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 /// Built-in mapping files, one per supported logsource.
-const BUILTIN: &[(&str, &str)] = &[(
-    "process_creation.yaml",
-    include_str!("../mappings/process_creation.yaml"),
-)];
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "process_creation.yaml",
+        include_str!("../mappings/process_creation.yaml"),
+    ),
+    (
+        "network_connection.yaml",
+        include_str!("../mappings/network_connection.yaml"),
+    ),
+];
 
 /// Why a mapping file is unusable.
 #[derive(Debug, thiserror::Error)]

@@ -118,7 +118,20 @@ impl Link {
             if shutdown.is_cancelled() && self.buffer.is_empty() {
                 return;
             }
-            match self.session(&shutdown).await {
+            // The flush deadline inside the session bounds a healthy drain; this bounds a
+            // session stuck on a write the server never reads.
+            let hard_stop = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(self.cfg.flush_timeout + Duration::from_secs(1)).await;
+            };
+            let ended = tokio::select! {
+                ended = self.session(&shutdown) => ended,
+                () = hard_stop => {
+                    tracing::warn!(buffered = self.buffer.len(), "Fleet session did not drain in time; the rest stays buffered");
+                    return;
+                }
+            };
+            match ended {
                 Ok(Ended::Flushed) => return,
                 Ok(Ended::Lost(error)) => {
                     backoff.reset();
