@@ -40,6 +40,10 @@ pub struct AgentConfig {
     pub heartbeat: Duration,
     /// How long shutdown waits for the buffer to drain.
     pub flush_timeout: Duration,
+    /// The fleet CA certificate (PEM) to trust when enrolling.
+    pub ca_pem: Option<String>,
+    /// The enrollment secret, needed until the agent is enrolled.
+    pub enroll_secret: Option<String>,
 }
 
 impl AgentConfig {
@@ -54,6 +58,8 @@ impl AgentConfig {
             buffer_max_events: 1_000_000,
             heartbeat: Duration::from_secs(30),
             flush_timeout: Duration::from_secs(10),
+            ca_pem: None,
+            enroll_secret: None,
         }
     }
 }
@@ -77,7 +83,7 @@ pub enum AgentError {
     #[error("no capture source could start: {0}")]
     Sensor(#[from] vigil_sensor::SensorError),
     /// The server URL is not usable.
-    #[error("invalid fleet server URL {0:?}: expected http://host:port")]
+    #[error("invalid fleet server URL {0:?}: expected https://host:port")]
     ServerUrl(String),
 }
 
@@ -98,7 +104,7 @@ pub struct Agent {
 impl Agent {
     /// Opens the buffer, starts capture and the fleet link.
     pub async fn start(cfg: AgentConfig) -> Result<Self, AgentError> {
-        if !(cfg.server.starts_with("http://") || cfg.server.starts_with("https://")) {
+        if !cfg.server.starts_with("https://") {
             return Err(AgentError::ServerUrl(cfg.server));
         }
         let dir_err = |source| AgentError::DataDir {
@@ -106,7 +112,12 @@ impl Agent {
             source,
         };
         std::fs::create_dir_all(&cfg.data_dir).map_err(dir_err)?;
-        let sensor_id = host::sensor_id(&cfg.data_dir).map_err(dir_err)?;
+        // The id events carry until the server has confirmed one; the server stamps the
+        // authenticated id on every event it accepts.
+        let sensor_id = match crate::identity::AgentIdentity::load(&cfg.data_dir) {
+            Ok(Some(id)) => id.sensor_id,
+            _ => host::sensor_id(&cfg.data_dir).map_err(dir_err)?,
+        };
         let host = HostInfo::read();
         let buffer = Arc::new(Buffer::open(&cfg.data_dir, cfg.buffer_max_events).await?);
         let (intake, rx) = mpsc::channel(INTAKE_DEPTH);
@@ -159,6 +170,9 @@ impl Agent {
             window: cfg.window.max(1),
             heartbeat: cfg.heartbeat,
             flush_timeout: cfg.flush_timeout,
+            data_dir: cfg.data_dir.clone(),
+            ca_pem: cfg.ca_pem.clone(),
+            enroll_secret: cfg.enroll_secret.clone(),
         };
         let sensor = Arc::new(Mutex::new(sensor));
         let sensor_ref = Arc::clone(&sensor);

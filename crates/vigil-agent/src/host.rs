@@ -77,3 +77,94 @@ mod tests {
         assert_eq!(os_pretty_name(&p).as_deref(), Some("Debian GNU/Linux 12"));
     }
 }
+
+/// The agent's own CPU and memory use, for heartbeats.
+#[derive(Debug)]
+pub struct SelfUsage {
+    started: std::time::Instant,
+    last: Option<(std::time::Instant, u64)>,
+    ticks_per_s: u64,
+}
+
+impl SelfUsage {
+    /// Starts measuring now.
+    pub fn new() -> Self {
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(100);
+        Self {
+            started: std::time::Instant::now(),
+            last: None,
+            ticks_per_s: ticks.max(1),
+        }
+    }
+
+    /// Seconds since the agent started.
+    pub fn uptime_s(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// CPU percent of one core since the previous sample (0 on the first), and RSS bytes.
+    pub fn sample(&mut self) -> (f64, u64) {
+        let now = std::time::Instant::now();
+        let ticks = cpu_ticks().unwrap_or(0);
+        let cpu = match self.last {
+            Some((at, before)) => {
+                let secs = now.duration_since(at).as_secs_f64();
+                let used = ticks.saturating_sub(before) as f64 / self.ticks_per_s as f64;
+                if secs > 0.0 { 100.0 * used / secs } else { 0.0 }
+            }
+            None => 0.0,
+        };
+        self.last = Some((now, ticks));
+        (cpu, rss_bytes().unwrap_or(0))
+    }
+}
+
+impl Default for SelfUsage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// utime + stime of this process, in clock ticks.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is parenthesised and may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn self_usage_reads_proc() {
+        let mut u = SelfUsage::new();
+        assert!(cpu_ticks().is_some());
+        let (_, rss) = u.sample();
+        assert!(rss > 0);
+        let (cpu, _) = u.sample();
+        assert!(cpu >= 0.0);
+    }
+}

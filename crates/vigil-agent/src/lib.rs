@@ -7,6 +7,7 @@
 mod agent;
 pub mod buffer;
 pub mod host;
+pub mod identity;
 pub mod link;
 
 pub use agent::{Agent, AgentConfig, AgentError};

@@ -11,8 +11,14 @@ use vigil_agent::{Agent, AgentConfig, SourceMode};
 #[command(version)]
 struct Args {
     /// Fleet server URL.
-    #[arg(long, env = "VIGIL_SERVER", default_value = "http://127.0.0.1:8443")]
+    #[arg(long, env = "VIGIL_SERVER", default_value = "https://127.0.0.1:8443")]
     server: String,
+    /// The fleet CA certificate to trust when enrolling (the server's `fleet-ca.crt`).
+    #[arg(long, env = "VIGIL_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// The enrollment secret (the server's `enroll.secret`); needed only until enrolled.
+    #[arg(long, env = "VIGIL_ENROLL_SECRET", hide_env_values = true)]
+    enroll_secret: Option<String>,
     /// Where the buffer and the sensor id are kept.
     #[arg(
         long,
@@ -62,6 +68,13 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = AgentConfig::new(args.data_dir, args.server);
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read the CA certificate {}: {e}", path.display())
+        })?;
+        cfg.ca_pem = Some(pem);
+    }
+    cfg.enroll_secret = args.enroll_secret;
     cfg.sensor = Some(match args.sensor {
         Source::Auto => SourceMode::Auto,
         Source::Ebpf => SourceMode::Ebpf,

@@ -93,6 +93,22 @@ impl Event {
         })
     }
 
+    /// Sets `device.uid` to the endpoint the event was authenticated as, so no sensor can
+    /// attribute events to another.
+    pub fn stamp_device_uid(&mut self, sensor_id: &str) {
+        if let Some(obj) = self.data.as_object_mut() {
+            let device = obj
+                .entry("device")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if !device.is_object() {
+                *device = Value::Object(Default::default());
+            }
+            if let Some(device) = device.as_object_mut() {
+                device.insert("uid".into(), Value::String(sensor_id.to_owned()));
+            }
+        }
+    }
+
     /// The JSON encoding of the full OCSF document.
     pub fn to_json(&self) -> Vec<u8> {
         // Serialising a `Value` cannot fail: its map keys are always strings.
@@ -125,6 +141,20 @@ mod tests {
     fn from_json_keeps_existing_uid() {
         let ev = Event::from_json(br#"{"class_uid":1,"time":1,"metadata":{"uid":"abc"}}"#).unwrap();
         assert_eq!(ev.uid, "abc");
+    }
+
+    #[test]
+    fn stamp_device_uid_overrides_a_claimed_device() {
+        let mut ev = Event::from_json(
+            br#"{"class_uid":1,"time":1,"device":{"uid":"other","hostname":"h"}}"#,
+        )
+        .unwrap();
+        ev.stamp_device_uid("me");
+        assert_eq!(ev.get("device.uid").and_then(Value::as_str), Some("me"));
+        assert_eq!(ev.get("device.hostname").and_then(Value::as_str), Some("h"));
+        let mut bare = Event::from_json(br#"{"class_uid":1,"time":1,"device":7}"#).unwrap();
+        bare.stamp_device_uid("me");
+        assert_eq!(bare.get("device.uid").and_then(Value::as_str), Some("me"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod api;
 pub mod bus;
 pub mod detect;
 pub mod fleet;
+pub mod pki;
 mod server;
 pub mod store;
 

@@ -3,16 +3,19 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use vigil_detect::{LoadReport, RuleSet};
 
 use crate::api::{ApiState, app};
 use crate::bus::{Bus, InProcessBus};
 use crate::detect::DetectWorker;
-use crate::fleet::FleetService;
+use crate::fleet::{Enrollment, FleetService, Sessions};
+use crate::pki::{self, FleetCa};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -27,6 +30,36 @@ pub struct ServerConfig {
     pub fleet_listen: SocketAddr,
     /// Sigma rule directories, loaded recursively.
     pub rule_dirs: Vec<PathBuf>,
+    /// The enrollment secret; `None` keeps (or creates) `enroll.secret` in the data directory.
+    pub enroll_secret: Option<String>,
+    /// Names and addresses agents use to reach the fleet listener; they go into its TLS
+    /// certificate. `localhost`, `127.0.0.1`, `::1` and the host name are always included.
+    pub fleet_names: Vec<String>,
+    /// Lifetime of agent client certificates (agents renew at two thirds of it).
+    pub cert_validity: Duration,
+}
+
+/// Default lifetime of agent client certificates.
+pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl ServerConfig {
+    /// A configuration with defaults for everything but the addresses, data and rules.
+    pub fn new(
+        data_dir: PathBuf,
+        api_listen: SocketAddr,
+        fleet_listen: SocketAddr,
+        rule_dirs: Vec<PathBuf>,
+    ) -> Self {
+        Self {
+            data_dir,
+            api_listen,
+            fleet_listen,
+            rule_dirs,
+            enroll_secret: None,
+            fleet_names: Vec::new(),
+            cert_validity: DEFAULT_CERT_VALIDITY,
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -55,6 +88,12 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The fleet CA or the server certificate could not be loaded or created.
+    #[error("fleet PKI: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    /// TLS could not be configured.
+    #[error("fleet TLS configuration: {0}")]
+    Tls(String),
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
@@ -78,6 +117,11 @@ pub struct Server {
     store: Arc<SqliteStore>,
     rules: Arc<RuleSet>,
     report: LoadReport,
+    enrollment: Arc<Enrollment>,
+    tls: ServerTlsConfig,
+    ca_path: PathBuf,
+    secret_path: Option<PathBuf>,
+    enroll_secret: String,
 }
 
 async fn bind(
@@ -104,8 +148,29 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
+        let ca = FleetCa::load_or_create(&config.data_dir)?;
+        let identity = ca.server_identity(&config.data_dir, &fleet_names(config))?;
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
+            .client_ca_root(Certificate::from_pem(ca.cert_pem()))
+            .client_auth_optional(true);
+        let enroll_secret =
+            pki::enrollment_secret(&config.data_dir, config.enroll_secret.as_deref())?;
+        let enrollment = Arc::new(Enrollment {
+            ca: Arc::new(ca),
+            secret_hash: pki::hash_secret(&enroll_secret),
+            cert_validity: config.cert_validity,
+        });
         let store = Arc::new(SqliteStore::open(&config.data_dir).await?);
         Ok(Self {
+            enrollment,
+            tls,
+            ca_path: config.data_dir.join("fleet-ca.crt"),
+            secret_path: config
+                .enroll_secret
+                .is_none()
+                .then(|| config.data_dir.join("enroll.secret")),
+            enroll_secret,
             api,
             api_addr,
             fleet,
@@ -126,6 +191,21 @@ impl Server {
         self.fleet_addr
     }
 
+    /// The fleet CA certificate agents must trust.
+    pub fn ca_path(&self) -> &std::path::Path {
+        &self.ca_path
+    }
+
+    /// Where the enrollment secret is kept, when it was not given in the configuration.
+    pub fn secret_path(&self) -> Option<&std::path::Path> {
+        self.secret_path.as_deref()
+    }
+
+    /// The enrollment secret (for the embedded local agent).
+    pub fn enroll_secret(&self) -> &str {
+        &self.enroll_secret
+    }
+
     /// What loading the rules found.
     pub fn rule_report(&self) -> &LoadReport {
         &self.report
@@ -139,20 +219,29 @@ impl Server {
         let detect = DetectWorker::new(Arc::clone(&store), Arc::clone(&bus), self.rules);
         let detect = tokio::spawn(detect.run(shutdown.clone()));
 
-        let fleet_svc =
-            FleetService::new(Arc::clone(&store), Arc::clone(&bus), shutdown.clone()).into_server();
+        let sessions = Sessions::default();
+        let fleet_svc = FleetService::new(
+            Arc::clone(&store),
+            Arc::clone(&bus),
+            self.enrollment,
+            sessions.clone(),
+            shutdown.clone(),
+        )
+        .into_server();
         let fleet_stop = shutdown.clone();
-        let fleet = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(fleet_svc)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(self.fleet), async move {
-                    fleet_stop.cancelled().await;
-                }),
-        );
+        let mut builder = tonic::transport::Server::builder()
+            .tls_config(self.tls)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        let fleet = tokio::spawn(builder.add_service(fleet_svc).serve_with_incoming_shutdown(
+            TcpListenerStream::new(self.fleet),
+            async move {
+                fleet_stop.cancelled().await;
+            },
+        ));
 
         let api_stop = shutdown.clone();
         let api = tokio::spawn(
-            axum::serve(self.api, app(ApiState { store }))
+            axum::serve(self.api, app(ApiState { store, sessions }))
                 .with_graceful_shutdown(async move { api_stop.cancelled().await })
                 .into_future(),
         );
@@ -174,4 +263,25 @@ fn serve_err(role: &'static str, e: &dyn std::fmt::Display) -> ServerError {
         role,
         message: e.to_string(),
     }
+}
+
+/// The names in the fleet listener's certificate.
+fn fleet_names(config: &ServerConfig) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        names.push(host.trim().to_owned());
+    }
+    let ip = config.fleet_listen.ip();
+    if !ip.is_unspecified() {
+        names.push(ip.to_string());
+    }
+    names.extend(config.fleet_names.iter().cloned());
+    names.retain(|n| !n.is_empty());
+    names.sort();
+    names.dedup();
+    names
 }

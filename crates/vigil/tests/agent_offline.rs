@@ -15,6 +15,8 @@ use vigil_server::store::Store;
 use vigil_server::store::sqlite::SqliteStore;
 use vigil_server::{Server, ServerConfig};
 
+const SECRET: &str = "offline-test-secret";
+
 fn synthetic(i: usize, run: &str) -> Event {
     Event::from_value(json!({
         "class_uid": 1007, "activity_id": 1, "time": vigil_ocsf::now_ms(),
@@ -40,12 +42,13 @@ async fn start_server(
     rules: &Path,
     fleet: SocketAddr,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let cfg = ServerConfig {
-        data_dir: data.to_owned(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        fleet_listen: fleet,
-        rule_dirs: vec![rules.to_owned()],
-    };
+    let mut cfg = ServerConfig::new(
+        data.to_owned(),
+        "127.0.0.1:0".parse().unwrap(),
+        fleet,
+        vec![rules.to_owned()],
+    );
+    cfg.enroll_secret = Some(SECRET.into());
     let server = Server::bind(&cfg)
         .await
         .expect("server binds the fleet port again");
@@ -76,8 +79,12 @@ async fn agent_buffers_while_server_is_down_and_delivers_each_event_once() {
         .local_addr()
         .unwrap();
 
-    let mut cfg = AgentConfig::new(agent_data.path().to_owned(), format!("http://{fleet}"));
+    // The fleet CA exists before the server first runs, as an installer would ship it.
+    let ca = vigil_server::pki::FleetCa::load_or_create(server_data.path()).unwrap();
+    let mut cfg = AgentConfig::new(agent_data.path().to_owned(), format!("https://{fleet}"));
     cfg.sensor = None;
+    cfg.ca_pem = Some(ca.cert_pem().to_owned());
+    cfg.enroll_secret = Some(SECRET.into());
     cfg.batch_max = 100;
     cfg.heartbeat = Duration::from_secs(1);
     let agent = Agent::start(cfg).await.unwrap();

@@ -14,12 +14,13 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 use vigil_proto::fleet::fleet_client::FleetClient;
 use vigil_proto::fleet::{Heartbeat, Hello};
 use vigil_proto::{AgentMessage, EventBatch, ServerMessage, agent_message, server_message};
 
 use crate::buffer::{Buffer, BufferError};
+use crate::host::SelfUsage;
+use crate::identity::{self, AgentIdentity, IdentityError};
 
 mod backoff;
 
@@ -38,6 +39,12 @@ pub struct LinkConfig {
     pub heartbeat: Duration,
     /// How long a shutdown waits for the buffer to drain.
     pub flush_timeout: Duration,
+    /// Where the identity is kept.
+    pub data_dir: std::path::PathBuf,
+    /// The fleet CA to trust when enrolling (later calls use the CA received at enrollment).
+    pub ca_pem: Option<String>,
+    /// The enrollment secret.
+    pub enroll_secret: Option<String>,
 }
 
 /// Counters the link keeps.
@@ -57,6 +64,8 @@ pub type DroppedFn = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// The fleet link.
 pub struct Link {
     cfg: LinkConfig,
+    identity: Option<AgentIdentity>,
+    usage: SelfUsage,
     buffer: Arc<Buffer>,
     hello: Hello,
     wake: Arc<Notify>,
@@ -66,6 +75,8 @@ pub struct Link {
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
+    #[error("{0}")]
+    Identity(#[from] IdentityError),
     #[error("cannot reach the fleet server: {0}")]
     Connect(#[from] tonic::transport::Error),
     #[error("the fleet server refused the session: {0}")]
@@ -97,6 +108,8 @@ impl Link {
     ) -> Self {
         Self {
             cfg,
+            identity: None,
+            usage: SelfUsage::new(),
             buffer,
             hello,
             wake,
@@ -112,7 +125,7 @@ impl Link {
 
     /// Runs until `shutdown` is cancelled and the buffer is flushed (or the flush times out, or
     /// the server is unreachable at that moment: the events then stay buffered on disk).
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new();
         loop {
             if shutdown.is_cancelled() && self.buffer.is_empty() {
@@ -120,14 +133,15 @@ impl Link {
             }
             // The flush deadline inside the session bounds a healthy drain; this bounds a
             // session stuck on a write the server never reads.
+            let grace = self.cfg.flush_timeout + Duration::from_secs(1);
             let hard_stop = async {
                 shutdown.cancelled().await;
-                tokio::time::sleep(self.cfg.flush_timeout + Duration::from_secs(1)).await;
+                tokio::time::sleep(grace).await;
             };
             let ended = tokio::select! {
                 ended = self.session(&shutdown) => ended,
                 () = hard_stop => {
-                    tracing::warn!(buffered = self.buffer.len(), "Fleet session did not drain in time; the rest stays buffered");
+                    tracing::warn!("Fleet session did not drain in time; the rest stays buffered");
                     return;
                 }
             };
@@ -155,18 +169,72 @@ impl Link {
         }
     }
 
+    /// The identity to connect with: loaded, enrolled, renewed or re-enrolled as needed.
+    async fn identity(&mut self) -> Result<AgentIdentity, SessionError> {
+        let now = vigil_ocsf::now_ms();
+        if self.identity.is_none() {
+            self.identity = AgentIdentity::load(&self.cfg.data_dir)?;
+        }
+        match self.identity.clone() {
+            Some(id) if id.expired(now) => {
+                tracing::warn!(sensor_id = %id.sensor_id, "Client certificate expired; enrolling again");
+                self.identity = None;
+                self.enroll().await
+            }
+            Some(id) if id.needs_renewal(now) => {
+                match id.renew(&self.cfg.server, &self.cfg.data_dir).await {
+                    Ok(renewed) => {
+                        tracing::info!(sensor_id = %renewed.sensor_id, "Client certificate renewed");
+                        self.identity = Some(renewed.clone());
+                        Ok(renewed)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "Certificate renewal failed; using the current one");
+                        Ok(id)
+                    }
+                }
+            }
+            Some(id) => Ok(id),
+            None => self.enroll().await,
+        }
+    }
+
+    async fn enroll(&mut self) -> Result<AgentIdentity, SessionError> {
+        let ca = self
+            .cfg
+            .ca_pem
+            .as_deref()
+            .ok_or(IdentityError::CannotEnroll(
+                "no fleet CA certificate was given (--ca-cert)",
+            ))?;
+        let secret = self
+            .cfg
+            .enroll_secret
+            .as_deref()
+            .ok_or(IdentityError::CannotEnroll(
+                "no enrollment secret was given (--enroll-secret / VIGIL_ENROLL_SECRET)",
+            ))?;
+        let host = self.hello.host.clone().unwrap_or_default();
+        let id = identity::enroll(&self.cfg.server, &self.cfg.data_dir, ca, secret, host).await?;
+        tracing::info!(sensor_id = %id.sensor_id, "Enrolled with the fleet server");
+        self.identity = Some(id.clone());
+        Ok(id)
+    }
+
     /// Opens one session and runs it. `Err` means it was never established.
-    async fn session(&self, shutdown: &CancellationToken) -> Result<Ended, SessionError> {
-        let channel = Endpoint::from_shared(self.cfg.server.clone())?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
+    async fn session(&mut self, shutdown: &CancellationToken) -> Result<Ended, SessionError> {
+        let id = self.identity().await?;
+        let channel = identity::endpoint(&self.cfg.server, id.client_tls())?
             .connect()
             .await?;
         let mut client = FleetClient::new(channel)
             .max_decoding_message_size(vigil_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(vigil_proto::MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel::<AgentMessage>(self.cfg.window + 4);
-        let hello = agent_message::Msg::Hello(self.hello.clone());
+        let hello = agent_message::Msg::Hello(Hello {
+            sensor_id: id.sensor_id.clone(),
+            ..self.hello.clone()
+        });
         tx.send(AgentMessage { msg: Some(hello) })
             .await
             .map_err(|_| SessionError::Closed("before hello"))?;
@@ -191,7 +259,7 @@ impl Link {
 
     /// Streams the buffer over an established session until flushed after shutdown, or lost.
     async fn stream(
-        &self,
+        &mut self,
         tx: &mpsc::Sender<AgentMessage>,
         inbound: &mut tonic::Streaming<ServerMessage>,
         shutdown: &CancellationToken,
@@ -245,11 +313,18 @@ impl Link {
                 }
                 () = self.wake.notified(), if window_open => {}
                 _ = heartbeat.tick() => {
+                    let (cpu_percent, rss_bytes) = self.usage.sample();
                     let hb = Heartbeat {
                         time: vigil_ocsf::now_ms(),
                         buffered: self.buffer.len(),
-                        dropped: (self.dropped)() + self.buffer.evicted(),
-                        capabilities: Vec::new(),
+                        dropped: (self.dropped)(),
+                        evicted: self.buffer.evicted(),
+                        capabilities: self.hello.capabilities.clone(),
+                        host: self.hello.host.clone(),
+                        uptime_s: self.usage.uptime_s(),
+                        cpu_percent,
+                        rss_bytes,
+                        isolation: "none".into(),
                     };
                     send(tx, agent_message::Msg::Heartbeat(hb)).await?;
                 }

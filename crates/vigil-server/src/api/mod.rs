@@ -6,13 +6,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::fleet::Sessions;
 use crate::store::{EventQuery, FindingQuery, Store};
 
+mod endpoints;
 mod error;
 #[cfg(test)]
 mod tests;
@@ -29,13 +31,25 @@ pub const MAX_LIMIT: u32 = 1000;
 pub struct ApiState {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// Live agent sessions (to end one on revocation).
+    pub sessions: Sessions,
 }
 
 /// The operator API router.
 pub fn app(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
-        .route("/api/v1/endpoints", get(endpoints))
+        .route("/api/v1/endpoints", get(endpoints::list))
+        .route("/api/v1/endpoints/{id}", get(endpoints::one))
+        .route(
+            "/api/v1/endpoints/{id}/heartbeats",
+            get(endpoints::heartbeats),
+        )
+        .route("/api/v1/endpoints/{id}/revoke", post(endpoints::revoke))
+        .route(
+            "/api/v1/endpoints/{id}/reinstate",
+            post(endpoints::reinstate),
+        )
         .route("/api/v1/events", get(events))
         .route("/api/v1/alerts", get(alerts))
         .fallback(not_found)
@@ -50,17 +64,12 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such route; the API lives under /api/v1")
 }
 
-fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
+pub(crate) fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
         Some(0) => Err(ApiError::bad_request("limit must be at least 1")),
         Some(n) => Ok(n.min(MAX_LIMIT)),
     }
-}
-
-async fn endpoints(State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let items = st.store.endpoints().await?;
-    Ok(Json(json!({ "items": items })))
 }
 
 /// `GET /api/v1/events` parameters.

@@ -27,6 +27,7 @@ async fn state() -> (tempfile::TempDir, ApiState) {
         dir,
         ApiState {
             store: Arc::new(store),
+            sessions: Default::default(),
         },
     )
 }

@@ -10,11 +10,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use vigil_proto::fleet::fleet_server::{Fleet, FleetServer};
-use vigil_proto::fleet::{Ack, Heartbeat, Hello, Welcome};
+use vigil_proto::fleet::{
+    Ack, EnrollRequest, EnrollResponse, Heartbeat, Hello, RenewRequest, Welcome,
+};
 use vigil_proto::{AgentMessage, EventBatch, ServerMessage, agent_message, server_message};
 
 use crate::bus::Bus;
-use crate::store::{CapabilityRecord, EndpointFacts, Store};
+use crate::pki::{self, FleetCa};
+use crate::store::{CapabilityRecord, CertRecord, EndpointFacts, HeartbeatRecord, Store};
+
+mod sessions;
+
+pub use sessions::Sessions;
 
 /// Replies queued per session before the server stops reading that agent (backpressure).
 const OUTBOUND_DEPTH: usize = 64;
@@ -25,16 +32,65 @@ pub struct FleetService {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     shutdown: CancellationToken,
+    enrollment: Arc<Enrollment>,
+    sessions: Sessions,
+}
+
+/// What enrollment needs: the CA, the secret's hash and the certificate lifetime.
+pub struct Enrollment {
+    /// The fleet CA.
+    pub ca: Arc<FleetCa>,
+    /// SHA-256 of the enrollment secret.
+    pub secret_hash: String,
+    /// Lifetime of issued client certificates.
+    pub cert_validity: std::time::Duration,
 }
 
 impl FleetService {
     /// A service over the given store and bus; `shutdown` ends every open session.
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        enrollment: Arc<Enrollment>,
+        sessions: Sessions,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             store,
             bus,
             shutdown,
+            enrollment,
+            sessions,
         }
+    }
+
+    /// The endpoint the caller's client certificate belongs to; refuses anonymous callers,
+    /// certificates this fleet never issued, and revoked endpoints.
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let certs = request.peer_certs().ok_or_else(|| {
+            Status::unauthenticated("a client certificate is required: enroll the agent first")
+        })?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
+        let fingerprint = pki::fingerprint(leaf.as_ref());
+        let identity = self
+            .store
+            .identify_certificate(&fingerprint)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "unknown client certificate: not issued to an endpoint of this fleet",
+                )
+            })?;
+        if identity.revoked {
+            return Err(Status::permission_denied(format!(
+                "endpoint {} is revoked by an operator",
+                identity.sensor_id
+            )));
+        }
+        Ok(identity.sensor_id)
     }
 
     /// The tonic server wrapper with Vigil's message limits.
@@ -51,10 +107,86 @@ type SessionStream = Pin<Box<dyn Stream<Item = Result<ServerMessage, Status>> + 
 impl Fleet for FleetService {
     type SessionStream = SessionStream;
 
+    async fn enroll(
+        &self,
+        request: Request<EnrollRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let req = request.into_inner();
+        let e = &self.enrollment;
+        if !pki::constant_time_eq(&pki::hash_secret(&req.secret), &e.secret_hash) {
+            tracing::warn!("Enrollment refused: wrong secret");
+            return Err(Status::unauthenticated("wrong enrollment secret"));
+        }
+        let sensor_id = uuid::Uuid::new_v4().to_string();
+        let issued =
+            e.ca.issue_client(&req.csr_pem, &sensor_id, e.cert_validity)
+                .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let host = req.host.unwrap_or_default();
+        let facts = EndpointFacts {
+            sensor_id: sensor_id.clone(),
+            hostname: host.hostname,
+            os_name: host.os_name,
+            kernel_release: host.kernel_release,
+            agent_version: host.agent_version,
+            capabilities: Vec::new(),
+        };
+        let token = pki::random_secret();
+        let cert = CertRecord {
+            fingerprint: issued.fingerprint,
+            not_after: issued.not_after_ms,
+        };
+        self.store
+            .enroll_endpoint(
+                &facts,
+                &cert,
+                &pki::hash_secret(&token),
+                vigil_ocsf::now_ms(),
+            )
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(sensor_id = %sensor_id, hostname = %facts.hostname, "Endpoint enrolled");
+        Ok(Response::new(EnrollResponse {
+            sensor_id,
+            cert_pem: issued.cert_pem,
+            ca_pem: e.ca.cert_pem().to_owned(),
+            not_after: issued.not_after_ms,
+            api_token: token,
+        }))
+    }
+
+    async fn renew(
+        &self,
+        request: Request<RenewRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let sensor_id = self.authenticate(&request).await?;
+        let req = request.into_inner();
+        let e = &self.enrollment;
+        let issued =
+            e.ca.issue_client(&req.csr_pem, &sensor_id, e.cert_validity)
+                .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let cert = CertRecord {
+            fingerprint: issued.fingerprint,
+            not_after: issued.not_after_ms,
+        };
+        self.store
+            .add_certificate(&sensor_id, &cert, vigil_ocsf::now_ms())
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(sensor_id = %sensor_id, "Client certificate renewed");
+        Ok(Response::new(EnrollResponse {
+            sensor_id,
+            cert_pem: issued.cert_pem,
+            ca_pem: e.ca.cert_pem().to_owned(),
+            not_after: issued.not_after_ms,
+            api_token: String::new(),
+        }))
+    }
+
     async fn session(
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        let sensor_id = self.authenticate(&request).await?;
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(AgentMessage {
@@ -66,16 +198,17 @@ impl Fleet for FleetService {
                 ));
             }
         };
-        let facts = endpoint_facts(&hello)?;
+        let facts = endpoint_facts(&sensor_id, &hello)?;
         self.store
             .upsert_endpoint(&facts, vigil_ocsf::now_ms())
             .await
-            .map_err(|e| Status::unavailable(format!("store unavailable: {e}")))?;
+            .map_err(unavailable)?;
         tracing::info!(sensor_id = %facts.sensor_id, hostname = %facts.hostname, "Agent session opened");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_DEPTH);
         let welcome = server_message::Msg::Welcome(Welcome {
             sensor_id: facts.sensor_id.clone(),
+            risk_high_water: 0.0,
         });
         // The receiver is alive: it is returned below.
         let _ = tx.send(Ok(ServerMessage { msg: Some(welcome) })).await;
@@ -85,17 +218,29 @@ impl Fleet for FleetService {
             bus: Arc::clone(&self.bus),
             tx,
         };
-        tokio::spawn(session.run(inbound, self.shutdown.clone()));
+        let handle = self.sessions.open(&session.sensor_id, &self.shutdown);
+        let sessions = self.sessions.clone();
+        tokio::spawn(async move {
+            let sensor_id = session.sensor_id.clone();
+            session.run(inbound, handle.stop.clone()).await;
+            sessions.close(&sensor_id, &handle);
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 
-fn endpoint_facts(hello: &Hello) -> Result<EndpointFacts, Status> {
-    let sensor_id = hello.sensor_id.trim();
-    if sensor_id.is_empty() || sensor_id.len() > 128 {
-        return Err(Status::invalid_argument(
-            "Hello.sensor_id must be 1 to 128 characters",
-        ));
+fn unavailable(e: crate::store::StoreError) -> Status {
+    Status::unavailable(format!("store unavailable: {e}"))
+}
+
+/// The endpoint's facts from its Hello; the identity comes from its certificate, and a Hello
+/// that claims another one is refused.
+fn endpoint_facts(sensor_id: &str, hello: &Hello) -> Result<EndpointFacts, Status> {
+    if !hello.sensor_id.is_empty() && hello.sensor_id != sensor_id {
+        return Err(Status::permission_denied(format!(
+            "Hello names sensor {} but the certificate belongs to {sensor_id}",
+            hello.sensor_id
+        )));
     }
     let host = hello.host.clone().unwrap_or_default();
     Ok(EndpointFacts {
@@ -175,7 +320,10 @@ impl Session {
         let mut invalid = 0u32;
         for wire in &batch.events {
             match vigil_ocsf::Event::try_from(wire) {
-                Ok(ev) => events.push(ev),
+                Ok(mut ev) => {
+                    ev.stamp_device_uid(&self.sensor_id);
+                    events.push(ev);
+                }
                 Err(error) => {
                     invalid += 1;
                     tracing::warn!(sensor_id = %self.sensor_id, uid = %wire.uid, %error, "Dropping invalid event");
@@ -186,7 +334,7 @@ impl Session {
             .store
             .insert_events(&self.sensor_id, &events)
             .await
-            .map_err(|e| Status::unavailable(format!("store unavailable: {e}")))?;
+            .map_err(unavailable)?;
         if out.stored > 0 {
             self.bus.events_stored();
         }
@@ -199,15 +347,30 @@ impl Session {
     }
 
     async fn on_heartbeat(&self, hb: &Heartbeat) -> Result<Option<server_message::Msg>, Status> {
+        let record = heartbeat_record(hb);
         self.store
-            .touch_endpoint(
-                &self.sensor_id,
-                vigil_ocsf::now_ms(),
-                hb.buffered,
-                hb.dropped,
-            )
+            .record_heartbeat(&self.sensor_id, &record, "grpc", vigil_ocsf::now_ms())
             .await
-            .map_err(|e| Status::unavailable(format!("store unavailable: {e}")))?;
+            .map_err(unavailable)?;
         Ok(None)
+    }
+}
+
+/// The stored form of a gRPC heartbeat.
+fn heartbeat_record(hb: &Heartbeat) -> HeartbeatRecord {
+    let host = hb.host.clone().unwrap_or_default();
+    HeartbeatRecord {
+        time: hb.time,
+        agent_version: host.agent_version,
+        os_name: host.os_name,
+        kernel_release: host.kernel_release,
+        uptime_s: hb.uptime_s,
+        capabilities: hb.capabilities.iter().map(capability).collect(),
+        buffered: hb.buffered,
+        dropped: hb.dropped,
+        evicted: hb.evicted,
+        cpu_percent: hb.cpu_percent,
+        rss_bytes: hb.rss_bytes,
+        isolation: hb.isolation.clone(),
     }
 }

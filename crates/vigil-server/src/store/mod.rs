@@ -54,20 +54,80 @@ pub struct CapabilityRecord {
     pub detail: Option<String>,
 }
 
+/// What an agent reports in a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct HeartbeatRecord {
+    /// Agent time, ms since the epoch.
+    pub time: i64,
+    /// Agent version.
+    pub agent_version: String,
+    /// OS name.
+    pub os_name: String,
+    /// Kernel release.
+    pub kernel_release: String,
+    /// Seconds since the agent started.
+    pub uptime_s: u64,
+    /// Live capabilities.
+    pub capabilities: Vec<CapabilityRecord>,
+    /// Events waiting in the agent's buffer.
+    pub buffered: u64,
+    /// Events lost before the buffer (kernel drops, intake failures).
+    pub dropped: u64,
+    /// Events evicted from the full buffer.
+    pub evicted: u64,
+    /// Agent CPU, percent of one core.
+    pub cpu_percent: f64,
+    /// Agent resident memory, bytes.
+    pub rss_bytes: u64,
+    /// Isolation as the agent enforces it (`none`, `isolated`).
+    pub isolation: String,
+}
+
+/// What operators decided about an endpoint; no agent message can change it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EndpointControls {
+    /// When the endpoint was revoked, if it was.
+    pub revoked_at: Option<i64>,
+    /// Whether an operator asked for isolation.
+    pub isolation_requested: bool,
+    /// Operator tags.
+    pub tags: Vec<String>,
+}
+
+/// The endpoint a client certificate or token belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// Sensor id.
+    pub sensor_id: String,
+    /// Whether an operator revoked the endpoint.
+    pub revoked: bool,
+}
+
 /// An endpoint as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Endpoint {
     /// What the agent reported.
     #[serde(flatten)]
     pub facts: EndpointFacts,
+    /// The agent's latest heartbeat.
+    pub heartbeat: Option<HeartbeatRecord>,
+    /// Operator-set state.
+    pub controls: EndpointControls,
+    /// How the endpoint talks to the fleet (`grpc` agent or `http` third-party sensor).
+    pub transport: String,
     /// First contact, ms since epoch.
     pub first_seen: i64,
     /// Last contact, ms since epoch.
     pub last_seen: i64,
-    /// Events waiting in the agent's buffer at the last heartbeat.
-    pub buffered: u64,
-    /// Events the agent lost (kernel drops, buffer eviction) at the last heartbeat.
-    pub dropped: u64,
+}
+
+/// A certificate issued to an endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertRecord {
+    /// SHA-256 of the DER, hex.
+    pub fingerprint: String,
+    /// Expiry, ms since the epoch.
+    pub not_after: i64,
 }
 
 /// An event read back from the durable log.
@@ -127,14 +187,59 @@ pub struct FindingQuery {
 pub trait Store: Send + Sync + 'static {
     /// Records (or refreshes) an endpoint when its session opens.
     async fn upsert_endpoint(&self, facts: &EndpointFacts, now: i64) -> Result<(), StoreError>;
-    /// Records a heartbeat's counters and the time of contact.
-    async fn touch_endpoint(
+    /// Records a new endpoint with its first certificate and its API token hash.
+    async fn enroll_endpoint(
+        &self,
+        facts: &EndpointFacts,
+        cert: &CertRecord,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Records a renewed certificate for an endpoint.
+    async fn add_certificate(
         &self,
         sensor_id: &str,
+        cert: &CertRecord,
         now: i64,
-        buffered: u64,
-        dropped: u64,
     ) -> Result<(), StoreError>;
+    /// The endpoint a certificate fingerprint belongs to.
+    async fn identify_certificate(&self, fingerprint: &str)
+    -> Result<Option<Identity>, StoreError>;
+    /// The endpoint an HTTP fleet API token hash belongs to.
+    async fn identify_token(&self, token_hash: &str) -> Result<Option<Identity>, StoreError>;
+    /// Adds an API token (hash) for an endpoint.
+    async fn add_token(
+        &self,
+        sensor_id: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Stores a heartbeat: the endpoint's agent-reported state and a history row. Never
+    /// touches operator-set state.
+    async fn record_heartbeat(
+        &self,
+        sensor_id: &str,
+        hb: &HeartbeatRecord,
+        transport: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Heartbeat history of an endpoint, newest first.
+    async fn heartbeats(
+        &self,
+        sensor_id: &str,
+        limit: u32,
+    ) -> Result<Vec<HeartbeatRecord>, StoreError>;
+    /// Operator action: revoke (or reinstate) an endpoint. `false` when it is unknown.
+    async fn set_revoked(
+        &self,
+        sensor_id: &str,
+        revoked: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Operator-set state of an endpoint.
+    async fn controls(&self, sensor_id: &str) -> Result<EndpointControls, StoreError>;
+    /// Records a contact (any message) from an endpoint.
+    async fn touch_endpoint(&self, sensor_id: &str, now: i64) -> Result<(), StoreError>;
     /// All endpoints, most recently seen first.
     async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
     /// Durably stores a batch in one transaction, skipping events whose uid is already held.

@@ -29,6 +29,14 @@ pub struct ServerArgs {
     /// `rules/` folder.
     #[arg(long = "rules", value_name = "DIR")]
     rules: Vec<PathBuf>,
+    /// Enrollment secret agents present. Default: kept in `enroll.secret` in the data
+    /// directory (created on first start, mode 0600).
+    #[arg(long, env = "VIGIL_ENROLL_SECRET", hide_env_values = true)]
+    enroll_secret: Option<String>,
+    /// Extra host name or address agents use to reach the fleet listener (goes into its TLS
+    /// certificate); repeatable.
+    #[arg(long = "fleet-name", value_name = "NAME")]
+    fleet_names: Vec<String>,
 }
 
 /// Options of `vigil up`.
@@ -98,16 +106,24 @@ async fn run(
     } else {
         args.rules
     };
-    let config = ServerConfig {
-        data_dir: args.data_dir.clone(),
-        api_listen: args.listen,
+    let mut config = ServerConfig::new(
+        args.data_dir.clone(),
+        args.listen,
         fleet_listen,
-        rule_dirs: rule_dirs.clone(),
-    };
+        rule_dirs.clone(),
+    );
+    config.enroll_secret = args.enroll_secret;
+    config.fleet_names = args.fleet_names;
     let server = Server::bind(&config).await?;
     print_rules_summary(server.rule_report(), &rule_dirs);
     let api = server.api_addr();
     let fleet = server.fleet_addr();
+    let ca_path = &server.ca_path().to_owned();
+    let secret = server.enroll_secret().to_owned();
+    let secret_note = match server.secret_path() {
+        Some(p) => format!("enrollment secret in {}", p.display()),
+        None => "enrollment secret from the configuration".to_owned(),
+    };
 
     let shutdown = CancellationToken::new();
     let mut server_task = tokio::spawn(server.run(shutdown.clone()));
@@ -117,6 +133,11 @@ async fn run(
             let mut cfg = AgentConfig::new(args.data_dir.join("agent"), fleet_url(fleet));
             cfg.sensor = Some(mode);
             cfg.heartbeat = Duration::from_secs(10);
+            cfg.ca_pem = Some(
+                std::fs::read_to_string(ca_path)
+                    .with_context(|| format!("cannot read {}", ca_path.display()))?,
+            );
+            cfg.enroll_secret = Some(secret.clone());
             match Agent::start(cfg).await {
                 Ok(agent) => Some(agent),
                 Err(error) => {
@@ -131,7 +152,11 @@ async fn run(
         None => None,
     };
 
-    println!("fleet: agents connect to {}", fleet_url(fleet));
+    println!(
+        "fleet: agents connect to {} (CA {}, {secret_note})",
+        fleet_url(fleet),
+        ca_path.display()
+    );
     if let Some(agent) = &agent {
         let sources: Vec<_> = agent
             .capabilities()
@@ -178,7 +203,7 @@ fn fleet_url(addr: SocketAddr) -> String {
     } else {
         addr
     };
-    format!("http://{addr}")
+    format!("https://{addr}")
 }
 
 /// Vigil's own `rules/` folder: next to the working directory, else in the source tree the

@@ -10,10 +10,11 @@ use sqlx::{QueryBuilder, Row, SqlitePool};
 use vigil_ocsf::{DetectionFinding, Event};
 
 use super::{
-    CapabilityRecord, Endpoint, EndpointFacts, EventPage, EventQuery, FindingQuery, InsertOutcome,
-    StoreError, StoredEvent,
+    CertRecord, Endpoint, EndpointControls, EndpointFacts, EventPage, EventQuery, FindingQuery,
+    HeartbeatRecord, Identity, InsertOutcome, StoreError, StoredEvent,
 };
 
+mod endpoints;
 #[cfg(test)]
 mod tests;
 
@@ -50,84 +51,94 @@ impl SqliteStore {
     }
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 #[async_trait]
 impl super::Store for SqliteStore {
     async fn upsert_endpoint(&self, f: &EndpointFacts, now: i64) -> Result<(), StoreError> {
-        let caps = serde_json::to_string(&f.capabilities)?;
-        sqlx::query(
-            "INSERT INTO endpoints (sensor_id, hostname, os_name, kernel_release, agent_version,
-                                    capabilities, first_seen, last_seen)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (sensor_id) DO UPDATE SET
-                hostname = excluded.hostname, os_name = excluded.os_name,
-                kernel_release = excluded.kernel_release, agent_version = excluded.agent_version,
-                capabilities = excluded.capabilities, last_seen = excluded.last_seen",
-        )
-        .bind(&f.sensor_id)
-        .bind(&f.hostname)
-        .bind(&f.os_name)
-        .bind(&f.kernel_release)
-        .bind(&f.agent_version)
-        .bind(caps)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.upsert_endpoint_impl(f, now).await
     }
 
-    async fn touch_endpoint(
+    async fn enroll_endpoint(
+        &self,
+        facts: &EndpointFacts,
+        cert: &CertRecord,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.enroll_impl(facts, cert, token_hash, now).await
+    }
+
+    async fn add_certificate(
         &self,
         sensor_id: &str,
+        cert: &CertRecord,
         now: i64,
-        buffered: u64,
-        dropped: u64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE endpoints SET last_seen = MAX(last_seen, ?), buffered = ?, dropped = ?
-             WHERE sensor_id = ?",
-        )
-        .bind(now)
-        .bind(to_i64(buffered))
-        .bind(to_i64(dropped))
-        .bind(sensor_id)
-        .execute(&self.pool)
-        .await?;
+        self.add_certificate_impl(sensor_id, cert, now).await
+    }
+
+    async fn identify_certificate(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        self.identify_cert_impl(fingerprint).await
+    }
+
+    async fn identify_token(&self, token_hash: &str) -> Result<Option<Identity>, StoreError> {
+        self.identify_token_impl(token_hash).await
+    }
+
+    async fn add_token(
+        &self,
+        sensor_id: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.add_token_impl(sensor_id, token_hash, now).await
+    }
+
+    async fn record_heartbeat(
+        &self,
+        sensor_id: &str,
+        hb: &HeartbeatRecord,
+        transport: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.record_heartbeat_impl(sensor_id, hb, transport, now)
+            .await
+    }
+
+    async fn heartbeats(
+        &self,
+        sensor_id: &str,
+        limit: u32,
+    ) -> Result<Vec<HeartbeatRecord>, StoreError> {
+        self.heartbeats_impl(sensor_id, limit).await
+    }
+
+    async fn set_revoked(
+        &self,
+        sensor_id: &str,
+        revoked: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.set_revoked_impl(sensor_id, revoked, now).await
+    }
+
+    async fn controls(&self, sensor_id: &str) -> Result<EndpointControls, StoreError> {
+        self.controls_impl(sensor_id).await
+    }
+
+    async fn touch_endpoint(&self, sensor_id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE endpoints SET last_seen = MAX(last_seen, ?) WHERE sensor_id = ?")
+            .bind(now)
+            .bind(sensor_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT sensor_id, hostname, os_name, kernel_release, agent_version, capabilities,
-                    first_seen, last_seen, buffered, dropped
-             FROM endpoints ORDER BY last_seen DESC",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                let caps: Vec<CapabilityRecord> =
-                    serde_json::from_str(r.try_get::<&str, _>("capabilities")?)?;
-                Ok(Endpoint {
-                    facts: EndpointFacts {
-                        sensor_id: r.try_get("sensor_id")?,
-                        hostname: r.try_get("hostname")?,
-                        os_name: r.try_get("os_name")?,
-                        kernel_release: r.try_get("kernel_release")?,
-                        agent_version: r.try_get("agent_version")?,
-                        capabilities: caps,
-                    },
-                    first_seen: r.try_get("first_seen")?,
-                    last_seen: r.try_get("last_seen")?,
-                    buffered: u64::try_from(r.try_get::<i64, _>("buffered")?).unwrap_or(0),
-                    dropped: u64::try_from(r.try_get::<i64, _>("dropped")?).unwrap_or(0),
-                })
-            })
-            .collect()
+        self.endpoints_impl().await
     }
 
     async fn insert_events(

@@ -2,7 +2,7 @@ use serde_json::json;
 use vigil_ocsf::{DetectionFinding, Event, FindingInfo, Severity};
 
 use super::SqliteStore;
-use crate::store::{EndpointFacts, EventQuery, FindingQuery, Store};
+use crate::store::{CertRecord, EndpointFacts, EventQuery, FindingQuery, HeartbeatRecord, Store};
 
 fn event(uid: &str, time: i64) -> Event {
     Event::from_value(json!({"class_uid": 1007, "time": time, "metadata": {"uid": uid}})).unwrap()
@@ -73,7 +73,7 @@ async fn findings_and_cursor_commit_together_and_survive_reopen() {
 }
 
 #[tokio::test]
-async fn endpoint_upsert_then_touch() {
+async fn heartbeats_never_touch_operator_state() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).await.unwrap();
     let facts = EndpointFacts {
@@ -81,17 +81,43 @@ async fn endpoint_upsert_then_touch() {
         hostname: "h".into(),
         ..Default::default()
     };
-    store.upsert_endpoint(&facts, 10).await.unwrap();
-    store.touch_endpoint("s1", 20, 3, 1).await.unwrap();
+    let cert = CertRecord {
+        fingerprint: "ab".into(),
+        not_after: 99,
+    };
+    store
+        .enroll_endpoint(&facts, &cert, "tokhash", 10)
+        .await
+        .unwrap();
+    assert!(store.set_revoked("s1", true, 15).await.unwrap());
+    assert!(!store.set_revoked("nobody", true, 15).await.unwrap());
+    let hb = HeartbeatRecord {
+        time: 20,
+        buffered: 3,
+        dropped: 1,
+        isolation: "none".into(),
+        ..Default::default()
+    };
+    store.record_heartbeat("s1", &hb, "grpc", 20).await.unwrap();
     let eps = store.endpoints().await.unwrap();
     assert_eq!(eps.len(), 1);
+    assert_eq!((eps[0].first_seen, eps[0].last_seen), (10, 20));
+    assert_eq!(eps[0].heartbeat.as_ref().unwrap().buffered, 3);
     assert_eq!(
-        (
-            eps[0].first_seen,
-            eps[0].last_seen,
-            eps[0].buffered,
-            eps[0].dropped
-        ),
-        (10, 20, 3, 1)
+        eps[0].controls.revoked_at,
+        Some(15),
+        "a heartbeat cannot clear a revocation"
     );
+    let id = store.identify_certificate("ab").await.unwrap().unwrap();
+    assert_eq!((id.sensor_id.as_str(), id.revoked), ("s1", true));
+    assert!(
+        store
+            .identify_token("tokhash")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(store.identify_certificate("zz").await.unwrap().is_none());
+    assert_eq!(store.heartbeats("s1", 10).await.unwrap().len(), 1);
 }
