@@ -10,6 +10,7 @@ pub mod bus;
 pub mod detect;
 pub mod fleet;
 pub mod pki;
+pub mod risk;
 mod server;
 pub mod store;
 

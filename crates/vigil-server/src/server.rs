@@ -241,9 +241,16 @@ impl Server {
 
         let api_stop = shutdown.clone();
         let api = tokio::spawn(
-            axum::serve(self.api, app(ApiState { store, sessions }))
-                .with_graceful_shutdown(async move { api_stop.cancelled().await })
-                .into_future(),
+            axum::serve(
+                self.api,
+                app(ApiState {
+                    store,
+                    sessions,
+                    bus,
+                }),
+            )
+            .with_graceful_shutdown(async move { api_stop.cancelled().await })
+            .into_future(),
         );
 
         let (fleet, api, detect) = tokio::join!(fleet, api, detect);

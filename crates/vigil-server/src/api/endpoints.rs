@@ -131,3 +131,105 @@ mod tests {
         assert_eq!(health(0, STALE_WITHIN_MS + 1), "offline");
     }
 }
+
+/// `POST /api/v1/endpoints`: register a third-party sensor that will use the HTTP fleet API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RegisterBody {
+    hostname: String,
+    #[serde(default)]
+    os_name: String,
+}
+
+pub(super) async fn register(
+    State(st): State<ApiState>,
+    body: Result<Json<RegisterBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    if b.hostname.trim().is_empty() || b.hostname.len() > 255 {
+        return Err(ApiError::bad_request(
+            "hostname must be 1 to 255 characters",
+        ));
+    }
+    let sensor_id = uuid::Uuid::new_v4().to_string();
+    let token = crate::pki::random_secret();
+    let now = vigil_ocsf::now_ms();
+    let facts = crate::store::EndpointFacts {
+        sensor_id: sensor_id.clone(),
+        hostname: b.hostname,
+        os_name: b.os_name,
+        ..Default::default()
+    };
+    st.store.upsert_endpoint(&facts, now).await?;
+    st.store
+        .add_token(&sensor_id, &crate::pki::hash_secret(&token), now)
+        .await?;
+    tracing::info!(sensor_id = %sensor_id, "Registered an HTTP fleet API sensor");
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({ "sensor_id": sensor_id, "uid": format!("edr:{sensor_id}"), "token": token })),
+    ))
+}
+
+pub(super) async fn risk(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let ep = find(&st, &id).await?;
+    let risk = st
+        .store
+        .risk(&ep.facts.sensor_id, vigil_ocsf::now_ms())
+        .await?;
+    Ok(Json(
+        json!({ "sensor_id": ep.facts.sensor_id, "risk": risk }),
+    ))
+}
+
+pub(super) async fn commands(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let ep = find(&st, &id).await?;
+    let items = st.store.commands(&ep.facts.sensor_id, 1000).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `POST /api/v1/endpoints/{id}/commands` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CommandBody {
+    action: String,
+    #[serde(default)]
+    args: serde_json::Map<String, Value>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Actions the command queue accepts.
+pub const ACTIONS: &[&str] = &[
+    "isolate", "release", "kill", "suspend", "resume", "triage", "query",
+];
+
+pub(super) async fn queue_command(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    if !ACTIONS.contains(&b.action.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "unknown action {:?}; one of {ACTIONS:?}",
+            b.action
+        )));
+    }
+    let ep = find(&st, &id).await?;
+    let cmd = crate::store::NewCommand {
+        sensor_id: ep.facts.sensor_id,
+        action: b.action,
+        args: Value::Object(b.args),
+        requested_by: "operator".into(),
+        reason: b.reason,
+    };
+    let queued = st.store.enqueue_command(&cmd, vigil_ocsf::now_ms()).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(json!(queued))))
+}

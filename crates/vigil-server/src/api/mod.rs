@@ -11,9 +11,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::bus::Bus;
 use crate::fleet::Sessions;
 use crate::store::{EventQuery, FindingQuery, Store};
 
+mod edr;
 mod endpoints;
 mod error;
 #[cfg(test)]
@@ -33,13 +35,18 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// Live agent sessions (to end one on revocation).
     pub sessions: Sessions,
+    /// The bus (events arriving over HTTP are announced like gRPC ones).
+    pub bus: Arc<dyn Bus>,
 }
 
 /// The operator API router.
 pub fn app(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
-        .route("/api/v1/endpoints", get(endpoints::list))
+        .route(
+            "/api/v1/endpoints",
+            get(endpoints::list).post(endpoints::register),
+        )
         .route("/api/v1/endpoints/{id}", get(endpoints::one))
         .route(
             "/api/v1/endpoints/{id}/heartbeats",
@@ -50,6 +57,23 @@ pub fn app(state: ApiState) -> Router {
             "/api/v1/endpoints/{id}/reinstate",
             post(endpoints::reinstate),
         )
+        .route("/api/v1/endpoints/{id}/risk", get(endpoints::risk))
+        .route(
+            "/api/v1/endpoints/{id}/commands",
+            get(endpoints::commands).post(endpoints::queue_command),
+        )
+        .route("/api/v1/edr/{sensor}/heartbeat", post(edr::heartbeat))
+        .route("/api/v1/edr/{sensor}/events", post(edr::events))
+        .route(
+            "/api/v1/edr/{sensor}/pending-commands",
+            get(edr::pending_commands),
+        )
+        .route(
+            "/api/v1/edr/{sensor}/commands/{id}/result",
+            post(edr::command_result),
+        )
+        .route("/api/v1/edr/{sensor}/risk", get(edr::risk))
+        .layer(axum::extract::DefaultBodyLimit::max(edr::MAX_BODY_BYTES))
         .route("/api/v1/events", get(events))
         .route("/api/v1/alerts", get(alerts))
         .fallback(not_found)

@@ -28,6 +28,7 @@ async fn state() -> (tempfile::TempDir, ApiState) {
         ApiState {
             store: Arc::new(store),
             sessions: Default::default(),
+            bus: Arc::new(crate::bus::InProcessBus::new()),
         },
     )
 }

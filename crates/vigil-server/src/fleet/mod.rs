@@ -206,9 +206,14 @@ impl Fleet for FleetService {
         tracing::info!(sensor_id = %facts.sensor_id, hostname = %facts.hostname, "Agent session opened");
 
         let (tx, rx) = mpsc::channel(OUTBOUND_DEPTH);
+        let risk = self
+            .store
+            .risk(&facts.sensor_id, vigil_ocsf::now_ms())
+            .await
+            .map_err(unavailable)?;
         let welcome = server_message::Msg::Welcome(Welcome {
             sensor_id: facts.sensor_id.clone(),
-            risk_high_water: 0.0,
+            risk_high_water: risk.high_water,
         });
         // The receiver is alive: it is returned below.
         let _ = tx.send(Ok(ServerMessage { msg: Some(welcome) })).await;

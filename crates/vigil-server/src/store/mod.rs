@@ -182,6 +182,59 @@ pub struct FindingQuery {
     pub limit: u32,
 }
 
+/// A response command as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Command {
+    /// Command id.
+    pub id: String,
+    /// Target endpoint.
+    pub sensor_id: String,
+    /// Action (`isolate`, `release`, `kill`, `triage`, `query`, …).
+    pub action: String,
+    /// Action arguments.
+    pub args: serde_json::Value,
+    /// `queued`, `delivered`, `succeeded`, `failed`, `expired`.
+    pub state: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// Why.
+    pub reason: String,
+    /// When it was queued (ms).
+    pub created_at: i64,
+    /// When it was handed to the endpoint (ms).
+    pub delivered_at: Option<i64>,
+    /// When the endpoint reported its outcome (ms).
+    pub completed_at: Option<i64>,
+    /// The outcome the endpoint reported.
+    pub result: Option<serde_json::Value>,
+}
+
+/// A new command to queue.
+#[derive(Debug, Clone, Default)]
+pub struct NewCommand {
+    /// Target endpoint.
+    pub sensor_id: String,
+    /// Action.
+    pub action: String,
+    /// Arguments (a JSON object).
+    pub args: serde_json::Value,
+    /// Who asked.
+    pub requested_by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Outcome of reporting a command result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    /// Recorded.
+    Completed,
+    /// Already had a result (a repeated report): kept the first.
+    AlreadyCompleted,
+    /// No such command for this endpoint.
+    Unknown,
+}
+
 /// The durable store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -262,6 +315,27 @@ pub trait Store: Send + Sync + 'static {
         through_seq: i64,
         findings: &[(String, DetectionFinding)],
     ) -> Result<(), StoreError>;
+    /// The endpoint's risk, decayed to `now`.
+    async fn risk(&self, sensor_id: &str, now: i64) -> Result<crate::risk::Risk, StoreError>;
+    /// Queues a command.
+    async fn enqueue_command(&self, cmd: &NewCommand, now: i64) -> Result<Command, StoreError>;
+    /// Queued commands of an endpoint, oldest first, marked delivered in the same transaction.
+    async fn take_pending_commands(
+        &self,
+        sensor_id: &str,
+        now: i64,
+    ) -> Result<Vec<Command>, StoreError>;
+    /// Records a command's outcome (`succeeded` or `failed`) as reported by its endpoint.
+    async fn complete_command(
+        &self,
+        sensor_id: &str,
+        id: &str,
+        succeeded: bool,
+        result: &serde_json::Value,
+        now: i64,
+    ) -> Result<CompleteOutcome, StoreError>;
+    /// Commands of an endpoint, newest first.
+    async fn commands(&self, sensor_id: &str, limit: u32) -> Result<Vec<Command>, StoreError>;
     /// Findings matching a query, newest first, as OCSF documents.
     async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<serde_json::Value>, StoreError>;
 }

@@ -10,10 +10,12 @@ use sqlx::{QueryBuilder, Row, SqlitePool};
 use vigil_ocsf::{DetectionFinding, Event};
 
 use super::{
-    CertRecord, Endpoint, EndpointControls, EndpointFacts, EventPage, EventQuery, FindingQuery,
-    HeartbeatRecord, Identity, InsertOutcome, StoreError, StoredEvent,
+    CertRecord, Command, CompleteOutcome, Endpoint, EndpointControls, EndpointFacts, EventPage,
+    EventQuery, FindingQuery, HeartbeatRecord, Identity, InsertOutcome, NewCommand, StoreError,
+    StoredEvent,
 };
 
+mod commands;
 mod endpoints;
 #[cfg(test)]
 mod tests;
@@ -253,6 +255,15 @@ impl super::Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        let mut added: std::collections::BTreeMap<&str, f64> = Default::default();
+        for (sensor_id, f) in findings {
+            *added.entry(sensor_id.as_str()).or_default() +=
+                crate::risk::contribution(f.severity_id);
+        }
+        let now = vigil_ocsf::now_ms();
+        for (sensor_id, add) in added {
+            commands::raise_risk(&mut tx, sensor_id, add, now).await?;
+        }
         sqlx::query(
             "INSERT INTO cursors (name, seq) VALUES (?, ?)
              ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
@@ -263,6 +274,38 @@ impl super::Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn risk(&self, sensor_id: &str, now: i64) -> Result<crate::risk::Risk, StoreError> {
+        self.risk_impl(sensor_id, now).await
+    }
+
+    async fn enqueue_command(&self, cmd: &NewCommand, now: i64) -> Result<Command, StoreError> {
+        self.enqueue_impl(cmd, now).await
+    }
+
+    async fn take_pending_commands(
+        &self,
+        sensor_id: &str,
+        now: i64,
+    ) -> Result<Vec<Command>, StoreError> {
+        self.take_pending_impl(sensor_id, now).await
+    }
+
+    async fn complete_command(
+        &self,
+        sensor_id: &str,
+        id: &str,
+        succeeded: bool,
+        result: &serde_json::Value,
+        now: i64,
+    ) -> Result<CompleteOutcome, StoreError> {
+        self.complete_impl(sensor_id, id, succeeded, result, now)
+            .await
+    }
+
+    async fn commands(&self, sensor_id: &str, limit: u32) -> Result<Vec<Command>, StoreError> {
+        self.commands_impl(sensor_id, limit).await
     }
 
     async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<serde_json::Value>, StoreError> {
