@@ -9,6 +9,7 @@ pub mod api;
 pub mod bus;
 pub mod detect;
 pub mod fleet;
+pub mod ingest;
 pub mod pki;
 pub mod risk;
 mod server;

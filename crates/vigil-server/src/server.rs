@@ -15,6 +15,7 @@ use crate::api::{ApiState, app};
 use crate::bus::{Bus, InProcessBus};
 use crate::detect::DetectWorker;
 use crate::fleet::{Enrollment, FleetService, Sessions};
+use crate::ingest::Ingestor;
 use crate::pki::{self, FleetCa};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -220,11 +221,12 @@ impl Server {
         let detect = tokio::spawn(detect.run(shutdown.clone()));
 
         let sessions = Sessions::default();
+        let ingest = Ingestor::start(Arc::clone(&store), Arc::clone(&bus));
         let fleet_svc = FleetService::new(
             Arc::clone(&store),
-            Arc::clone(&bus),
             self.enrollment,
             sessions.clone(),
+            ingest.clone(),
             shutdown.clone(),
         )
         .into_server();
@@ -246,7 +248,7 @@ impl Server {
                 app(ApiState {
                     store,
                     sessions,
-                    bus,
+                    ingest,
                 }),
             )
             .with_graceful_shutdown(async move { api_stop.cancelled().await })

@@ -25,6 +25,9 @@ enum Command {
     /// Work with detection rules.
     #[command(subcommand)]
     Rules(cmd::rules::RulesCommand),
+    /// Benchmarks that print figures (see docs/PERFORMANCE.md).
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Command::Up(args) => cmd::up::up(args),
         Command::Server(args) => cmd::up::server(args),
         Command::Rules(c) => cmd::rules::run(c),
+        Command::Bench(c) => cmd::bench::run(c),
     };
     match result {
         Ok(code) => code,

@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::bus::Bus;
 use crate::fleet::Sessions;
+use crate::ingest::Ingestor;
 use crate::store::{EventQuery, FindingQuery, Store};
 
 mod edr;
@@ -35,8 +35,8 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// Live agent sessions (to end one on revocation).
     pub sessions: Sessions,
-    /// The bus (events arriving over HTTP are announced like gRPC ones).
-    pub bus: Arc<dyn Bus>,
+    /// The group-commit writer (events arriving over HTTP take the same path as gRPC ones).
+    pub ingest: Ingestor,
 }
 
 /// The operator API router.

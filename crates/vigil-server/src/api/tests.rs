@@ -22,13 +22,17 @@ async fn get(state: &ApiState, uri: &str) -> (StatusCode, Value) {
 
 async fn state() -> (tempfile::TempDir, ApiState) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let store: Arc<dyn crate::store::Store> =
+        Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     (
         dir,
         ApiState {
-            store: Arc::new(store),
+            store: store.clone(),
             sessions: Default::default(),
-            bus: Arc::new(crate::bus::InProcessBus::new()),
+            ingest: crate::ingest::Ingestor::start(
+                store.clone(),
+                Arc::new(crate::bus::InProcessBus::new()),
+            ),
         },
     )
 }

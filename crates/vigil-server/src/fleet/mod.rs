@@ -15,7 +15,7 @@ use vigil_proto::fleet::{
 };
 use vigil_proto::{AgentMessage, EventBatch, ServerMessage, agent_message, server_message};
 
-use crate::bus::Bus;
+use crate::ingest::Ingestor;
 use crate::pki::{self, FleetCa};
 use crate::store::{CapabilityRecord, CertRecord, EndpointFacts, HeartbeatRecord, Store};
 
@@ -30,10 +30,10 @@ const OUTBOUND_DEPTH: usize = 64;
 #[derive(Clone)]
 pub struct FleetService {
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
     shutdown: CancellationToken,
     enrollment: Arc<Enrollment>,
     sessions: Sessions,
+    ingest: Ingestor,
 }
 
 /// What enrollment needs: the CA, the secret's hash and the certificate lifetime.
@@ -47,20 +47,21 @@ pub struct Enrollment {
 }
 
 impl FleetService {
-    /// A service over the given store and bus; `shutdown` ends every open session.
+    /// A service over the given store; batches go through `ingest`; `shutdown` ends every
+    /// open session.
     pub fn new(
         store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
         enrollment: Arc<Enrollment>,
         sessions: Sessions,
+        ingest: Ingestor,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             store,
-            bus,
             shutdown,
             enrollment,
             sessions,
+            ingest,
         }
     }
 
@@ -220,7 +221,7 @@ impl Fleet for FleetService {
         let session = Session {
             sensor_id: facts.sensor_id,
             store: Arc::clone(&self.store),
-            bus: Arc::clone(&self.bus),
+            ingest: self.ingest.clone(),
             tx,
         };
         let handle = self.sessions.open(&session.sensor_id, &self.shutdown);
@@ -271,7 +272,7 @@ fn capability(c: &vigil_proto::Capability) -> CapabilityRecord {
 struct Session {
     sensor_id: String,
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
+    ingest: Ingestor,
     tx: mpsc::Sender<Result<ServerMessage, Status>>,
 }
 
@@ -336,13 +337,10 @@ impl Session {
             }
         }
         let out = self
-            .store
-            .insert_events(&self.sensor_id, &events)
+            .ingest
+            .submit(&self.sensor_id, events)
             .await
-            .map_err(unavailable)?;
-        if out.stored > 0 {
-            self.bus.events_stored();
-        }
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         tracing::debug!(sensor_id = %self.sensor_id, seq = batch.seq, stored = out.stored, duplicates = out.duplicates, invalid, "Batch stored");
         Ok(Some(server_message::Msg::Ack(Ack {
             seq: batch.seq,

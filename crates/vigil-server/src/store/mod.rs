@@ -301,6 +301,12 @@ pub trait Store: Send + Sync + 'static {
         sensor_id: &str,
         events: &[Event],
     ) -> Result<InsertOutcome, StoreError>;
+    /// Durably stores several sensors' batches in one transaction (group commit), skipping
+    /// events already held; one outcome per batch, in order.
+    async fn insert_event_batches(
+        &self,
+        batches: &[(String, Vec<Event>)],
+    ) -> Result<Vec<InsertOutcome>, StoreError>;
     /// Up to `limit` rows of the durable log after `seq`, oldest first.
     async fn events_after(&self, seq: i64, limit: u32) -> Result<EventPage, StoreError>;
     /// Events matching a query, newest first, as OCSF documents.

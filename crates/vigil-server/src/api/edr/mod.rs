@@ -171,13 +171,16 @@ pub(super) async fn events(
     let sensor_id = authorize(&st, &headers, &sensor).await?;
     let Json(body) = body?;
     let events = parse_events(body, &sensor_id)?;
-    let out = st.store.insert_events(&sensor_id, &events).await?;
+    let out = st.ingest.submit(&sensor_id, events).await.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+    })?;
     st.store
         .touch_endpoint(&sensor_id, vigil_ocsf::now_ms())
         .await?;
-    if out.stored > 0 {
-        st.bus.events_stored();
-    }
     Ok(Json(
         json!({ "stored": out.stored, "duplicates": out.duplicates }),
     ))

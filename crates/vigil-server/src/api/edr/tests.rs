@@ -48,11 +48,15 @@ async fn call(
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let store: Arc<dyn crate::store::Store> =
+        Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     let st = ApiState {
-        store: Arc::new(store),
+        store: store.clone(),
         sessions: Default::default(),
-        bus: Arc::new(crate::bus::InProcessBus::new()),
+        ingest: crate::ingest::Ingestor::start(
+            store.clone(),
+            Arc::new(crate::bus::InProcessBus::new()),
+        ),
     };
     let (status, body) = call(
         &st,

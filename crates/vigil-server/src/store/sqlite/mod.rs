@@ -149,28 +149,22 @@ impl super::Store for SqliteStore {
         events: &[Event],
     ) -> Result<InsertOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut out = InsertOutcome::default();
-        for ev in events {
-            let body = serde_json::to_string(&ev.data)?;
-            let res = sqlx::query(
-                "INSERT INTO events (uid, sensor_id, class_uid, time, body) VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (uid) DO NOTHING",
-            )
-            .bind(&ev.uid)
-            .bind(sensor_id)
-            .bind(ev.class_uid)
-            .bind(ev.time)
-            .bind(body)
-            .execute(&mut *tx)
-            .await?;
-            if res.rows_affected() == 1 {
-                out.stored += 1;
-            } else {
-                out.duplicates += 1;
-            }
-        }
+        let out = insert_batch(&mut tx, sensor_id, events).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn insert_event_batches(
+        &self,
+        batches: &[(String, Vec<Event>)],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outs = Vec::with_capacity(batches.len());
+        for (sensor_id, events) in batches {
+            outs.push(insert_batch(&mut tx, sensor_id, events).await?);
+        }
+        tx.commit().await?;
+        Ok(outs)
     }
 
     async fn events_after(&self, seq: i64, limit: u32) -> Result<EventPage, StoreError> {
@@ -320,4 +314,32 @@ impl super::Store for SqliteStore {
             .map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("body")?)?))
             .collect()
     }
+}
+
+async fn insert_batch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    sensor_id: &str,
+    events: &[Event],
+) -> Result<InsertOutcome, StoreError> {
+    let mut out = InsertOutcome::default();
+    for ev in events {
+        let body = serde_json::to_string(&ev.data)?;
+        let res = sqlx::query(
+            "INSERT INTO events (uid, sensor_id, class_uid, time, body) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (uid) DO NOTHING",
+        )
+        .bind(&ev.uid)
+        .bind(sensor_id)
+        .bind(ev.class_uid)
+        .bind(ev.time)
+        .bind(body)
+        .execute(&mut **tx)
+        .await?;
+        if res.rows_affected() == 1 {
+            out.stored += 1;
+        } else {
+            out.duplicates += 1;
+        }
+    }
+    Ok(out)
 }

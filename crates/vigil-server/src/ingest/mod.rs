@@ -1,0 +1,105 @@
+//! The ingest role's writer: group commit.
+//!
+//! Sessions (gRPC and HTTP) hand their batches to one writer task, which folds everything
+//! waiting into a single transaction — one fsync for many batches — then answers each batch
+//! with its outcome and announces new events on the bus once. SQLite has one writer at a time
+//! anyway; this turns contention between sessions into batching.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use vigil_ocsf::Event;
+
+use crate::bus::Bus;
+use crate::store::{InsertOutcome, Store, StoreError};
+
+/// Batches waiting for the writer before senders feel backpressure.
+const QUEUE: usize = 1024;
+/// Most events folded into one transaction.
+const MAX_GROUP_EVENTS: usize = 20_000;
+
+type Reply = oneshot::Sender<Result<InsertOutcome, String>>;
+
+/// Hands batches to the group-commit writer.
+#[derive(Clone)]
+pub struct Ingestor {
+    tx: mpsc::Sender<(String, Vec<Event>, Reply)>,
+}
+
+/// Why a batch was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The store failed the transaction holding the batch.
+    #[error("store unavailable: {0}")]
+    Store(String),
+    /// The writer is gone (server shutting down).
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+impl Ingestor {
+    /// Starts the writer task over `store`, announcing stored events on `bus`.
+    pub fn start(store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(writer(rx, store, bus));
+        Self { tx }
+    }
+
+    /// Stores a sensor's batch durably; returns once it is committed.
+    pub async fn submit(
+        &self,
+        sensor_id: &str,
+        events: Vec<Event>,
+    ) -> Result<InsertOutcome, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((sensor_id.to_owned(), events, reply))
+            .await
+            .map_err(|_| IngestError::Closed)?;
+        answer
+            .await
+            .map_err(|_| IngestError::Closed)?
+            .map_err(IngestError::Store)
+    }
+}
+
+async fn writer(
+    mut rx: mpsc::Receiver<(String, Vec<Event>, Reply)>,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut events = first.1.len();
+        let mut group = vec![first];
+        while events < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(next) => {
+                    events += next.1.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let (batches, replies): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .map(|(sensor, evs, reply)| ((sensor, evs), reply))
+            .unzip();
+        match store.insert_event_batches(&batches).await {
+            Ok(outcomes) => {
+                if outcomes.iter().any(|o| o.stored > 0) {
+                    bus.events_stored();
+                }
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                let message = StoreError::to_string(&error);
+                tracing::error!(%error, batches = replies.len(), "Group commit failed; the batches are not acknowledged");
+                for reply in replies {
+                    let _ = reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}

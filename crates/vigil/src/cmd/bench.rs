@@ -1,0 +1,333 @@
+//! `vigil bench fleet`: simulated agents speaking the real enrollment, mTLS and session
+//! protocol against a `vigil server` child process, reporting what the server sustained.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use tokio::sync::Mutex;
+use tokio_stream::wrappers::ReceiverStream;
+use vigil_agent::identity::{self, AgentIdentity};
+use vigil_proto::fleet::fleet_client::FleetClient;
+use vigil_proto::fleet::{Event as WireEvent, EventBatch, Hello, HostFacts};
+use vigil_proto::{AgentMessage, ServerMessage, agent_message, server_message};
+
+/// `vigil bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Simulate a fleet against a fresh `vigil server` (embedded default: SQLite).
+    Fleet(FleetArgs),
+}
+
+/// `vigil bench fleet` options.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Simulated agents, each with its own certificate and session.
+    #[arg(long, default_value_t = 100)]
+    agents: usize,
+    /// Target events per second across the fleet.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Seconds to sustain the rate.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Events per batch.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Rules the server evaluates (default: Vigil's own rules/).
+    #[arg(long = "rules", value_name = "DIR")]
+    rules: Vec<PathBuf>,
+}
+
+const SECRET: &str = "bench-secret";
+
+/// Runs a bench subcommand.
+pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Fleet(args) => {
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            rt.block_on(fleet(args))
+        }
+    }
+}
+
+/// A `vigil server` child, killed on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
+    if args.agents == 0 || args.rate == 0 || args.duration == 0 || args.batch == 0 {
+        bail!("--agents, --rate, --duration and --batch must be at least 1");
+    }
+    let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
+    let fleet_port = free_port()?;
+    let fleet = format!("127.0.0.1:{fleet_port}");
+    let rules = if args.rules.is_empty() {
+        vec![PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../rules"
+        ))]
+    } else {
+        args.rules.clone()
+    };
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args([
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--fleet-listen",
+        &fleet,
+    ])
+    .args(["--enroll-secret", SECRET])
+    .arg("--data-dir")
+    .arg(dir.path())
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::null());
+    for r in &rules {
+        cmd.arg("--rules").arg(r);
+    }
+    let server = Child(cmd.spawn().context("cannot start vigil server")?);
+    let pid = server.0.id();
+    wait_ready(&fleet, dir.path()).await?;
+    let ca = std::fs::read_to_string(dir.path().join("fleet-ca.crt"))?;
+    let url = format!("https://{fleet}");
+
+    eprintln!("bench: enrolling {} agents…", args.agents);
+    let t = Instant::now();
+    let mut ids = Vec::with_capacity(args.agents);
+    for i in 0..args.agents {
+        let adir = dir.path().join(format!("agent-{i}"));
+        std::fs::create_dir_all(&adir)?;
+        let host = HostFacts {
+            hostname: format!("sim-{i}"),
+            ..Default::default()
+        };
+        ids.push(identity::enroll(&url, &adir, &ca, SECRET, host).await?);
+    }
+    eprintln!(
+        "bench: enrolled in {:.1} s; streaming {} events/s for {} s…",
+        t.elapsed().as_secs_f64(),
+        args.rate,
+        args.duration
+    );
+
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let per_agent = args.rate as f64 / args.agents as f64;
+    let cpu_before = proc_cpu_ticks(pid).unwrap_or(0);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let url = url.clone();
+        let lat = Arc::clone(&latencies);
+        let deadline = start + Duration::from_secs(args.duration);
+        let batch = args.batch;
+        tasks.push(tokio::spawn(async move {
+            simulate(i, &url, id, per_agent, batch, deadline, lat).await
+        }));
+    }
+    let mut sent = 0u64;
+    let mut acked = 0u64;
+    for t in tasks {
+        let (s, a) = t.await.context("a simulated agent panicked")??;
+        sent += s;
+        acked += a;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after = proc_cpu_ticks(pid).unwrap_or(0);
+    let (stored, scored) = wait_scored(dir.path(), sent).await?;
+    let total = start.elapsed().as_secs_f64();
+    let mut lat = latencies.lock().await.clone();
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let cpu = (cpu_after.saturating_sub(cpu_before)) as f64 / ticks / elapsed * 100.0;
+    let rss = proc_hwm_bytes(pid).unwrap_or(0);
+    println!(
+        "agents {} | target {} ev/s for {} s | batch {}",
+        args.agents, args.rate, args.duration, args.batch
+    );
+    println!(
+        "sent {sent} | acked {acked} ({:.0} ev/s) | stored {stored} | scored {scored} (all scored after {total:.1} s)",
+        acked as f64 / elapsed
+    );
+    println!(
+        "ack latency p50 {:.1} ms | p99 {:.1} ms | max {:.1} ms",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(lat.last().copied().unwrap_or_default())
+    );
+    println!(
+        "server cpu {cpu:.0}% of one core while streaming | peak rss {:.0} MiB",
+        rss as f64 / (1024.0 * 1024.0)
+    );
+    drop(server);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One simulated agent: a session sending batches at its share of the rate until `deadline`.
+async fn simulate(
+    n: usize,
+    url: &str,
+    id: AgentIdentity,
+    rate: f64,
+    batch: usize,
+    deadline: Instant,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+) -> anyhow::Result<(u64, u64)> {
+    let channel = identity::endpoint(url, id.client_tls())?.connect().await?;
+    let mut client = FleetClient::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel::<AgentMessage>(64);
+    let hello = Hello {
+        sensor_id: id.sensor_id.clone(),
+        ..Default::default()
+    };
+    tx.send(AgentMessage {
+        msg: Some(agent_message::Msg::Hello(hello)),
+    })
+    .await?;
+    let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+    inbound.message().await?; // Welcome
+    let interval = Duration::from_secs_f64(batch as f64 / rate.max(0.001));
+    let mut next = Instant::now() + interval.mul_f64(n as f64 % 97.0 / 97.0);
+    let mut sent_at = std::collections::VecDeque::new();
+    let (mut sent, mut acked, mut seq) = (0u64, 0u64, 0u64);
+    let mut local = Vec::new();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next.into()), if next < deadline => {
+                seq += 1;
+                let events = (0..batch).map(|k| synthetic(&id.sensor_id, seq, k)).collect();
+                tx.send(AgentMessage { msg: Some(agent_message::Msg::Events(EventBatch { seq, events })) }).await?;
+                sent_at.push_back(Instant::now());
+                sent += batch as u64;
+                next += interval;
+            }
+            msg = inbound.message() => match msg? {
+                Some(ServerMessage { msg: Some(server_message::Msg::Ack(a)) }) => {
+                    if let Some(t) = sent_at.pop_front() { local.push(t.elapsed()); }
+                    acked += u64::from(a.stored + a.duplicates);
+                    if Instant::now() >= deadline && sent_at.is_empty() { break; }
+                }
+                Some(_) => {}
+                None => bail!("agent {n}: the server closed the session"),
+            },
+        }
+        if Instant::now() >= deadline && sent_at.is_empty() {
+            break;
+        }
+    }
+    latencies.lock().await.extend(local);
+    Ok((sent, acked))
+}
+
+fn synthetic(sensor: &str, seq: u64, k: usize) -> WireEvent {
+    let uid = format!("{sensor}-{seq}-{k}");
+    let doc = serde_json::json!({
+        "class_uid": 1007, "activity_id": 1, "category_uid": 1, "type_uid": 100701,
+        "time": vigil_ocsf::now_ms(), "metadata": {"uid": uid, "version": "1.8.0"},
+        "process": {"pid": 1000 + k, "cmd_line": format!("/usr/bin/python3 worker.py --job {seq}"),
+                    "file": {"path": "/usr/bin/python3", "name": "python3"},
+                    "user": {"uid": "1000", "name": "app"}},
+        "actor": {"process": {"pid": 999, "cmd_line": "/bin/bash ./run.sh", "file": {"path": "/usr/bin/bash"}}}
+    });
+    WireEvent {
+        uid,
+        class_uid: 1007,
+        time: vigil_ocsf::now_ms(),
+        ocsf_json: doc.to_string().into_bytes(),
+    }
+}
+
+async fn wait_ready(fleet: &str, dir: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(fleet).await.is_err() || !dir.join("fleet-ca.crt").exists()
+    {
+        if Instant::now() > deadline {
+            bail!("vigil server did not come up on {fleet}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Waits until detection has scored everything stored; returns (stored, scored).
+async fn wait_scored(dir: &Path, sent: u64) -> anyhow::Result<(u64, u64)> {
+    use std::str::FromStr;
+    let opts =
+        sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")?.filename(dir.join("server.db"));
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&pool)
+            .await?;
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+            .fetch_one(&pool)
+            .await?;
+        let cursor: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM cursors WHERE name = 'detect'")
+                .fetch_optional(&pool)
+                .await?;
+        let scored = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events WHERE seq <= ?")
+            .bind(cursor.unwrap_or(0))
+            .fetch_one(&pool)
+            .await?;
+        let done = u64::try_from(stored).unwrap_or(0) >= sent && cursor.is_some() && cursor >= max;
+        if done || Instant::now() > deadline {
+            pool.close().await;
+            return Ok((
+                u64::try_from(stored).unwrap_or(0),
+                u64::try_from(scored).unwrap_or(0),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn proc_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn proc_hwm_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
