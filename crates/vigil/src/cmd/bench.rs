@@ -220,13 +220,16 @@ async fn simulate(
     let mut local = Vec::new();
     loop {
         tokio::select! {
-            () = tokio::time::sleep_until(next.into()), if next < deadline => {
-                seq += 1;
-                let events = (0..batch).map(|k| synthetic(&id.sensor_id, seq, k)).collect();
-                tx.send(AgentMessage { msg: Some(agent_message::Msg::Events(EventBatch { seq, events })) }).await?;
-                sent_at.push_back(Instant::now());
-                sent += batch as u64;
-                next += interval;
+            () = tokio::time::sleep_until(next.min(deadline).into()), if Instant::now() < deadline => {
+                if next < deadline {
+                    seq += 1;
+                    let events = (0..batch).map(|k| synthetic(&id.sensor_id, seq, k)).collect();
+                    let msg = agent_message::Msg::Events(EventBatch { seq, events });
+                    tx.send(AgentMessage { msg: Some(msg) }).await?;
+                    sent_at.push_back(Instant::now());
+                    sent += batch as u64;
+                    next += interval;
+                }
             }
             msg = inbound.message() => match msg? {
                 Some(ServerMessage { msg: Some(server_message::Msg::Ack(a)) }) => {

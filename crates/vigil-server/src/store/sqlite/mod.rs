@@ -316,30 +316,36 @@ impl super::Store for SqliteStore {
     }
 }
 
+/// Rows per multi-row INSERT (5 parameters each, well under SQLite's 32,766).
+const INSERT_CHUNK: usize = 200;
+
+/// Inserts a sensor's events with multi-row statements: one round trip to SQLite per chunk.
 async fn insert_batch(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     sensor_id: &str,
     events: &[Event],
 ) -> Result<InsertOutcome, StoreError> {
     let mut out = InsertOutcome::default();
-    for ev in events {
-        let body = serde_json::to_string(&ev.data)?;
-        let res = sqlx::query(
-            "INSERT INTO events (uid, sensor_id, class_uid, time, body) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (uid) DO NOTHING",
-        )
-        .bind(&ev.uid)
-        .bind(sensor_id)
-        .bind(ev.class_uid)
-        .bind(ev.time)
-        .bind(body)
-        .execute(&mut **tx)
-        .await?;
-        if res.rows_affected() == 1 {
-            out.stored += 1;
-        } else {
-            out.duplicates += 1;
-        }
+    for chunk in events.chunks(INSERT_CHUNK) {
+        let bodies = chunk
+            .iter()
+            .map(|ev| serde_json::to_string(&ev.data))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut qb =
+            QueryBuilder::new("INSERT INTO events (uid, sensor_id, class_uid, time, body) ");
+        qb.push_values(chunk.iter().zip(bodies), |mut row, (ev, body)| {
+            row.push_bind(ev.uid.as_str())
+                .push_bind(sensor_id)
+                .push_bind(ev.class_uid)
+                .push_bind(ev.time)
+                .push_bind(body);
+        });
+        qb.push(" ON CONFLICT (uid) DO NOTHING");
+        let inserted = qb.build().execute(&mut **tx).await?.rows_affected();
+        let inserted = u32::try_from(inserted).unwrap_or(u32::MAX);
+        let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+        out.stored += inserted;
+        out.duplicates += n.saturating_sub(inserted);
     }
     Ok(out)
 }
