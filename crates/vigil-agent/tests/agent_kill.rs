@@ -58,8 +58,11 @@ async fn buffered_with(data: &Path, marker: &str) -> i64 {
     else {
         return 0;
     };
-    let n = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE CAST(body AS TEXT) LIKE ?")
-        .bind(format!("%{marker}%"))
+    // Exec records only (launch type 3): each marked process also exits.
+    let n = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE CAST(body AS TEXT) LIKE ? AND CAST(body AS TEXT) LIKE '%\"launch_type_id\":3%'",
+    )
+    .bind(format!("%{marker}%"))
         .fetch_one(&pool)
         .await
         .unwrap_or(0);
@@ -73,6 +76,8 @@ async fn stored_with(data: &Path, marker: &str) -> usize {
     store.close().await;
     page.events
         .iter()
+        // Execs only: each marked process also forks and exits.
+        .filter(|e| e.event.get("launch_type_id").and_then(|v| v.as_u64()) == Some(3))
         .filter(|e| {
             e.event
                 .get("process.cmd_line")

@@ -83,7 +83,11 @@ fn linux_corpus_loads_without_malformed_rules() {
         process_creation.loaded
     );
     assert_eq!(set.len(), report.loaded());
-    assert!(set.rules().iter().all(|r| r.class_uid == 1007));
+    assert!(
+        set.rules()
+            .iter()
+            .all(|r| [1007, 4001].contains(&r.class_uid))
+    );
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! OCSF 1.8.0 types for Vigil.
 //!
 //! This crate owns the shape of everything Vigil records: the typed OCSF classes the sensor
-//! produces (Process Activity 1007 for now), the Detection Finding 2004 the detectors emit, the
-//! generic [`Event`] envelope that carries any class across the wire and into the store, and the
-//! data-driven map from Sigma field names to OCSF attribute paths ([`fieldmap`]).
+//! produces (Process Activity 1007, Network Activity 4001), the Detection Finding 2004 the
+//! detectors emit, the generic [`Event`] envelope that carries any class across the wire and into
+//! the store, and the data-driven map from Sigma field names to OCSF attribute paths
+//! ([`fieldmap`]).
 //!
 //! It must stay at the bottom of the dependency graph: no async runtime, no database, no network
 //! and no eBPF crate may ever be added here.
@@ -13,6 +14,7 @@
 mod event;
 pub mod fieldmap;
 mod finding;
+mod network;
 mod objects;
 mod process;
 
@@ -20,8 +22,15 @@ pub use event::{Event, EventError, class};
 pub use finding::{
     Analytic, Attack, DetectionFinding, Evidence, FindingInfo, Severity, Tactic, Technique,
 };
+pub use network::{
+    ConnectionInfo, Direction, NetworkActivity, NetworkActivityId, NetworkEndpoint,
+    NetworkUnmapped, StatusId,
+};
 pub use objects::{Actor, Device, File, Metadata, Os, Product, User};
-pub use process::{Process, ProcessActivity, ProcessActivityId};
+pub use process::{
+    ExitStatus, LaunchType, Process, ProcessActivity, ProcessActivityId, ProcessEntity,
+    ProcessUnmapped, Session, signal_name,
+};
 
 /// The OCSF schema version every Vigil event declares in `metadata.version`.
 pub const OCSF_VERSION: &str = "1.8.0";

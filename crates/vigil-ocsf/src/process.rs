@@ -9,6 +9,9 @@ use crate::{Actor, Device, File, Metadata, User, class};
 pub struct Process {
     /// Process id.
     pub pid: u32,
+    /// Thread id: the thread that acted (the one that exec'd, forked or exited last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
     /// Unique process id across pid reuse (`<pid>-<start time>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
@@ -30,9 +33,23 @@ pub struct Process {
     /// Start time, milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_time: Option<i64>,
+    /// End time, milliseconds since the epoch (terminations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated_time: Option<i64>,
     /// The parent process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_process: Option<Box<Process>>,
+    /// The parent chain, direct parent first, then its parent, and so on (newest to oldest).
+    /// OCSF recommends it on the top-level process only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestry: Vec<ProcessEntity>,
+    /// The login session the process belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+    /// Audit (login) user id: who logged in, whatever the process has become since
+    /// (profile `linux/linux_users`). Absent when the process has no login uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auid: Option<u32>,
     /// Effective user id (profile `linux/linux_users`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub euid: Option<u32>,
@@ -41,11 +58,44 @@ pub struct Process {
     pub egid: Option<u32>,
 }
 
+/// `process_entity`: a lighter process reference, used in [`Process::ancestry`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessEntity {
+    /// Process id.
+    pub pid: u32,
+    /// Unique process id (`<pid>-<start time>`), as in [`Process::uid`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Process name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Full command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd_line: Option<String>,
+    /// Executable path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Start time, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<i64>,
+}
+
+/// `session`: the login session of a process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Session id (on Linux the audit session id, `/proc/<pid>/sessionid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Controlling terminal, e.g. `pts/0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<String>,
+}
+
 /// `activity_id` values of Process Activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ProcessActivityId {
-    /// A process started (exec).
+    /// A process started (fork) or started running a new image (exec).
     Launch = 1,
     /// A process ended.
     Terminate = 2,
@@ -59,6 +109,81 @@ impl ProcessActivityId {
             Self::Terminate => "Terminate",
         }
     }
+}
+
+/// `launch_type_id` values: how a launched process came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LaunchType {
+    /// A new process running a new image in one step (`posix_spawn`-like).
+    Spawn = 1,
+    /// A copy of the parent (`fork`/`clone` of a new thread group).
+    Fork = 2,
+    /// The process replaced its image (`execve`).
+    Exec = 3,
+}
+
+impl LaunchType {
+    /// The OCSF caption.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Spawn => "Spawn",
+            Self::Fork => "Fork",
+            Self::Exec => "Exec",
+        }
+    }
+}
+
+/// How a process ended, as `wait(2)` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit` with this code.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled {
+        /// The signal number.
+        signal: i32,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+}
+
+impl ExitStatus {
+    /// Decodes a `wait(2)` status word: `(code << 8) | signal`, `0x80` for a core dump.
+    pub fn from_wait_status(status: i32) -> Self {
+        let signal = status & 0x7f;
+        if signal == 0 {
+            Self::Exited((status >> 8) & 0xff)
+        } else {
+            Self::Signaled {
+                signal,
+                core_dumped: status & 0x80 != 0,
+            }
+        }
+    }
+
+    /// The `exit_code` reported: the code itself, or `128 + signal` for a signal death, as
+    /// shells and container runtimes report it (the signal is also in `unmapped.signal`).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Self::Exited(code) => code,
+            Self::Signaled { signal, .. } => 128 + signal,
+        }
+    }
+}
+
+/// `unmapped`: what Vigil reports on a Process Activity that OCSF has no attribute for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessUnmapped {
+    /// The signal that killed the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Its name (`SIGKILL`), when it is a standard signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_name: Option<String>,
+    /// Whether the process dumped core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_dumped: Option<bool>,
 }
 
 /// A Process Activity event.
@@ -86,16 +211,24 @@ pub struct ProcessActivity {
     pub actor: Actor,
     /// The process launched or terminated.
     pub process: Process,
-    /// Launch type (2 = Exec) for launches.
+    /// Launch type ([`LaunchType`]) for launches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_type_id: Option<u8>,
-    /// Exit code for terminations.
+    /// Launch type caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<String>,
+    /// Exit code for terminations (see [`ExitStatus::exit_code`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Source-specific attributes (the killing signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmapped: Option<ProcessUnmapped>,
 }
 
 impl ProcessActivity {
     /// A new event of the given activity; `actor` is derived from the process's parent and user.
+    /// A launch is an exec ([`LaunchType::Exec`]) unless changed with
+    /// [`ProcessActivity::with_launch_type`].
     pub fn new(
         activity: ProcessActivityId,
         time: i64,
@@ -107,6 +240,7 @@ impl ProcessActivity {
             process: process.parent_process.as_deref().cloned(),
             user: process.user.clone(),
         };
+        let launch = (activity == ProcessActivityId::Launch).then_some(LaunchType::Exec);
         Self {
             activity_id: activity as u8,
             activity_name: activity.name().into(),
@@ -119,10 +253,75 @@ impl ProcessActivity {
             device,
             actor,
             process,
-            launch_type_id: (activity == ProcessActivityId::Launch).then_some(2),
+            launch_type_id: launch.map(|l| l as u8),
+            launch_type: launch.map(|l| l.name().into()),
             exit_code: None,
+            unmapped: None,
         }
     }
+
+    /// Sets how a launched process came to be.
+    pub fn with_launch_type(mut self, launch: LaunchType) -> Self {
+        self.launch_type_id = Some(launch as u8);
+        self.launch_type = Some(launch.name().into());
+        self
+    }
+
+    /// Sets the exit code, and for a signal death the signal in `unmapped`.
+    pub fn with_exit_status(mut self, status: ExitStatus) -> Self {
+        self.exit_code = Some(status.exit_code());
+        self.unmapped = match status {
+            ExitStatus::Exited(_) => None,
+            ExitStatus::Signaled {
+                signal,
+                core_dumped,
+            } => Some(ProcessUnmapped {
+                signal: Some(signal),
+                signal_name: signal_name(signal).map(str::to_owned),
+                core_dumped: Some(core_dumped),
+            }),
+        };
+        self
+    }
+}
+
+/// The name of a standard Linux signal (x86/arm numbering).
+pub fn signal_name(signal: i32) -> Option<&'static str> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    let index = usize::try_from(signal.checked_sub(1)?).ok()?;
+    NAMES.get(index).copied()
 }
 
 #[cfg(test)]
@@ -157,6 +356,8 @@ mod tests {
         let ev = Event::from_record(&pa).unwrap();
         assert_eq!(ev.class_uid, 1007);
         assert_eq!(ev.get("type_uid").and_then(|v| v.as_u64()), Some(100701));
+        assert_eq!(ev.get("launch_type_id").and_then(|v| v.as_u64()), Some(3));
+        assert_eq!(ev.get("launch_type").and_then(|v| v.as_str()), Some("Exec"));
         assert_eq!(
             ev.get("actor.process.file.path").and_then(|v| v.as_str()),
             Some("/usr/bin/bash")
@@ -165,5 +366,68 @@ mod tests {
             ev.get("process.file.name").and_then(|v| v.as_str()),
             Some("id")
         );
+        assert!(
+            ev.get("process.ancestry").is_none(),
+            "empty lists are left out"
+        );
+    }
+
+    #[test]
+    fn fork_launch_type_is_fork() {
+        let pa = ProcessActivity::new(
+            ProcessActivityId::Launch,
+            7,
+            Metadata::vigil("test"),
+            Device::default(),
+            Process::default(),
+        )
+        .with_launch_type(LaunchType::Fork);
+        assert_eq!(pa.launch_type_id, Some(2));
+        assert_eq!(pa.launch_type.as_deref(), Some("Fork"));
+    }
+
+    #[test]
+    fn wait_status_decodes_codes_and_signals() {
+        assert_eq!(ExitStatus::from_wait_status(3 << 8), ExitStatus::Exited(3));
+        assert_eq!(ExitStatus::from_wait_status(0), ExitStatus::Exited(0));
+        let killed = ExitStatus::from_wait_status(9);
+        assert_eq!(
+            killed,
+            ExitStatus::Signaled {
+                signal: 9,
+                core_dumped: false
+            }
+        );
+        assert_eq!(killed.exit_code(), 137);
+        assert_eq!(
+            ExitStatus::from_wait_status(0x80 | 11),
+            ExitStatus::Signaled {
+                signal: 11,
+                core_dumped: true
+            }
+        );
+    }
+
+    #[test]
+    fn terminate_carries_exit_code_and_signal() {
+        let pa = ProcessActivity::new(
+            ProcessActivityId::Terminate,
+            7,
+            Metadata::vigil("test"),
+            Device::default(),
+            Process::default(),
+        )
+        .with_exit_status(ExitStatus::from_wait_status(15));
+        let ev = Event::from_record(&pa).unwrap();
+        assert_eq!(ev.get("type_uid").and_then(|v| v.as_u64()), Some(100702));
+        assert!(ev.get("launch_type_id").is_none());
+        assert_eq!(ev.get("exit_code").and_then(|v| v.as_i64()), Some(143));
+        assert_eq!(
+            ev.get("unmapped.signal_name").and_then(|v| v.as_str()),
+            Some("SIGTERM")
+        );
+        assert_eq!(signal_name(0), None);
+        assert_eq!(signal_name(31), Some("SIGSYS"));
+        assert_eq!(signal_name(64), None);
     }
 }

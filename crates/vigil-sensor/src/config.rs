@@ -3,15 +3,16 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Which exec capture source to use.
+/// Which capture sources to use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SourceMode {
-    /// Try eBPF; if it cannot load or attach, warn once and use the proc connector.
+    /// Try eBPF for each kind of telemetry; where it cannot load or attach, warn once and fall
+    /// back: processes to the proc connector, TCP to `/proc/net/tcp` polling.
     #[default]
     Auto,
-    /// eBPF only; starting fails if it cannot load.
+    /// eBPF only; starting fails if the process or TCP programs cannot load.
     Ebpf,
-    /// The netlink proc connector only (no eBPF is loaded).
+    /// No eBPF: the netlink proc connector for processes, `/proc/net/tcp` polling for TCP.
     ProcConnector,
 }
 
@@ -30,13 +31,15 @@ impl FromStr for SourceMode {
     }
 }
 
-/// The exec capture source that is actually running.
+/// A capture source that is actually running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceKind {
-    /// The `tp_btf/sched_process_exec` eBPF program.
+    /// The eBPF programs (`tp_btf` tracepoints).
     Ebpf,
-    /// The netlink proc connector plus `/proc` reads.
+    /// The netlink proc connector plus `/proc` reads (processes).
     ProcConnector,
+    /// Polling `/proc/net/tcp{,6}` (TCP sockets).
+    ProcNet,
 }
 
 impl SourceKind {
@@ -45,6 +48,7 @@ impl SourceKind {
         match self {
             Self::Ebpf => "ebpf",
             Self::ProcConnector => "proc_connector",
+            Self::ProcNet => "proc_net",
         }
     }
 }
@@ -58,18 +62,18 @@ impl fmt::Display for SourceKind {
 /// Settings for [`crate::Sensor::start`].
 #[derive(Debug, Clone, Default)]
 pub struct SensorConfig {
-    /// Which exec source to use.
+    /// Which sources to use.
     pub mode: SourceMode,
     /// The host, copied into every event's `device`.
     pub device: vigil_ocsf::Device,
 }
 
-/// One thing the sensor can observe, and how.
+/// One kind of telemetry the sensor observes, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capability {
-    /// What is observed (`process`).
+    /// What is observed: `process` (exec, fork, exit) or `network` (TCP).
     pub name: String,
-    /// The source providing it (`ebpf` or `proc_connector`).
+    /// The source providing it (`ebpf`, `proc_connector` or `proc_net`).
     pub source: String,
     /// Whether its capture thread is running right now.
     pub live: bool,
@@ -93,5 +97,6 @@ mod tests {
     fn source_kind_displays_log_name() {
         assert_eq!(SourceKind::Ebpf.to_string(), "ebpf");
         assert_eq!(SourceKind::ProcConnector.to_string(), "proc_connector");
+        assert_eq!(SourceKind::ProcNet.to_string(), "proc_net");
     }
 }

@@ -23,7 +23,7 @@ pub enum SensorError {
     /// relocation failed.
     #[error("cannot load eBPF object `{object}`: {}", Chain(.source.as_ref()))]
     Object {
-        /// The object's name (`exec.bpf.o`).
+        /// The object's name (`process.bpf.o`).
         object: &'static str,
         /// The aya load error.
         #[source]
@@ -80,8 +80,10 @@ pub enum SensorError {
         #[source]
         source: io::Error,
     },
-    /// `SourceMode::Auto` tried every exec source and none started.
-    #[error("no exec capture source could start; eBPF: {ebpf}; proc connector: {proc_connector}")]
+    /// `SourceMode::Auto` tried every process source and none started.
+    #[error(
+        "no process capture source could start; eBPF: {ebpf}; proc connector: {proc_connector}"
+    )]
     NoSource {
         /// Why eBPF failed.
         ebpf: Box<SensorError>,

@@ -1,15 +1,17 @@
 //! Vigil's kernel capture.
 //!
 //! This crate owns everything between the kernel and an OCSF event: the eBPF programs (C, CO-RE,
-//! in `bpf/`, compiled by `build.rs` and loaded with aya), the netlink proc connector fallback,
+//! in `bpf/`, compiled by `build.rs` and loaded with aya), the proc connector and `/proc` fallbacks,
 //! enrichment from `/proc` and the user database with bounded caches, and normalisation into
 //! [`vigil_ocsf`] events. It hands events to the caller through a channel and reports which
 //! sources are live as [`Capability`]s. It must not buffer, ship, store or judge events (that is
 //! the agent's and the detectors' job) and it depends on no crate above `vigil-ocsf`.
 //!
-//! Today it captures process executions: [`Sensor::start`] tries the `tp_btf/sched_process_exec`
-//! eBPF program and, in [`SourceMode::Auto`], falls back to the proc connector when eBPF cannot
-//! load.
+//! It captures the process lifecycle (exec, fork, exit → OCSF Process Activity) and TCP
+//! activity (listen, connect attempts, established, accepted, refused, failed and closed
+//! connections, and resets for closed ports → OCSF Network Activity). [`Sensor::start`] loads the
+//! eBPF programs (`tp_btf` tracepoints) and, in [`SourceMode::Auto`], falls back per kind where
+//! they cannot load: to the proc connector for processes and to `/proc/net/tcp` polling for TCP.
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 

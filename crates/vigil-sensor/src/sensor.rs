@@ -1,4 +1,5 @@
-//! [`Sensor`]: picks an exec source, starts its capture thread, and reports on it.
+//! [`Sensor`]: picks a source for each kind of telemetry, starts the capture threads, and
+//! reports on them.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -7,23 +8,33 @@ use aya::maps::{Array, MapData};
 use tokio::sync::mpsc::Sender;
 use vigil_ocsf::Event;
 
-use crate::source::{CaptureThread, Emitter, SourceStats, StopSignal, ebpf_exec, proc_connector};
+use crate::source::ebpf::{self, LoadedObject, Rings};
+use crate::source::{CaptureThread, Emitter, SourceStats, StopSignal, proc_connector, proc_net};
 use crate::{Capability, SensorConfig, SensorError, SourceKind, SourceMode};
 
-/// A running exec capture. Dropping it (or [`Sensor::stop`]) stops the capture thread and
-/// detaches the eBPF program.
-pub struct Sensor {
+/// How one kind of telemetry is captured.
+#[derive(Debug)]
+struct Slot {
     kind: SourceKind,
     detail: Option<String>,
-    thread: CaptureThread,
-    kernel_drops: Option<Array<MapData, u64>>,
+    /// Index into `Sensor::threads`; `None` when no source could start.
+    thread: Option<usize>,
+}
+
+/// A running capture of process lifecycle (exec, fork, exit) and TCP activity. Dropping it (or
+/// [`Sensor::stop`]) stops the capture threads and detaches the eBPF programs.
+pub struct Sensor {
+    process: Slot,
+    network: Slot,
+    threads: Vec<CaptureThread>,
+    kernel_drops: Vec<Array<MapData, u64>>,
 }
 
 impl std::fmt::Debug for Sensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sensor")
-            .field("kind", &self.kind)
-            .field("detail", &self.detail)
+            .field("process", &self.process)
+            .field("network", &self.network)
             .finish_non_exhaustive()
     }
 }
@@ -31,112 +42,263 @@ impl std::fmt::Debug for Sensor {
 impl Sensor {
     /// Starts capture; events go to `sink`.
     ///
-    /// Returns once the source is attached: every exec after this call is captured. Blocks for
-    /// the eBPF load (about 0.1 s), so call it before entering async code or from
-    /// `spawn_blocking`. The capture thread waits when `sink` is full (the kernel side then
-    /// counts drops) and stops when its receiver is dropped.
+    /// Returns once the sources are attached and the processes already running are known (read
+    /// from `/proc`, so their forks and exits are named): every exec, fork, exit and TCP
+    /// transition after this call is captured. Blocks for the eBPF load (about 0.1–0.3 s), so call it before
+    /// entering async code or from `spawn_blocking`. The capture threads wait when `sink` is
+    /// full (the kernel side then counts drops) and stop when its receiver is dropped.
+    ///
+    /// Fails when no process source can start; a missing network source only shows in
+    /// [`Sensor::capabilities`].
     pub fn start(config: SensorConfig, sink: Sender<Event>) -> Result<Sensor, SensorError> {
+        let mut sensor = Sensor {
+            process: Slot::none(SourceKind::Ebpf),
+            network: Slot::none(SourceKind::Ebpf),
+            threads: Vec::new(),
+            kernel_drops: Vec::new(),
+        };
         match config.mode {
-            SourceMode::Ebpf => start_ebpf(&config, sink),
-            SourceMode::ProcConnector => start_proc_connector(
-                &config,
-                sink,
-                Some("eBPF not requested (mode proc_connector)".to_owned()),
-            ),
-            SourceMode::Auto => match start_ebpf(&config, sink.clone()) {
-                Ok(sensor) => Ok(sensor),
-                Err(ebpf) => {
+            SourceMode::Ebpf => {
+                let btf = ebpf::read_btf()?;
+                let process = ebpf::load(&ebpf::PROCESS, &btf)?;
+                let tcp = ebpf::load(&ebpf::TCP, &btf)?;
+                sensor.start_ebpf(&config, &sink, Some(process), Some(tcp))?;
+            }
+            SourceMode::ProcConnector => {
+                let why = "eBPF not requested (mode proc_connector)";
+                sensor.start_proc_connector(&config, &sink, why)?;
+                sensor.start_proc_net(&config, &sink, why);
+            }
+            SourceMode::Auto => {
+                let (process, tcp) = match ebpf::read_btf() {
+                    Ok(btf) => (
+                        ebpf::load(&ebpf::PROCESS, &btf),
+                        ebpf::load(&ebpf::TCP, &btf).map_err(|e| e.to_string()),
+                    ),
+                    Err(error) => {
+                        let text = error.to_string();
+                        (Err(error), Err(text))
+                    }
+                };
+                let (process, process_error) = split(process);
+                let (tcp, tcp_error) = split(tcp);
+                if process.is_some() || tcp.is_some() {
+                    sensor.start_ebpf(&config, &sink, process, tcp)?;
+                }
+                if let Some(ebpf) = process_error {
                     tracing::warn!(
                         error = %ebpf,
-                        "Falling back to the proc connector: eBPF exec capture is unavailable"
+                        "Falling back to the proc connector: eBPF process capture is unavailable"
                     );
-                    let detail = Some(format!("eBPF unavailable: {ebpf}"));
-                    start_proc_connector(&config, sink, detail).map_err(|proc_connector| {
-                        SensorError::NoSource {
+                    let why = format!("eBPF unavailable: {ebpf}");
+                    sensor.start_proc_connector(&config, &sink, &why).map_err(
+                        |proc_connector| SensorError::NoSource {
                             ebpf: Box::new(ebpf),
                             proc_connector: Box::new(proc_connector),
-                        }
-                    })
+                        },
+                    )?;
                 }
-            },
+                if let Some(error) = tcp_error {
+                    tracing::warn!(
+                        %error,
+                        "Falling back to /proc/net/tcp polling: eBPF TCP capture is unavailable"
+                    );
+                    sensor.start_proc_net(&config, &sink, &format!("eBPF unavailable: {error}"));
+                }
+            }
+        }
+        Ok(sensor)
+    }
+
+    /// The process (exec, fork, exit) source that is running.
+    pub fn exec_source(&self) -> SourceKind {
+        self.process.kind
+    }
+
+    /// The TCP source, `None` when none could start (see [`Sensor::capabilities`] for why).
+    pub fn network_source(&self) -> Option<SourceKind> {
+        self.network.thread.map(|_| self.network.kind)
+    }
+
+    /// What the sensor observes and through which source, and whether it is live right now:
+    /// one [`Capability`] per kind of telemetry, `process` then `network`.
+    pub fn capabilities(&self) -> Vec<Capability> {
+        [("process", &self.process), ("network", &self.network)]
+            .into_iter()
+            .map(|(name, slot)| Capability {
+                name: name.to_owned(),
+                source: slot.kind.to_string(),
+                live: slot
+                    .thread
+                    .and_then(|i| self.threads.get(i))
+                    .is_some_and(|t| t.stats().live.load(Ordering::SeqCst)),
+                detail: slot.detail.clone(),
+            })
+            .collect()
+    }
+
+    /// Records lost so far, all sources together: ring buffers full in the kernel, netlink
+    /// overruns (each counts once, however many events it lost), and records user space could
+    /// not parse.
+    pub fn dropped(&self) -> u64 {
+        let kernel: u64 = self
+            .kernel_drops
+            .iter()
+            .filter_map(|drops| drops.get(&0, 0).ok())
+            .sum();
+        let user: u64 = self
+            .threads
+            .iter()
+            .map(|t| t.stats().dropped.load(Ordering::Relaxed))
+            .sum();
+        kernel + user
+    }
+
+    /// Stops the capture threads and detaches the programs; the same happens on drop.
+    pub fn stop(mut self) {
+        for thread in &mut self.threads {
+            thread.shutdown();
         }
     }
 
-    /// The exec source that is running.
-    pub fn exec_source(&self) -> SourceKind {
-        self.kind
+    fn start_ebpf(
+        &mut self,
+        config: &SensorConfig,
+        sink: &Sender<Event>,
+        process: Option<LoadedObject>,
+        tcp: Option<LoadedObject>,
+    ) -> Result<(), SensorError> {
+        let mut objects = Vec::new();
+        let mut rings = Rings {
+            process: None,
+            tcp: None,
+        };
+        let index = self.threads.len();
+        if let Some(loaded) = process {
+            tracing::info!(
+                load_ms = loaded.load_time.as_secs_f64() * 1000.0,
+                "Attached the eBPF process capture (exec, fork, exit)"
+            );
+            self.process = Slot::running(SourceKind::Ebpf, joined(&loaded.degraded), index);
+            self.kernel_drops.push(loaded.drops);
+            rings.process = Some(loaded.events);
+            objects.push(loaded.ebpf);
+        }
+        if let Some(mut loaded) = tcp {
+            seed_listeners(&mut loaded);
+            tracing::info!(
+                load_ms = loaded.load_time.as_secs_f64() * 1000.0,
+                "Attached the eBPF TCP capture"
+            );
+            self.network = Slot::running(SourceKind::Ebpf, joined(&loaded.degraded), index);
+            self.kernel_drops.push(loaded.drops);
+            rings.tcp = Some(loaded.events);
+            objects.push(loaded.ebpf);
+        }
+        let (stop, stats, mut emitter) = plumbing(SourceKind::Ebpf, config, sink)?;
+        if rings.process.is_some() {
+            emitter.seed_processes();
+        }
+        let thread = CaptureThread::spawn("vigil-ebpf", stop, stats, move || {
+            ebpf::run(objects, rings, emitter);
+        })
+        .map_err(|source| thread_error(SourceKind::Ebpf, source))?;
+        self.threads.push(thread);
+        Ok(())
     }
 
-    /// What the sensor observes and through which source, and whether it is live right now.
-    pub fn capabilities(&self) -> Vec<Capability> {
-        vec![Capability {
-            name: "process".to_owned(),
-            source: self.kind.to_string(),
-            live: self.thread.stats().live.load(Ordering::SeqCst),
-            detail: self.detail.clone(),
-        }]
+    fn start_proc_connector(
+        &mut self,
+        config: &SensorConfig,
+        sink: &Sender<Event>,
+        why: &str,
+    ) -> Result<(), SensorError> {
+        let (stop, stats, mut emitter) = plumbing(SourceKind::ProcConnector, config, sink)?;
+        let socket = proc_connector::ProcConnectorSocket::open(&stop)?;
+        emitter.seed_processes();
+        let thread = CaptureThread::spawn("vigil-proc-conn", stop, stats, move || {
+            proc_connector::run(socket, emitter);
+        })
+        .map_err(|source| thread_error(SourceKind::ProcConnector, source))?;
+        self.process = Slot::running(
+            SourceKind::ProcConnector,
+            Some(why.to_owned()),
+            self.threads.len(),
+        );
+        self.threads.push(thread);
+        Ok(())
     }
 
-    /// Exec records lost so far: ring buffer full in the kernel, netlink overruns (each counts
-    /// once, however many events it lost), and records user space could not parse.
-    pub fn dropped(&self) -> u64 {
-        let kernel = self
-            .kernel_drops
-            .as_ref()
-            .and_then(|drops| drops.get(&0, 0).ok())
-            .unwrap_or(0);
-        kernel + self.thread.stats().dropped.load(Ordering::Relaxed)
-    }
-
-    /// Stops the capture thread and detaches the program; the same happens on drop.
-    pub fn stop(mut self) {
-        self.thread.shutdown();
+    /// Starts TCP polling; a failure leaves the network capability down, with why.
+    fn start_proc_net(&mut self, config: &SensorConfig, sink: &Sender<Event>, why: &str) {
+        let detail = format!("{why}; {}", proc_net::DETAIL);
+        let started = proc_net::Snapshot::read()
+            .map_err(|e| format!("cannot read /proc/net/tcp: {e}"))
+            .and_then(|baseline| {
+                let (stop, stats, emitter) =
+                    plumbing(SourceKind::ProcNet, config, sink).map_err(|e| e.to_string())?;
+                CaptureThread::spawn("vigil-proc-net", stop, stats, move || {
+                    proc_net::run(baseline, emitter);
+                })
+                .map_err(|e| thread_error(SourceKind::ProcNet, e).to_string())
+            });
+        self.network = match started {
+            Ok(thread) => {
+                self.threads.push(thread);
+                Slot::running(SourceKind::ProcNet, Some(detail), self.threads.len() - 1)
+            }
+            Err(error) => {
+                tracing::error!(%error, "No TCP capture source could start");
+                Slot {
+                    kind: SourceKind::ProcNet,
+                    detail: Some(format!("{why}; {error}")),
+                    thread: None,
+                }
+            }
+        };
     }
 }
 
-fn start_ebpf(config: &SensorConfig, sink: Sender<Event>) -> Result<Sensor, SensorError> {
-    let loaded = ebpf_exec::load_and_attach()?;
-    tracing::info!(
-        load_ms = loaded.load_time.as_secs_f64() * 1000.0,
-        hook = "tp_btf/sched_process_exec",
-        "Attached the eBPF exec capture"
-    );
-    let ebpf_exec::LoadedExec {
-        ebpf,
-        events,
-        drops,
-        ..
-    } = loaded;
-    let (stop, stats, emitter) = plumbing(SourceKind::Ebpf, config, sink)?;
-    let thread = CaptureThread::spawn("vigil-ebpf-exec", stop, stats, move || {
-        ebpf_exec::run(ebpf, events, emitter);
-    })
-    .map_err(|source| thread_error(SourceKind::Ebpf, source))?;
-    Ok(Sensor {
-        kind: SourceKind::Ebpf,
-        detail: None,
-        thread,
-        kernel_drops: Some(drops),
-    })
+impl Slot {
+    fn none(kind: SourceKind) -> Self {
+        Self {
+            kind,
+            detail: None,
+            thread: None,
+        }
+    }
+
+    fn running(kind: SourceKind, detail: Option<String>, thread: usize) -> Self {
+        Self {
+            kind,
+            detail,
+            thread: Some(thread),
+        }
+    }
 }
 
-fn start_proc_connector(
-    config: &SensorConfig,
-    sink: Sender<Event>,
-    detail: Option<String>,
-) -> Result<Sensor, SensorError> {
-    let (stop, stats, emitter) = plumbing(SourceKind::ProcConnector, config, sink)?;
-    let socket = proc_connector::ProcConnectorSocket::open(&stop)?;
-    let thread = CaptureThread::spawn("vigil-proc-conn", stop, stats, move || {
-        proc_connector::run(socket, emitter);
-    })
-    .map_err(|source| thread_error(SourceKind::ProcConnector, source))?;
-    Ok(Sensor {
-        kind: SourceKind::ProcConnector,
-        detail,
-        thread,
-        kernel_drops: None,
-    })
+fn split<T, E>(result: Result<T, E>) -> (Option<T>, Option<E>) {
+    match result {
+        Ok(value) => (Some(value), None),
+        Err(error) => (None, Some(error)),
+    }
+}
+
+fn joined(notes: &[String]) -> Option<String> {
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+/// Listening sockets that predate the TCP program get their owners from `/proc`, so inbound
+/// connections to them are attributed too.
+fn seed_listeners(tcp: &mut LoadedObject) {
+    let Some(netns) = proc_net::own_netns() else {
+        return;
+    };
+    let listeners = proc_net::listening_sockets();
+    match ebpf::seed_listeners(tcp, netns, &listeners) {
+        Ok(seeded) => tracing::debug!(seeded, "Seeded the eBPF listener table from /proc"),
+        Err(error) => tracing::warn!(%error, "Cannot seed the eBPF listener table"),
+    }
 }
 
 type Plumbing = (Arc<StopSignal>, Arc<SourceStats>, Emitter);
@@ -144,14 +306,14 @@ type Plumbing = (Arc<StopSignal>, Arc<SourceStats>, Emitter);
 fn plumbing(
     kind: SourceKind,
     config: &SensorConfig,
-    sink: Sender<Event>,
+    sink: &Sender<Event>,
 ) -> Result<Plumbing, SensorError> {
     let stop = Arc::new(StopSignal::new().map_err(|source| thread_error(kind, source))?);
     let stats = Arc::new(SourceStats::default());
     let emitter = Emitter::new(
         kind,
         config.device.clone(),
-        sink,
+        sink.clone(),
         Arc::clone(&stats),
         Arc::clone(&stop),
     );

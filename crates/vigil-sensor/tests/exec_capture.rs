@@ -1,4 +1,4 @@
-//! Kernel tests: real processes are started and the sensor must report them.
+//! Kernel tests: real processes are started and the sensor must report their execs.
 //!
 //! They need root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN); without it each test says so and
 //! passes. The sensor sees every exec on the host, so each test finds its own event by a nonce
@@ -69,9 +69,13 @@ fn proc_connector_source_sees_exec_with_arguments() {
     assert_eq!(str_at(&event, "process.uid"), Some(uid.as_str()));
     assert_child_of_this_test(&event, "proc_connector");
     let caps = h.sensor.capabilities();
-    assert_eq!(caps.len(), 1);
+    assert_eq!(caps.len(), 2);
     assert_eq!(caps[0].source, "proc_connector");
     assert!(caps[0].live);
+    assert_eq!(
+        (caps[1].name.as_str(), caps[1].source.as_str()),
+        ("network", "proc_net")
+    );
     h.sensor.stop();
 }
 
@@ -100,13 +104,19 @@ fn auto_mode_prefers_ebpf_and_stops_when_receiver_is_gone() {
     skip_unless_root!();
     let Harness { sensor, events, .. } = Harness::start(SourceMode::Auto);
     assert_eq!(sensor.exec_source(), SourceKind::Ebpf);
+    assert_eq!(sensor.network_source(), Some(SourceKind::Ebpf));
     let caps = sensor.capabilities();
-    assert_eq!(caps.len(), 1);
+    assert_eq!(caps.len(), 2);
     assert_eq!(
         (caps[0].name.as_str(), caps[0].source.as_str(), caps[0].live),
         ("process", "ebpf", true)
     );
-    assert_eq!(caps[0].detail, None);
+    assert_eq!(
+        (caps[1].name.as_str(), caps[1].source.as_str(), caps[1].live),
+        ("network", "ebpf", true)
+    );
+    assert_eq!(caps[0].detail, None, "every process program attached");
+    assert_eq!(caps[1].detail, None, "every TCP program attached");
 
     // With the receiver gone, the next exec makes the capture thread stop on its own.
     drop(events);

@@ -1,6 +1,7 @@
 //! The `Auto` fallback, for real: eBPF is refused by the kernel (the thread starting the sensor
 //! lacks CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN), so the sensor must fall back to the proc
-//! connector (it keeps CAP_NET_ADMIN) and say why.
+//! connector (it keeps CAP_NET_ADMIN) for processes and to `/proc/net/tcp` polling for TCP, and
+//! say why.
 //!
 //! This is its own test binary on purpose: aya probes kernel features once per process
 //! (`aya::FEATURES`), and a probe made without privilege would poison every later load in the
@@ -66,6 +67,15 @@ fn auto_mode_falls_back_to_proc_connector_without_bpf_privilege() {
     let detail = caps[0].detail.clone().unwrap_or_default();
     assert!(detail.starts_with("eBPF unavailable: "), "detail: {detail}");
     eprintln!("fallback detail: {detail}");
+    // TCP falls back on its own, to /proc/net/tcp polling, and says it is lossy.
+    assert_eq!(
+        (caps[1].name.as_str(), caps[1].source.as_str()),
+        ("network", "proc_net")
+    );
+    assert!(caps[1].live);
+    let detail = caps[1].detail.clone().unwrap_or_default();
+    assert!(detail.starts_with("eBPF unavailable: "), "detail: {detail}");
+    assert!(detail.contains("lossy"), "detail: {detail}");
 
     let nonce = nonce("vigil-fallback");
     let script = format!("sleep 1; true {nonce}");

@@ -72,7 +72,14 @@ fn process_on_host_becomes_event_and_alert() {
 
     let event = wait_for("the exec event in the API", Duration::from_secs(20), || {
         let evs = vigil.get("/api/v1/events?class_uid=1007&limit=1000");
-        find_by_cmdline(&evs, &marker).cloned()
+        // The exec, not the fork or exit of the same process (newest come first).
+        let execs: Vec<_> = evs["items"]
+            .as_array()?
+            .iter()
+            .filter(|ev| ev["launch_type_id"] == 3)
+            .cloned()
+            .collect();
+        find_by_cmdline(&serde_json::json!({ "items": execs }), &marker).cloned()
     });
     assert_eq!(event["class_uid"], 1007);
     assert_eq!(event["activity_id"], 1);

@@ -1,5 +1,6 @@
-//! Enrichment: who ran an exec (user name) and from what (parent image and command line),
-//! with bounded caches so a busy host costs bounded memory.
+//! Enrichment: who a process runs as (user name), what it and its parents run (image and
+//! command line, the ancestry), and which process owns a socket, with bounded caches so a busy
+//! host costs bounded memory.
 
 mod cache;
 mod path;
@@ -10,20 +11,33 @@ mod users;
 pub(crate) use path::{basename, join_argv, resolve_exec_path};
 pub(crate) use processes::KnownProcess;
 
-use vigil_ocsf::{File, Process, User};
+use vigil_ocsf::{Actor, File, Process, ProcessEntity, User};
 
 use crate::clock::{self, Clocks};
-use crate::normalise::{ExecObservation, process_uid};
+use crate::normalise::{
+    ExecObservation, ExitObservation, ForkObservation, OwnerFacts, TaskFacts, image_name,
+    process_uid,
+};
 use processes::ProcessCache;
 use users::UserNames;
 
-/// What enrichment adds to an observation.
+/// How many ancestors `process.ancestry` lists, direct parent first.
+const MAX_ANCESTRY: usize = 8;
+/// Longest command line of an `ancestry` entry, in bytes. Every event repeats the chain, and
+/// the direct parent's full command line is in `parent_process` already.
+const ANCESTRY_CMD_LINE: usize = 256;
+
+/// What enrichment adds to a process event.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Enrichment {
     /// The process's user, when its uid is known.
     pub(crate) user: Option<User>,
     /// The parent, as far as it could be named.
     pub(crate) parent: Option<Process>,
+    /// The parent chain, direct parent first.
+    pub(crate) ancestry: Vec<ProcessEntity>,
+    /// For forks and exits: the image the process was running, as the sensor last knew it.
+    pub(crate) image: Option<KnownProcess>,
 }
 
 /// Per-source enrichment state; one per capture thread, so no locking.
@@ -43,27 +57,110 @@ impl Enricher {
         }
     }
 
+    /// Learns the processes running now from `/proc`; returns how many.
+    pub(crate) fn seed_from_proc(&mut self) -> usize {
+        self.processes.seed_from_proc()
+    }
+
     /// Clock ticks per second, for converting start times.
     pub(crate) fn hz(&self) -> u64 {
         self.hz
     }
 
-    /// Names the user and parent of `obs`, then remembers `obs` as the image its pid runs.
-    pub(crate) fn enrich(&mut self, obs: &ExecObservation, clocks: Clocks) -> Enrichment {
-        let user = obs.ids.map(|ids| self.users.user(ids.uid));
-        let parent = obs
-            .ppid
-            .map(|ppid| self.parent(ppid, obs.parent_start_ticks, clocks));
+    /// Names the user, parent and ancestry of an exec, then remembers its new image.
+    pub(crate) fn exec(&mut self, obs: &ExecObservation, clocks: Clocks) -> Enrichment {
         self.processes.remember(
-            obs.pid,
+            obs.task.pid,
             KnownProcess {
-                name: crate::normalise::process_name(obs),
+                name: image_name(obs.exe.as_deref(), &obs.task.comm),
                 exe: obs.exe.clone(),
                 cmd_line: obs.cmd_line.clone(),
-                start_ticks: obs.start_ticks,
+                start_ticks: obs.task.start_ticks,
+                ppid: obs.task.ppid,
             },
         );
-        Enrichment { user, parent }
+        self.lineage(&obs.task, clocks)
+    }
+
+    /// A new process runs its parent's image: remembers it so, and names it and its parents.
+    pub(crate) fn fork(&mut self, obs: &ForkObservation, clocks: Clocks) -> Enrichment {
+        let task = &obs.task;
+        let inherited = task
+            .ppid
+            .and_then(|ppid| self.processes.lookup(ppid, task.parent_start_ticks));
+        let image = KnownProcess {
+            name: inherited
+                .as_ref()
+                .map_or_else(|| task.comm.clone(), |k| k.name.clone()),
+            exe: inherited.as_ref().and_then(|k| k.exe.clone()),
+            cmd_line: inherited.and_then(|k| k.cmd_line),
+            start_ticks: task.start_ticks,
+            ppid: task.ppid,
+        };
+        self.processes.remember(task.pid, image.clone());
+        let mut enrichment = self.lineage(task, clocks);
+        enrichment.image = Some(image);
+        enrichment
+    }
+
+    /// Names an exiting process by what it was running, then forgets it.
+    pub(crate) fn exit(&mut self, obs: &ExitObservation, clocks: Clocks) -> Enrichment {
+        let task = &obs.task;
+        let image = self.processes.lookup(task.pid, task.start_ticks);
+        let mut enrichment = self.lineage(task, clocks);
+        enrichment.image = image;
+        self.processes.forget(task.pid, task.start_ticks);
+        enrichment
+    }
+
+    /// The socket owner as an OCSF actor: its process (image from the cache or `/proc`) and user.
+    pub(crate) fn owner(&mut self, owner: &OwnerFacts, clocks: Clocks) -> Actor {
+        let known = self.processes.lookup(owner.pid, owner.start_ticks);
+        let user = owner.uid.map(|uid| self.users.user(uid));
+        let comm = owner.comm.clone().unwrap_or_default();
+        let process = Process {
+            pid: owner.pid,
+            tid: owner.tid,
+            uid: owner.start_ticks.map(|t| process_uid(owner.pid, t)),
+            name: known
+                .as_ref()
+                .map(|k| k.name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or(comm),
+            cmd_line: known.as_ref().and_then(|k| k.cmd_line.clone()),
+            file: known.and_then(|k| k.exe).as_deref().map(File::regular),
+            user: user.clone(),
+            created_time: owner.start_ticks.map(|t| self.ticks_to_ms(t, clocks)),
+            ..Default::default()
+        };
+        Actor {
+            process: Some(process),
+            user,
+        }
+    }
+
+    fn lineage(&mut self, task: &TaskFacts, clocks: Clocks) -> Enrichment {
+        let user = task.ids.map(|ids| self.users.user(ids.uid));
+        let parent = task
+            .ppid
+            .map(|ppid| self.parent(ppid, task.parent_start_ticks, clocks));
+        let ancestry = match &parent {
+            Some(parent) => {
+                let mut ancestry = vec![entity(parent)];
+                let above = self.processes.ancestors(parent.pid, MAX_ANCESTRY - 1);
+                for (pid, known) in above {
+                    ancestry.push(self.known_entity(pid, known, clocks));
+                }
+                ancestry
+            }
+            None => Vec::new(),
+        };
+        Enrichment {
+            user,
+            parent,
+            ancestry,
+            image: None,
+        }
     }
 
     fn parent(&mut self, ppid: u32, start_ticks: Option<u64>, clocks: Clocks) -> Process {
@@ -72,7 +169,7 @@ impl Enricher {
         let mut parent = Process {
             pid: ppid,
             uid: ticks.map(|t| process_uid(ppid, t)),
-            created_time: ticks.map(|t| clocks.boot_ns_to_ms(clock::ticks_to_boot_ns(t, self.hz))),
+            created_time: ticks.map(|t| self.ticks_to_ms(t, clocks)),
             ..Default::default()
         };
         if let Some(known) = known {
@@ -81,5 +178,53 @@ impl Enricher {
             parent.file = known.exe.as_deref().map(File::regular);
         }
         parent
+    }
+
+    fn known_entity(&self, pid: u32, known: KnownProcess, clocks: Clocks) -> ProcessEntity {
+        ProcessEntity {
+            pid,
+            uid: known.start_ticks.map(|t| process_uid(pid, t)),
+            name: known.name,
+            cmd_line: known.cmd_line.as_deref().map(short_cmd_line),
+            path: known.exe,
+            created_time: known.start_ticks.map(|t| self.ticks_to_ms(t, clocks)),
+        }
+    }
+
+    fn ticks_to_ms(&self, ticks: u64, clocks: Clocks) -> i64 {
+        clocks.boot_ns_to_ms(clock::ticks_to_boot_ns(ticks, self.hz))
+    }
+}
+
+fn entity(process: &Process) -> ProcessEntity {
+    ProcessEntity {
+        pid: process.pid,
+        uid: process.uid.clone(),
+        name: process.name.clone(),
+        cmd_line: process.cmd_line.as_deref().map(short_cmd_line),
+        path: process.file.as_ref().map(|f| f.path.clone()),
+        created_time: process.created_time,
+    }
+}
+
+/// `cmd_line` cut to [`ANCESTRY_CMD_LINE`] bytes, on a character boundary.
+fn short_cmd_line(cmd_line: &str) -> String {
+    let mut end = cmd_line.len().min(ANCESTRY_CMD_LINE);
+    while !cmd_line.is_char_boundary(end) {
+        end -= 1;
+    }
+    cmd_line[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestry_command_lines_are_cut_on_a_character_boundary() {
+        assert_eq!(short_cmd_line("bash -c x"), "bash -c x");
+        let long = format!("{}é", "a".repeat(ANCESTRY_CMD_LINE - 1));
+        assert_eq!(short_cmd_line(&long), "a".repeat(ANCESTRY_CMD_LINE - 1));
+        assert_eq!(short_cmd_line(&"b".repeat(1000)).len(), ANCESTRY_CMD_LINE);
     }
 }

@@ -44,6 +44,8 @@ pub(crate) struct Stat {
     pub(crate) comm: String,
     /// Field 4.
     pub(crate) ppid: u32,
+    /// Field 7: the controlling terminal's device number, 0 without one.
+    pub(crate) tty_nr: u32,
     /// Field 22: start time in clock ticks since boot.
     pub(crate) start_ticks: u64,
 }
@@ -61,12 +63,58 @@ pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
     let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
     // rest[0] is field 3 (state), so field N is rest[N - 3].
     let ppid = rest.get(1)?.parse().ok()?;
+    let tty_nr = rest.get(4)?.parse::<i64>().ok()?;
     let start_ticks = rest.get(19)?.parse().ok()?;
     Some(Stat {
         comm,
         ppid,
+        tty_nr: u32::try_from(tty_nr).unwrap_or(0),
         start_ticks,
     })
+}
+
+/// The name of a terminal from its `tty_nr` (`new_encode_dev` of the device number), for the
+/// terminals sessions use: pseudo-terminals (`pts/N`, majors 136–143), virtual consoles (`ttyN`)
+/// and serial ports (`ttySN`). `None` for 0 or other devices.
+pub(crate) fn tty_name(tty_nr: u32) -> Option<String> {
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    match major {
+        136..=143 => Some(format!("pts/{}", (major - 136) * 256 + minor)),
+        4 if minor < 64 => Some(format!("tty{minor}")),
+        4 => Some(format!("ttyS{}", minor - 64)),
+        _ => None,
+    }
+}
+
+/// `/proc/<pid>/loginuid`, unless unset (`4294967295`).
+pub(crate) fn read_loginuid(pid: u32) -> Option<u32> {
+    read_audit_id(pid, "loginuid")
+}
+
+/// `/proc/<pid>/sessionid`, unless unset.
+pub(crate) fn read_sessionid(pid: u32) -> Option<u32> {
+    read_audit_id(pid, "sessionid")
+}
+
+fn read_audit_id(pid: u32, file: &str) -> Option<u32> {
+    let id: u32 = fs::read_to_string(proc_path(pid, file))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (id != u32::MAX).then_some(id)
+}
+
+/// Every pid under `/proc` (processes only: `/proc` lists thread-group leaders), unordered.
+pub(crate) fn list_pids() -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// Real and effective ids from `/proc/<pid>/status`.
@@ -113,10 +161,23 @@ mod tests {
             Some(Stat {
                 comm: "a) b (c".into(),
                 ppid: 17,
+                tty_nr: 0,
                 start_ticks: 987_654
             })
         );
         assert_eq!(parse_stat("1 (x) S"), None);
+    }
+
+    #[test]
+    fn tty_numbers_name_terminals() {
+        assert_eq!(tty_name(34816).as_deref(), Some("pts/0")); // major 136, minor 0
+        assert_eq!(tty_name(34819).as_deref(), Some("pts/3"));
+        // pts/300: major 137, minor 44.
+        assert_eq!(tty_name((137 << 8) | 44).as_deref(), Some("pts/300"));
+        assert_eq!(tty_name(1025).as_deref(), Some("tty1"));
+        assert_eq!(tty_name(1088).as_deref(), Some("ttyS0"));
+        assert_eq!(tty_name(0), None);
+        assert_eq!(tty_name(5 << 8), None);
     }
 
     #[test]
@@ -142,5 +203,6 @@ mod tests {
         assert!(read_exe(me).is_some_and(|e| e.starts_with('/')));
         assert!(read_cmdline(me).is_some());
         assert!(read_ids(me).is_some());
+        assert!(list_pids().contains(&me));
     }
 }

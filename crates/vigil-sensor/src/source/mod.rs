@@ -1,8 +1,14 @@
 //! Capture sources, one folder each, and the plumbing they share: a capture thread with a stop
 //! signal, and the [`Emitter`] that enriches, normalises and delivers each observation.
+//!
+//! - `ebpf`: process lifecycle and TCP from the kernel (one thread drains both ring buffers);
+//! - `proc_connector`: process lifecycle from the netlink process connector (fallback);
+//! - `proc_net`: TCP sockets by polling `/proc/net/tcp{,6}` (fallback), and the socket-inode →
+//!   process join that also seeds the eBPF listener table.
 
-pub(crate) mod ebpf_exec;
+pub(crate) mod ebpf;
 pub(crate) mod proc_connector;
+pub(crate) mod proc_net;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -16,7 +22,7 @@ use vigil_ocsf::{Device, Event};
 use crate::SourceKind;
 use crate::clock::Clocks;
 use crate::enrich::Enricher;
-use crate::normalise::{ExecObservation, launch_event};
+use crate::normalise::{Observation, exit_event, fork_event, launch_event, network_event};
 
 /// How long a capture thread waits on a full sink before checking for stop again.
 const FULL_SINK_RETRY_MS: i32 = 10;
@@ -88,26 +94,35 @@ pub(crate) fn wait_readable(
     stop: &StopSignal,
     timeout_ms: i32,
 ) -> io::Result<Wake> {
-    let mut fds = [
-        libc::pollfd {
-            fd: stop.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: fd.map_or(-1, |fd| fd.as_raw_fd()),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // SAFETY: `fds` is a live array of two pollfd; a negative fd is ignored by poll(2).
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+    wait_any(&[fd], stop, timeout_ms)
+}
+
+/// Blocks until one of `fds` is readable, stop is raised, or `timeout_ms` passes (-1: no
+/// timeout). `None` entries are ignored.
+pub(crate) fn wait_any(
+    fds: &[Option<BorrowedFd<'_>>],
+    stop: &StopSignal,
+    timeout_ms: i32,
+) -> io::Result<Wake> {
+    let pollfd = |fd: i32| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let mut polled = vec![pollfd(stop.fd.as_raw_fd())];
+    polled.extend(
+        fds.iter()
+            .map(|fd| pollfd(fd.map_or(-1, |fd| fd.as_raw_fd()))),
+    );
+    let count = libc::nfds_t::try_from(polled.len()).unwrap_or(1);
+    // SAFETY: `polled` is a live array of `count` pollfd; negative fds are ignored by poll(2).
+    let n = unsafe { libc::poll(polled.as_mut_ptr(), count, timeout_ms) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    if stop.is_raised() || fds[0].revents != 0 {
+    if stop.is_raised() || polled[0].revents != 0 {
         Ok(Wake::Stop)
-    } else if fds[1].revents != 0 {
+    } else if polled[1..].iter().any(|p| p.revents != 0) {
         Ok(Wake::Ready)
     } else {
         Ok(Wake::Timeout)
@@ -153,6 +168,13 @@ impl Emitter {
         self.enricher.hz()
     }
 
+    /// Learns the processes already running (see [`Enricher::seed_from_proc`]); called before
+    /// the capture thread starts, so records queued meanwhile find them.
+    pub(crate) fn seed_processes(&mut self) {
+        let seeded = self.enricher.seed_from_proc();
+        tracing::debug!(seeded, source = %self.source, "Seeded the process cache from /proc");
+    }
+
     pub(crate) fn stats(&self) -> &SourceStats {
         &self.stats
     }
@@ -163,13 +185,32 @@ impl Emitter {
 
     /// Turns one observation into an event and hands it to the sink. A full sink is waited on
     /// (the kernel side then counts drops); a closed sink or a stop ends the loop.
-    pub(crate) fn emit(&mut self, obs: &ExecObservation, clocks: Clocks) -> Flow {
-        let enrichment = self.enricher.enrich(obs, clocks);
-        let mut event = match launch_event(obs, enrichment, &self.device, self.source) {
-            Ok(event) => event,
+    pub(crate) fn emit(&mut self, obs: &Observation, clocks: Clocks) -> Flow {
+        let (device, source) = (&self.device, self.source);
+        let normalised = match obs {
+            Observation::Exec(o) => {
+                launch_event(o, self.enricher.exec(o, clocks), device, source).map(Some)
+            }
+            Observation::Fork(o) => {
+                fork_event(o, self.enricher.fork(o, clocks), device, source).map(Some)
+            }
+            Observation::Exit(o) => {
+                exit_event(o, self.enricher.exit(o, clocks), device, source).map(Some)
+            }
+            Observation::Tcp(o) => {
+                let actor = o
+                    .owner
+                    .as_ref()
+                    .map(|owner| self.enricher.owner(owner, clocks));
+                network_event(o, actor, device, source)
+            }
+        };
+        let mut event = match normalised {
+            Ok(Some(event)) => event,
+            Ok(None) => return Flow::Continue,
             Err(error) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%error, pid = obs.pid, "Dropped an exec that did not normalise");
+                tracing::debug!(%error, pid = obs.pid(), "Dropped an observation that did not normalise");
                 return Flow::Continue;
             }
         };

@@ -3,6 +3,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::process::{Child, Command, Stdio};
@@ -24,6 +26,9 @@ macro_rules! skip_unless_root {
         }
     };
 }
+
+/// A predicate on events, for [`Harness::wait_for_all`].
+pub type Wanted<'a> = dyn Fn(&Event) -> bool + 'a;
 
 pub struct Harness {
     pub sensor: Sensor,
@@ -61,22 +66,59 @@ impl Harness {
 
     /// The first event matching `wanted`, waiting at most [`EVENT_TIMEOUT`].
     pub fn wait_for(&mut self, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
+        self.collect_until(what, wanted)
+            .pop()
+            .unwrap_or_else(|| unreachable!())
+    }
+
+    /// Every event up to and including the first one matching `wanted`.
+    pub fn collect_until(&mut self, what: &str, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
         let deadline = Instant::now() + EVENT_TIMEOUT;
+        let mut seen = Vec::new();
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let events = &mut self.events;
-            let next = self
-                .runtime
-                .block_on(async { tokio::time::timeout(left, events.recv()).await });
-            match next {
-                Ok(Some(event)) if wanted(&event) => return event,
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("sensor closed its channel while waiting for {what}"),
-                Err(_) => panic!(
-                    "no event for {what} within {EVENT_TIMEOUT:?} (dropped: {})",
-                    self.sensor.dropped()
-                ),
+            let event = self.next_event(what, deadline);
+            let done = wanted(&event);
+            seen.push(event);
+            if done {
+                return seen;
             }
+        }
+    }
+
+    /// The first event matching each of `wanted`, in whatever order they arrive.
+    pub fn wait_for_all(&mut self, wanted: &[(&str, &Wanted<'_>)]) -> Vec<Event> {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        let mut found: Vec<Option<Event>> = vec![None; wanted.len()];
+        while found.iter().any(Option::is_none) {
+            let missing: Vec<&str> = wanted
+                .iter()
+                .zip(&found)
+                .filter(|(_, f)| f.is_none())
+                .map(|((what, _), _)| *what)
+                .collect();
+            let event = self.next_event(&missing.join(", "), deadline);
+            for ((_, matches), slot) in wanted.iter().zip(found.iter_mut()) {
+                if slot.is_none() && matches(&event) {
+                    *slot = Some(event.clone());
+                }
+            }
+        }
+        found.into_iter().flatten().collect()
+    }
+
+    fn next_event(&mut self, what: &str, deadline: Instant) -> Event {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let events = &mut self.events;
+        let next = self
+            .runtime
+            .block_on(async { tokio::time::timeout(left, events.recv()).await });
+        match next {
+            Ok(Some(event)) => event,
+            Ok(None) => panic!("sensor closed its channel while waiting for {what}"),
+            Err(_) => panic!(
+                "no event for {what} within {EVENT_TIMEOUT:?} (dropped: {})",
+                self.sensor.dropped()
+            ),
         }
     }
 }
@@ -94,12 +136,44 @@ pub fn u64_at(event: &Event, path: &str) -> Option<u64> {
     event.get(path).and_then(|v| v.as_u64())
 }
 
-pub fn cmd_line_contains(nonce: &str) -> impl Fn(&Event) -> bool + '_ {
-    move |event| str_at(event, "process.cmd_line").is_some_and(|c| c.contains(nonce))
+pub fn i64_at(event: &Event, path: &str) -> Option<i64> {
+    event.get(path).and_then(|v| v.as_i64())
 }
 
+/// A Process Activity Launch by exec (launch type 3).
+pub fn is_exec(event: &Event) -> bool {
+    event.class_uid == 1007
+        && u64_at(event, "activity_id") == Some(1)
+        && u64_at(event, "launch_type_id") == Some(3)
+}
+
+/// A Process Activity Launch by fork (launch type 2).
+pub fn is_fork(event: &Event) -> bool {
+    event.class_uid == 1007
+        && u64_at(event, "activity_id") == Some(1)
+        && u64_at(event, "launch_type_id") == Some(2)
+}
+
+/// A Process Activity Terminate.
+pub fn is_exit(event: &Event) -> bool {
+    event.class_uid == 1007 && u64_at(event, "activity_id") == Some(2)
+}
+
+/// The exec whose command line holds `nonce`.
+pub fn cmd_line_contains(nonce: &str) -> impl Fn(&Event) -> bool + '_ {
+    move |event| {
+        is_exec(event) && str_at(event, "process.cmd_line").is_some_and(|c| c.contains(nonce))
+    }
+}
+
+/// The exec of `pid`.
 pub fn pid_is(pid: u32) -> impl Fn(&Event) -> bool {
-    move |event| u64_at(event, "process.pid") == Some(u64::from(pid))
+    move |event| is_exec(event) && u64_at(event, "process.pid") == Some(u64::from(pid))
+}
+
+/// `process.pid` of a process event.
+pub fn pid_of(event: &Event) -> Option<u32> {
+    u64_at(event, "process.pid").and_then(|p| u32::try_from(p).ok())
 }
 
 /// `<pid>-<starttime>` from `/proc/<pid>/stat`, readable until the child is reaped.

@@ -101,6 +101,8 @@ async fn run(
     fleet_listen: SocketAddr,
     local_agent: Option<SourceMode>,
 ) -> anyhow::Result<ExitCode> {
+    // Registered before anything starts, so a signal during start-up is not lost.
+    let mut signals = Signals::new()?;
     let rule_dirs = if args.rules.is_empty() {
         vec![default_rules_dir()?]
     } else {
@@ -175,7 +177,7 @@ async fn run(
     println!("Ctrl-C stops (the local agent flushes its buffer first).");
 
     tokio::select! {
-        signal = wait_for_signal() => signal?,
+        () = signals.recv() => {}
         res = &mut server_task => {
             // The server only stops by itself on an error: report it.
             if let Some(agent) = agent {
@@ -243,12 +245,25 @@ fn print_rules_summary(report: &LoadReport, dirs: &[PathBuf]) {
     );
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, watched from creation on.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+        })
     }
-    Ok(())
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }

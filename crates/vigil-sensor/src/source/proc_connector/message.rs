@@ -19,7 +19,9 @@ const NLMSG_DONE: u16 = 3;
 const NLMSG_OVERRUN: u16 = 4;
 
 const PROC_EVENT_NONE: u32 = 0;
+const PROC_EVENT_FORK: u32 = 1;
 const PROC_EVENT_EXEC: u32 = 2;
+const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 
 /// One process event the sensor cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,30 @@ pub(crate) enum ProcEvent {
         /// `CLOCK_MONOTONIC` nanoseconds.
         timestamp_ns: u64,
     },
+    /// `PROC_EVENT_FORK`: a task was created; a new process when `child_pid == child_tgid`.
+    Fork {
+        /// The forking process.
+        parent_tgid: u32,
+        /// The new task.
+        child_pid: u32,
+        /// Its process.
+        child_tgid: u32,
+        /// `CLOCK_MONOTONIC` nanoseconds.
+        timestamp_ns: u64,
+    },
+    /// `PROC_EVENT_EXIT`: a task ended; its process ended too when `pid == tgid` (the leader).
+    Exit {
+        /// The task.
+        pid: u32,
+        /// Its process.
+        tgid: u32,
+        /// The task's `exit_code`, a `wait(2)` status.
+        exit_code: u32,
+        /// The parent process.
+        parent_tgid: u32,
+        /// `CLOCK_MONOTONIC` nanoseconds.
+        timestamp_ns: u64,
+    },
     /// `PROC_EVENT_NONE`: the kernel's answer to a LISTEN/IGNORE request. Acks go to every
     /// listener, and since Linux 6.6 the kernel overwrites `seq`, so requests are matched by
     /// `ack`, which the kernel sets to the request's `ack + 1` on every version.
@@ -42,7 +68,7 @@ pub(crate) enum ProcEvent {
         /// 0, or the errno of a refused request.
         err: u32,
     },
-    /// Any other event (fork, exit, uid change, …).
+    /// Any other event (uid change, comm change, …).
     Other {
         /// The `what` field.
         what: u32,
@@ -95,6 +121,22 @@ fn parse_cn_msg(msg: &[u8]) -> Option<ProcEvent> {
         PROC_EVENT_EXEC => ProcEvent::Exec {
             pid: u32_at(ev, 16)?,
             tgid: u32_at(ev, 20)?,
+            timestamp_ns,
+        },
+        // struct fork_proc_event: parent_pid, parent_tgid, child_pid, child_tgid.
+        PROC_EVENT_FORK => ProcEvent::Fork {
+            parent_tgid: u32_at(ev, 20)?,
+            child_pid: u32_at(ev, 24)?,
+            child_tgid: u32_at(ev, 28)?,
+            timestamp_ns,
+        },
+        // struct exit_proc_event: process_pid, process_tgid, exit_code, exit_signal,
+        // parent_pid, parent_tgid.
+        PROC_EVENT_EXIT => ProcEvent::Exit {
+            pid: u32_at(ev, 16)?,
+            tgid: u32_at(ev, 20)?,
+            exit_code: u32_at(ev, 24)?,
+            parent_tgid: u32_at(ev, 36)?,
             timestamp_ns,
         },
         PROC_EVENT_NONE => ProcEvent::Ack {
@@ -161,10 +203,14 @@ mod tests {
     }
 
     #[test]
-    fn exec_fork_and_ack_parse_from_one_datagram() {
+    fn exec_fork_exit_and_ack_parse_from_one_datagram() {
         let mut datagram = kernel_message(PROC_EVENT_EXEC, 0, &pair(4242, 4242));
-        datagram.extend(kernel_message(1, 0, &pair(1, 1))); // fork
+        let fork = [pair(100, 100), pair(4243, 4243)].concat();
+        datagram.extend(kernel_message(PROC_EVENT_FORK, 0, &fork));
+        let exit = [pair(4243, 4243), pair(9, 17), pair(100, 100)].concat();
+        datagram.extend(kernel_message(PROC_EVENT_EXIT, 0, &exit));
         datagram.extend(kernel_message(PROC_EVENT_NONE, 77, &pair(0, 0)));
+        datagram.extend(kernel_message(0x200, 0, &pair(1, 1))); // comm change
         assert_eq!(
             parse_datagram(&datagram),
             vec![
@@ -173,8 +219,21 @@ mod tests {
                     tgid: 4242,
                     timestamp_ns: 123_456_789
                 },
-                ProcEvent::Other { what: 1 },
+                ProcEvent::Fork {
+                    parent_tgid: 100,
+                    child_pid: 4243,
+                    child_tgid: 4243,
+                    timestamp_ns: 123_456_789
+                },
+                ProcEvent::Exit {
+                    pid: 4243,
+                    tgid: 4243,
+                    exit_code: 9,
+                    parent_tgid: 100,
+                    timestamp_ns: 123_456_789
+                },
                 ProcEvent::Ack { ack: 77, err: 0 },
+                ProcEvent::Other { what: 0x200 },
             ]
         );
     }

@@ -1,0 +1,37 @@
+//! Observations → OCSF events: Process Activity 1007 (`process`) and Network Activity 4001
+//! (`network`). Sources say what they saw as an [`Observation`]; enrichment adds what the
+//! sensor knows about the processes involved; this module only shapes the result.
+
+mod network;
+mod process;
+
+pub(crate) use network::{OwnerFacts, TcpChange, TcpObservation, TcpState, network_event};
+pub(crate) use process::{
+    ExecObservation, ExitObservation, ForkObservation, TaskFacts, exit_event, fork_event,
+    image_name, launch_event, process_uid,
+};
+
+/// One thing a source saw.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Observation {
+    /// A process ran a new image.
+    Exec(ExecObservation),
+    /// A new process was forked.
+    Fork(ForkObservation),
+    /// A process ended.
+    Exit(ExitObservation),
+    /// A TCP socket changed.
+    Tcp(TcpObservation),
+}
+
+impl Observation {
+    /// The process id the observation is about (the owner for TCP, when known).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match self {
+            Self::Exec(o) => Some(o.task.pid),
+            Self::Fork(o) => Some(o.task.pid),
+            Self::Exit(o) => Some(o.task.pid),
+            Self::Tcp(o) => o.owner.as_ref().map(|owner| owner.pid),
+        }
+    }
+}
