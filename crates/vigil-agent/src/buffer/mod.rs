@@ -133,7 +133,13 @@ impl Buffer {
                 "Agent buffer full: oldest events evicted"
             );
         }
-        self.len.store(len - excess, Ordering::Relaxed);
+        // Acks may have run while this transaction did: adjust, never overwrite.
+        let added = events.len() as u64;
+        let _ = self
+            .len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some((n + added).saturating_sub(excess))
+            });
         Ok(())
     }
 

@@ -48,3 +48,34 @@ async fn full_buffer_evicts_oldest_first_and_counts() {
     let buf = Buffer::open(dir.path(), 3).await.unwrap();
     assert_eq!(buf.evicted(), 2, "the eviction count survives a restart");
 }
+
+/// Stress check for the length counter under interleaved pushes and acks. The bug it guards
+/// (push overwrote the length computed before its transaction, losing concurrent acks) was
+/// reproduced by `fleet_crash` (about one run in three); this test rarely hits the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn length_stays_exact_when_pushes_and_acks_interleave() {
+    let dir = tempfile::tempdir().unwrap();
+    let buf = std::sync::Arc::new(Buffer::open(dir.path(), 1_000_000).await.unwrap());
+    let pusher = {
+        let buf = std::sync::Arc::clone(&buf);
+        tokio::spawn(async move {
+            for round in 0..200 {
+                let batch: Vec<_> = (0..20).map(|i| ev(&format!("{round}-{i}"))).collect();
+                buf.push(&batch).await.unwrap();
+            }
+        })
+    };
+    let mut acked = 0;
+    while acked < 4000 {
+        let rows = buf.read_after(0, 50).await.unwrap();
+        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+            buf.ack(first.seq, last.seq).await.unwrap();
+            acked += rows.len();
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    pusher.await.unwrap();
+    assert_eq!(buf.len(), 0);
+    assert!(buf.read_after(0, 10).await.unwrap().is_empty());
+}
