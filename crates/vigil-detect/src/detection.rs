@@ -125,7 +125,7 @@ fn num_eq(a: &Number, b: &Number) -> bool {
 }
 
 /// Calls `f` with the text of a scalar value (numbers rendered on the stack), or returns false.
-fn with_text(value: &Value, f: impl FnOnce(&str) -> bool) -> bool {
+pub(crate) fn with_text(value: &Value, f: impl FnOnce(&str) -> bool) -> bool {
     match value {
         Value::String(s) => f(s),
         Value::Bool(b) => f(if *b { "true" } else { "false" }),
@@ -360,6 +360,32 @@ impl Detection {
             Node::Keyword(k) => k.is_match(ctx),
             Node::Search(i) => self.searches.get(*i).is_some_and(|s| self.eval(s, ctx)),
         }
+    }
+
+    /// ANDs `other` (a filter) to this detection: its searches are appended and its condition
+    /// must hold too.
+    pub(crate) fn and_also(&mut self, other: Detection) {
+        fn shift(node: &mut Node, offset: usize) {
+            match node {
+                Node::And(children) | Node::Or(children) => {
+                    children.iter_mut().for_each(|c| shift(c, offset));
+                }
+                Node::Not(child) => shift(child, offset),
+                Node::Search(i) => *i += offset,
+                Node::Field(_) | Node::Keyword(_) => {}
+            }
+        }
+        let offset = self.searches.len();
+        let mut searches = std::mem::take(&mut self.searches).into_vec();
+        for mut search in other.searches.into_vec() {
+            shift(&mut search, offset);
+            searches.push(search);
+        }
+        let mut condition = other.condition;
+        shift(&mut condition, offset);
+        let mine = std::mem::replace(&mut self.condition, Node::And(Box::new([])));
+        self.condition = Node::And(Box::new([mine, condition]));
+        self.searches = searches.into();
     }
 
     /// Gives every path of the detection its slot in `slots`.

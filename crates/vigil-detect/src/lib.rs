@@ -3,9 +3,14 @@
 //! This crate owns detection content and its evaluation: it parses Sigma rules, compiles their
 //! detections into hand-written matchers (literal, prefix, suffix, substring and glob matchers
 //! chosen at compile time; regular expressions only for `|re`), maps Sigma fields to OCSF paths
-//! through the logsource's [`vigil_ocsf::fieldmap::FieldMap`], indexes rules by OCSF class,
-//! maps rule tags to MITRE ATT&CK, and builds the OCSF Detection Finding for a match. It is
-//! the hot path of the product: evaluating an event allocates nothing.
+//! through the logsource's [`vigil_ocsf::fieldmap::FieldMap`], applies Sigma global filters,
+//! indexes rules by OCSF class and by the literals they need (one Aho-Corasick pass over an
+//! event's attributes picks the few rules worth evaluating), maps rule tags to MITRE ATT&CK,
+//! and builds the OCSF Detection Finding for a match. It is the hot path of the product:
+//! evaluating an event allocates nothing. It also resolves Sigma correlation rules and runs
+//! them in a [`Correlator`], a pure, synchronous state machine per host whose semantics
+//! (windows, late events, one hit per window, bounds, `generate`) are set out in
+//! [`correlation`].
 //!
 //! It is pure and must stay so: it must never depend on an async runtime, a database, the
 //! network or eBPF (no tokio, sqlx, tonic, aya), so the agent and the server run the very same
@@ -52,18 +57,30 @@
 //!   creation: paths, command lines, working directory, user names), never in the event's
 //!   bookkeeping (`metadata`, `device`).
 //! - `|all` on a single value is accepted (it means the value itself).
+//! - A global filter's condition is ANDed to each rule it names as written (so a filter that
+//!   suppresses its selection says `condition: not selection`), as pySigma does.
+//! - [`RuleSet::matches`] returns the rules whose matches are findings; a base rule that only
+//!   feeds correlations (Sigma `generate` left false) is returned by
+//!   [`RuleSet::matches_all`] alone, which is what a [`Correlator`] is fed.
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod attack;
+pub mod correlation;
 mod detection;
 mod finding;
 mod lookup;
 mod matcher;
+mod prefilter;
 mod rule;
 mod ruleset;
 mod sigma;
 
+pub use correlation::{
+    CorrelationHit, CorrelationLimits, CorrelationRule, CorrelationStats, CorrelationType,
+    Correlator, CountCondition, CountOp, correlation_finding,
+};
 pub use finding::finding_for;
+pub use prefilter::PrefilterStats;
 pub use rule::{LoadReport, Rule, RuleReport, RuleStatus, StatusCounts};
 pub use ruleset::{LoadError, RuleSet};

@@ -30,6 +30,11 @@ impl FieldPath {
         }
     }
 
+    /// The dotted form, `process.file.path`.
+    pub(crate) fn dotted(&self) -> String {
+        self.segments.join(".")
+    }
+
     /// The attribute in `data`, if every segment is present.
     pub(crate) fn lookup<'v>(&self, data: &'v Value) -> Option<&'v Value> {
         self.segments
@@ -50,6 +55,52 @@ impl SlotAssigner {
         let next = u32::try_from(self.slots.len()).unwrap_or(NO_SLOT);
         path.slot = *self.slots.entry(path.segments.clone()).or_insert(next);
     }
+}
+
+/// A set of paths as a tree of their segments, so [`Lookups::prefetch`] can fetch them all in
+/// one walk of the event, each object visited once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PathTrie {
+    roots: Vec<TrieNode>,
+}
+
+#[derive(Debug, Clone)]
+struct TrieNode {
+    key: Box<str>,
+    /// The slot of the path ending here ([`NO_SLOT`] if none does).
+    slot: u32,
+    children: Vec<TrieNode>,
+}
+
+impl PathTrie {
+    /// Adds a path (with its slot already assigned).
+    pub(crate) fn insert(&mut self, path: &FieldPath) {
+        let mut level = &mut self.roots;
+        let last = path.segments.len().saturating_sub(1);
+        for (i, seg) in path.segments.iter().enumerate() {
+            let at = match level.iter().position(|n| n.key == *seg) {
+                Some(at) => at,
+                None => {
+                    level.push(TrieNode {
+                        key: seg.clone(),
+                        slot: NO_SLOT,
+                        children: Vec::new(),
+                    });
+                    level.len() - 1
+                }
+            };
+            if i == last {
+                level[at].slot = path.slot;
+            }
+            level = &mut level[at].children;
+        }
+    }
+}
+
+/// Key equality for short keys: length, first and last byte decide most mismatches without a
+/// call to `memcmp`.
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.first() == b.first() && a.last() == b.last() && a == b
 }
 
 /// How many distinct paths per rule set have their lookups remembered; others are looked up
@@ -79,6 +130,50 @@ impl<'v> Lookups<'v> {
         Self {
             data,
             cache: [Cached::Unknown; CACHED_SLOTS],
+        }
+    }
+
+    /// Looks up every path of `trie` at once: each object on the way is visited once, and
+    /// its entries compared with the wanted keys (length first) instead of searched per key.
+    pub(crate) fn prefetch(&mut self, trie: &PathTrie) {
+        self.fill(Some(self.data), &trie.roots);
+    }
+
+    fn fill(&mut self, value: Option<&'v Value>, nodes: &[TrieNode]) {
+        let Some(Value::Object(map)) = value else {
+            nodes.iter().for_each(|n| self.settle(n, None));
+            return;
+        };
+        // Large objects, or more wanted keys than tracked: search per key instead.
+        if map.len() > 32 || nodes.len() > 64 {
+            nodes.iter().for_each(|n| self.settle(n, map.get(&*n.key)));
+            return;
+        }
+        let mut found = 0u64;
+        for (key, child) in map {
+            let key = key.as_bytes();
+            if let Some(i) = nodes.iter().position(|n| same_key(n.key.as_bytes(), key)) {
+                found |= 1 << i;
+                self.settle(&nodes[i], Some(child));
+                if found.count_ones() as usize == nodes.len() {
+                    return;
+                }
+            }
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            if found & (1 << i) == 0 {
+                self.settle(node, None);
+            }
+        }
+    }
+
+    /// Records what a trie node's path holds, then what its children's do.
+    fn settle(&mut self, node: &TrieNode, value: Option<&'v Value>) {
+        if let Some(cached) = self.cache.get_mut(node.slot as usize) {
+            *cached = value.map_or(Cached::Absent, Cached::Present);
+        }
+        if !node.children.is_empty() {
+            self.fill(value, &node.children);
         }
     }
 

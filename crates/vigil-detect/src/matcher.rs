@@ -58,7 +58,12 @@ pub(crate) enum StrMatcher {
     /// A pattern with wildcards inside it, or a case-insensitive non-ASCII literal.
     Glob(Glob),
     /// A regular expression (`|re`).
-    Regex(Regex),
+    Regex {
+        /// The compiled expression.
+        re: Regex,
+        /// Whether it was built to ignore case (`|re|i`).
+        ignore_case: bool,
+    },
     /// `*` alone: every text.
     Any,
 }
@@ -146,7 +151,7 @@ impl StrMatcher {
                 Anchor::Contains => text.contains(&**pat),
             },
             Self::Glob(glob) => glob.is_match(text),
-            Self::Regex(re) => re.is_match(text),
+            Self::Regex { re, .. } => re.is_match(text),
             Self::Any => true,
         }
     }
@@ -302,6 +307,28 @@ impl Glob {
                 None => return false,
             }
         }
+    }
+
+    /// The longest run of characters every text the glob matches contains, found by an ASCII
+    /// case-insensitive substring search (the literal prefilter's). When the glob folds case,
+    /// a run stops at a non-ASCII character (its other cases are other bytes) and at `k`
+    /// (U+212A KELVIN SIGN folds to it: the one non-ASCII character whose simple lower case is
+    /// ASCII).
+    pub(crate) fn required_literal(&self) -> Option<String> {
+        let mut best = String::new();
+        let mut run = String::new();
+        for tok in self.toks.iter().chain([&GlobTok::Many]) {
+            match tok {
+                GlobTok::Char(c) if !self.folded || (c.is_ascii() && *c != 'k') => run.push(*c),
+                _ => {
+                    if run.len() > best.len() {
+                        best = std::mem::take(&mut run);
+                    }
+                    run.clear();
+                }
+            }
+        }
+        (!best.is_empty()).then_some(best)
     }
 
     fn char_eq(&self, want: char, got: char) -> bool {
@@ -468,6 +495,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn kelvin_is_the_only_non_ascii_character_folding_to_ascii() {
+        let folding: Vec<char> = ('\u{80}'..=char::MAX)
+            .filter(|c| fold(*c).is_ascii())
+            .collect();
+        assert_eq!(folding, ['\u{212A}']);
+        assert_eq!(fold('\u{212A}'), 'k');
+    }
+
+    #[test]
+    fn glob_required_literals_avoid_unsafe_characters() {
+        use Piece::Many;
+        let lit = |pieces: &[Piece], cased| match m(pieces, cased) {
+            StrMatcher::Glob(g) => g.required_literal(),
+            other => panic!("not a glob: {other:?}"),
+        };
+        assert_eq!(
+            lit(&[text("ab"), Many, text("cdef"), Many, text("g")], false),
+            Some("cdef".into())
+        );
+        assert_eq!(
+            lit(&[text("ÜBERlong"), Many, text("x")], false),
+            Some("berlong".into())
+        );
+        assert_eq!(
+            lit(&[text("kkkk"), Many, text("ab")], false),
+            Some("ab".into())
+        );
+        assert_eq!(
+            lit(&[text("kkkk"), Many, text("ab")], true),
+            Some("kkkk".into())
+        );
+        assert_eq!(lit(&[text("ü"), Many, text("é")], false), None);
     }
 
     #[test]

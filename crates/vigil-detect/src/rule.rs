@@ -16,6 +16,8 @@ pub struct Rule {
     /// Rule id (Sigma `id`; for a rule without one, `<file stem>` or `<file stem>#<n>` for the
     /// n-th document of a file).
     pub id: String,
+    /// Sigma `name`: the handle correlation rules and filters may use instead of the id.
+    pub name: Option<String>,
     /// Title.
     pub title: String,
     /// Description.
@@ -42,6 +44,10 @@ pub struct Rule {
     pub class_uid: u32,
     /// OCSF activity of those events, when the logsource is one activity of the class.
     pub activity_id: Option<u32>,
+    /// Whether a match is a finding of its own. False for a rule that a correlation rule
+    /// refers to without `generate: true` (the Sigma default): such a rule only feeds
+    /// correlations, and [`crate::RuleSet::matches`] leaves it out.
+    pub standalone: bool,
     pub(crate) detection: Detection,
 }
 

@@ -144,6 +144,7 @@ fn evaluating_unmatched_events_allocates_nothing() {
         let n = allocations_during(|| {
             for ev in &events {
                 assert_eq!(set.matches(ev).count(), 0);
+                assert_eq!(set.matches_all(ev).count(), 0);
             }
         });
         assert_eq!(

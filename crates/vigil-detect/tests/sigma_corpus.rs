@@ -83,11 +83,15 @@ fn linux_corpus_loads_without_malformed_rules() {
         process_creation.loaded
     );
     assert_eq!(set.len(), report.loaded());
-    assert!(
-        set.rules()
-            .iter()
-            .all(|r| [1007, 4001].contains(&r.class_uid))
-    );
+    // Each rule is indexed under its logsource's OCSF class.
+    for rule in set.rules() {
+        let class = match rule.logsource.category.as_deref() {
+            Some("process_creation") => 1007,
+            Some("network_connection") => 4001,
+            other => panic!("{}: unexpected loaded category {other:?}", rule.id),
+        };
+        assert_eq!(rule.class_uid, class, "{}", rule.id);
+    }
 }
 
 #[test]

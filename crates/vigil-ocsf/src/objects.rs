@@ -55,8 +55,10 @@ impl Product {
     }
 }
 
-/// `device`: the host the event happened on.
+/// `device`: the host the event happened on. Every attribute is optional on input, so partial
+/// documents from third-party sensors still parse.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Device {
     /// Device type (1 = Server, 2 = Desktop, 0 = Unknown).
     pub type_id: u8,
@@ -71,6 +73,7 @@ pub struct Device {
 
 /// `os`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Os {
     /// OS name, e.g. `Linux`.
     pub name: String,

@@ -24,7 +24,11 @@ fn launch(attrs: &Value) -> Event {
 fn every_builtin_rule_loads_and_has_fixtures_that_hold() {
     let maps = FieldMaps::builtin().unwrap();
     let (set, report) = RuleSet::load_dirs(&[rules_dir()], &maps).unwrap();
-    let problems: Vec<_> = report.problems().collect();
+    // A rule may wait for telemetry Vigil does not map yet; anything else is a problem.
+    let problems: Vec<_> = report
+        .problems()
+        .filter(|r| !matches!(&r.status, vigil_detect::RuleStatus::NotApplicable(why) if why.contains("has no OCSF mapping yet")))
+        .collect();
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(!set.is_empty());
     for rule in set.rules() {

@@ -196,7 +196,10 @@ pub(super) fn string_patterns(
                 field: field.to_owned(),
                 source,
             })?;
-        return Ok(vec![ValuePattern::Str(StrMatcher::Regex(re))]);
+        return Ok(vec![ValuePattern::Str(StrMatcher::Regex {
+            re,
+            ignore_case: insensitive,
+        })]);
     }
     let variants = transform(field, value::parse_wildcards(&text), &mods.transforms)?;
     Ok(variants

@@ -1,18 +1,26 @@
-//! Sigma rules: parsing, condition language, modifiers and compilation to [`Rule`]s.
+//! Sigma rules: parsing, condition language, modifiers and compilation to [`Rule`]s; global
+//! filters; correlation rules.
 //!
-//! A rule document goes through four checks, and its status is the first that fails
+//! A detection rule document goes through four checks, and its status is the first that fails
 //! (a rule that declares Sigma `status: unsupported` is reported unsupported at once):
 //! it must be a valid rule ([`RuleStatus::Malformed`]); its logsource must have an OCSF field
 //! map ([`RuleStatus::NotApplicable`]); it must use only what Vigil implements
 //! ([`RuleStatus::Unsupported`]); and every field it names must be in the map
 //! ([`RuleStatus::NotApplicable`]). The detection is compiled even when the logsource has no
 //! map, so malformed rules are found in every logsource.
+//!
+//! Loading has two phases. Every file is read first ([`Loader::load_text`]); then
+//! [`Loader::finish`] applies the global filters and resolves the correlation rules, whose
+//! references (by id or `name`) may point into any file.
 
 mod compile;
 mod condition;
+pub(crate) mod correlation;
 mod field;
+pub(crate) mod filter;
 mod modifiers;
 mod parse;
+mod resolve;
 mod value;
 
 use std::collections::HashMap;
@@ -22,9 +30,22 @@ use vigil_ocsf::Severity;
 use vigil_ocsf::fieldmap::FieldMaps;
 
 use crate::attack::attacks_from_tags;
+use crate::correlation::CorrelationRule;
 use crate::rule::{Rule, RuleReport, RuleStatus};
 use compile::Resolver;
+use correlation::RawCorrelation;
+use filter::RawFilter;
 use parse::{Document, ParsedDoc, RawRule};
+
+/// A correlation rule read in the first phase, resolved in the second.
+#[derive(Debug)]
+pub(crate) struct PendingCorrelation {
+    pub(crate) raw: RawCorrelation,
+    pub(crate) id: String,
+    pub(crate) path: PathBuf,
+    /// Its entry in the reports.
+    pub(crate) report: usize,
+}
 
 /// Accumulates rules and reports across files, refusing a second rule with an id already
 /// loaded.
@@ -32,38 +53,68 @@ use parse::{Document, ParsedDoc, RawRule};
 pub(crate) struct Loader {
     pub(crate) rules: Vec<Rule>,
     pub(crate) reports: Vec<RuleReport>,
+    /// The `name` of each reported document, beside `reports`.
+    names: Vec<Option<String>>,
     seen: HashMap<String, PathBuf>,
+    correlations: Vec<PendingCorrelation>,
+    filters: Vec<(RawFilter, usize)>,
+}
+
+/// What loading made of a corpus.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) correlations: Vec<CorrelationRule>,
+    pub(crate) reports: Vec<RuleReport>,
 }
 
 impl Loader {
-    /// Loads every document of one file's text.
+    /// Reads every document of one file's text.
     pub(crate) fn load_text(&mut self, text: &str, path: &Path, maps: &FieldMaps) {
         let docs = parse::parse_documents(text);
         let many = docs.len() > 1;
         for (index, doc) in docs.into_iter().enumerate() {
             let ParsedDoc {
                 header,
-                logsource,
+                mut logsource,
                 body,
             } = doc;
+            if let Ok(Document::Correlation(_)) = &body {
+                // Correlations have no logsource; reports group them under one heading.
+                logsource = "correlation".to_owned();
+            }
+            let report = self.reports.len();
+            let fallback_id = || fallback_id(path, many.then_some(index));
             let status = match body {
                 Err(e) => RuleStatus::Malformed(e.to_string()),
-                Ok(Document::Correlation) => {
-                    RuleStatus::Unsupported("correlation rules are not supported yet".into())
+                Ok(Document::Correlation(raw)) => {
+                    let id = raw.meta.id.clone().unwrap_or_else(fallback_id);
+                    match self.claim(&id, path) {
+                        Err(status) => status,
+                        Ok(()) => {
+                            self.correlations.push(PendingCorrelation {
+                                raw: *raw,
+                                id,
+                                path: path.to_owned(),
+                                report,
+                            });
+                            // Settled by `finish`.
+                            RuleStatus::Loaded
+                        }
+                    }
                 }
-                Ok(Document::Filter) => {
-                    RuleStatus::Unsupported("Sigma filters are not supported yet".into())
+                Ok(Document::Filter(raw)) => {
+                    self.filters.push((*raw, report));
+                    RuleStatus::Loaded
                 }
                 Ok(Document::Collection(action)) => RuleStatus::Unsupported(format!(
                     "Sigma 1 rule collections (`action: {action}`) are not supported"
                 )),
-                Ok(Document::Rule(raw)) => {
-                    let fallback_id = fallback_id(path, many.then_some(index));
-                    match build(*raw, path, fallback_id, &logsource, maps) {
-                        Ok(rule) => self.admit(rule),
-                        Err(status) => status,
-                    }
-                }
+                Ok(Document::Rule(raw)) => match build(*raw, path, fallback_id(), &logsource, maps)
+                {
+                    Ok(rule) => self.admit(rule),
+                    Err(status) => status,
+                },
             };
             self.reports.push(RuleReport {
                 path: path.to_owned(),
@@ -72,21 +123,57 @@ impl Loader {
                 logsource,
                 status,
             });
+            self.names.push(header.name);
         }
+    }
+
+    /// Reserves a rule id, or says which file has it already.
+    fn claim(&mut self, id: &str, path: &Path) -> Result<(), RuleStatus> {
+        if let Some(first) = self.seen.get(id) {
+            return Err(RuleStatus::Malformed(format!(
+                "duplicate rule id {id} (first loaded from {})",
+                first.display()
+            )));
+        }
+        self.seen.insert(id.to_owned(), path.to_owned());
+        Ok(())
     }
 
     /// Keeps a built rule unless its id is taken.
     fn admit(&mut self, rule: Rule) -> RuleStatus {
-        if let Some(first) = self.seen.get(&rule.id) {
-            return RuleStatus::Malformed(format!(
-                "duplicate rule id {} (first loaded from {})",
-                rule.id,
-                first.display()
-            ));
+        match self.claim(&rule.id, &rule.path) {
+            Ok(()) => {
+                self.rules.push(rule);
+                RuleStatus::Loaded
+            }
+            Err(status) => status,
         }
-        self.seen.insert(rule.id.clone(), rule.path.clone());
-        self.rules.push(rule);
-        RuleStatus::Loaded
+    }
+
+    /// Applies the global filters and resolves the correlation rules.
+    pub(crate) fn finish(mut self, maps: &FieldMaps) -> Loaded {
+        for (filter, report) in &self.filters {
+            let status = filter.apply(&mut self.rules, maps);
+            if let Some(r) = self.reports.get_mut(*report) {
+                r.status = status;
+            }
+        }
+        let known = resolve::Known {
+            reports: &self.reports,
+            names: &self.names,
+        };
+        let (correlations, statuses) =
+            resolve::resolve(&self.correlations, &mut self.rules, &known, maps);
+        for (report, status) in statuses {
+            if let Some(r) = self.reports.get_mut(report) {
+                r.status = status;
+            }
+        }
+        Loaded {
+            rules: self.rules,
+            correlations,
+            reports: self.reports,
+        }
     }
 }
 
@@ -110,12 +197,7 @@ fn build(
     logsource: &str,
     maps: &FieldMaps,
 ) -> Result<Rule, RuleStatus> {
-    // Sigma: "`unsupported`: the rule cannot be used in its current state".
-    if raw
-        .status
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("unsupported"))
-    {
+    if raw.meta.declared_unsupported() {
         return Err(RuleStatus::Unsupported(
             "the rule declares `status: unsupported`".into(),
         ));
@@ -139,21 +221,24 @@ fn build(
             "field `{field}` has no OCSF mapping for logsource {logsource}"
         )));
     }
+    let meta = raw.meta;
     Ok(Rule {
-        id: raw.id.unwrap_or(fallback_id),
-        attacks: attacks_from_tags(&raw.tags),
-        title: raw.title,
-        description: raw.description,
-        level: raw.level.unwrap_or(Severity::Medium),
-        tags: raw.tags,
+        id: meta.id.unwrap_or(fallback_id),
+        name: meta.name,
+        attacks: attacks_from_tags(&meta.tags),
+        title: meta.title,
+        description: meta.description,
+        level: meta.level.unwrap_or(Severity::Medium),
+        tags: meta.tags,
         path: path.to_owned(),
-        author: raw.author,
-        sigma_status: raw.status,
-        references: raw.references,
-        falsepositives: raw.falsepositives,
+        author: meta.author,
+        sigma_status: meta.status,
+        references: meta.references,
+        falsepositives: meta.falsepositives,
         logsource: raw.logsource,
         class_uid: map.class_uid,
         activity_id: map.activity_id,
+        standalone: true,
         detection,
     })
 }

@@ -8,6 +8,9 @@ use serde_yaml::{Mapping, Value};
 use vigil_ocsf::Severity;
 use vigil_ocsf::fieldmap::LogSource;
 
+use crate::sigma::correlation::{self, RawCorrelation};
+use crate::sigma::filter::{self, RawFilter};
+
 /// Why a document is not a usable Sigma rule.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -31,22 +34,33 @@ pub enum ParseError {
     /// `level` is not one of the five Sigma levels.
     #[error("unknown level `{0}` (expected informational, low, medium, high or critical)")]
     Level(String),
+    /// A `correlation` or `filter` section is not valid.
+    #[error("`{section}`: {reason}")]
+    Section {
+        /// `correlation` or `filter`.
+        section: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
-/// Title and id, read even from a document that is otherwise unusable.
+/// Title, id and name, read even from a document that is otherwise unusable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Header {
     /// `title`, when it is a string.
     pub(crate) title: Option<String>,
     /// `id`, when it is a string.
     pub(crate) id: Option<String>,
+    /// `name`, when it is a string.
+    pub(crate) name: Option<String>,
 }
 
-/// The attributes of a detection rule Vigil uses.
+/// The descriptive attributes detection and correlation rules share.
 #[derive(Debug, Clone)]
-pub(crate) struct RawRule {
+pub(crate) struct RawMeta {
     pub(crate) title: String,
     pub(crate) id: Option<String>,
+    pub(crate) name: Option<String>,
     pub(crate) status: Option<String>,
     pub(crate) description: Option<String>,
     pub(crate) author: Option<String>,
@@ -54,6 +68,22 @@ pub(crate) struct RawRule {
     pub(crate) tags: Vec<String>,
     pub(crate) falsepositives: Vec<String>,
     pub(crate) level: Option<Severity>,
+}
+
+impl RawMeta {
+    /// Whether the rule declares Sigma `status: unsupported` ("the rule cannot be used in its
+    /// current state").
+    pub(crate) fn declared_unsupported(&self) -> bool {
+        self.status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("unsupported"))
+    }
+}
+
+/// The attributes of a detection rule Vigil uses.
+#[derive(Debug, Clone)]
+pub(crate) struct RawRule {
+    pub(crate) meta: RawMeta,
     pub(crate) logsource: LogSource,
     pub(crate) detection: Mapping,
 }
@@ -64,9 +94,9 @@ pub(crate) enum Document {
     /// A detection rule.
     Rule(Box<RawRule>),
     /// A correlation rule.
-    Correlation,
+    Correlation(Box<RawCorrelation>),
     /// A global filter.
-    Filter,
+    Filter(Box<RawFilter>),
     /// A Sigma 1 collection document (`action: …`).
     Collection(String),
 }
@@ -74,7 +104,7 @@ pub(crate) enum Document {
 /// One document of a file.
 #[derive(Debug)]
 pub(crate) struct ParsedDoc {
-    /// Title and id, as far as they could be read.
+    /// Title, id and name, as far as they could be read.
     pub(crate) header: Header,
     /// The logsource, formatted for reports (empty when unreadable).
     pub(crate) logsource: String,
@@ -110,19 +140,23 @@ fn parse_document(value: &Value) -> ParsedDoc {
             body: Err(ParseError::NotAMapping),
         };
     };
+    let text = |key| map.get(key).and_then(Value::as_str).map(str::to_owned);
     let header = Header {
-        title: map.get("title").and_then(Value::as_str).map(str::to_owned),
-        id: map.get("id").and_then(Value::as_str).map(str::to_owned),
+        title: text("title"),
+        id: text("id"),
+        name: text("name"),
     };
     let logsource = map.get("logsource").map(read_logsource);
     let shown = match &logsource {
         Some(Ok(ls)) => format_logsource(ls),
         _ => String::new(),
     };
-    let body = if map.contains_key("correlation") {
-        Ok(Document::Correlation)
-    } else if map.contains_key("filter") {
-        Ok(Document::Filter)
+    let body = if let Some(section) = map.get("correlation") {
+        parse_meta(map).and_then(|meta| {
+            correlation::parse(meta, map, section).map(|c| Document::Correlation(Box::new(c)))
+        })
+    } else if let Some(section) = map.get("filter") {
+        parse_filter(map, logsource, section)
     } else if let Some(action) = map.get("action") {
         Ok(Document::Collection(
             action.as_str().unwrap_or("?").to_owned(),
@@ -141,11 +175,7 @@ fn parse_rule(
     map: &Mapping,
     logsource: Option<Result<LogSource, ParseError>>,
 ) -> Result<Document, ParseError> {
-    let title = string(map, "title")?.ok_or(ParseError::Missing("title"))?;
-    let level = match string(map, "level")? {
-        Some(l) => Some(Severity::from_sigma_level(&l).ok_or(ParseError::Level(l))?),
-        None => None,
-    };
+    let meta = parse_meta(map)?;
     let logsource = logsource.ok_or(ParseError::Missing("logsource"))??;
     let detection = match map.get("detection") {
         Some(Value::Mapping(d)) => d.clone(),
@@ -158,8 +188,23 @@ fn parse_rule(
         None => return Err(ParseError::Missing("detection")),
     };
     Ok(Document::Rule(Box::new(RawRule {
+        meta,
+        logsource,
+        detection,
+    })))
+}
+
+/// The shared attributes of a detection or correlation rule.
+fn parse_meta(map: &Mapping) -> Result<RawMeta, ParseError> {
+    let title = string(map, "title")?.ok_or(ParseError::Missing("title"))?;
+    let level = match string(map, "level")? {
+        Some(l) => Some(Severity::from_sigma_level(&l).ok_or(ParseError::Level(l))?),
+        None => None,
+    };
+    Ok(RawMeta {
         title,
         id: string(map, "id")?,
+        name: string(map, "name")?,
         status: string(map, "status")?,
         description: string(map, "description")?,
         author: string(map, "author")?,
@@ -167,13 +212,21 @@ fn parse_rule(
         tags: strings(map, "tags")?,
         falsepositives: strings(map, "falsepositives")?,
         level,
-        logsource,
-        detection,
-    })))
+    })
+}
+
+fn parse_filter(
+    map: &Mapping,
+    logsource: Option<Result<LogSource, ParseError>>,
+    section: &Value,
+) -> Result<Document, ParseError> {
+    let meta = parse_meta(map)?;
+    let logsource = logsource.ok_or(ParseError::Missing("logsource"))??;
+    filter::parse(meta, logsource, section).map(|f| Document::Filter(Box::new(f)))
 }
 
 /// An optional scalar attribute, as text.
-fn string(map: &Mapping, field: &'static str) -> Result<Option<String>, ParseError> {
+pub(crate) fn string(map: &Mapping, field: &'static str) -> Result<Option<String>, ParseError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => scalar_text(v).map(Some).ok_or(ParseError::Type {
@@ -184,7 +237,7 @@ fn string(map: &Mapping, field: &'static str) -> Result<Option<String>, ParseErr
 }
 
 /// An optional list of scalars (a single scalar is read as a list of one).
-fn strings(map: &Mapping, field: &'static str) -> Result<Vec<String>, ParseError> {
+pub(crate) fn strings(map: &Mapping, field: &'static str) -> Result<Vec<String>, ParseError> {
     let err = || ParseError::Type {
         field,
         expected: "a list of strings",
@@ -210,7 +263,7 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-fn read_logsource(value: &Value) -> Result<LogSource, ParseError> {
+pub(crate) fn read_logsource(value: &Value) -> Result<LogSource, ParseError> {
     let map = value.as_mapping().ok_or(ParseError::Type {
         field: "logsource",
         expected: "a mapping",
@@ -284,11 +337,11 @@ custom: kept out
         let docs = parse_documents(RULE);
         assert_eq!(docs.len(), 1);
         let r = rule(&docs);
-        assert_eq!(r.title, "Test");
-        assert_eq!(r.level, Some(Severity::High));
-        assert_eq!(r.tags, ["attack.execution", "attack.t1059"]);
-        assert_eq!(r.references, ["https://example.invalid"]);
-        assert_eq!(r.falsepositives, ["Unknown"]);
+        assert_eq!(r.meta.title, "Test");
+        assert_eq!(r.meta.level, Some(Severity::High));
+        assert_eq!(r.meta.tags, ["attack.execution", "attack.t1059"]);
+        assert_eq!(r.meta.references, ["https://example.invalid"]);
+        assert_eq!(r.meta.falsepositives, ["Unknown"]);
         assert_eq!(r.logsource.product.as_deref(), Some("linux"));
         assert_eq!(docs[0].logsource, "category=process_creation product=linux");
     }
@@ -296,14 +349,17 @@ custom: kept out
     #[test]
     fn several_documents_and_their_kinds() {
         let text = format!(
-            "{RULE}---\ntitle: c\ncorrelation:\n  type: event_count\n---\n---\ntitle: f\nfilter:\n  rules: []\n---\naction: global\n"
+            "{RULE}---\ntitle: c\nname: cn\ncorrelation:\n  type: event_count\n  rules: x\n  timespan: 1m\n  condition: {{gte: 2}}\n---\n---\ntitle: f\nlogsource: {{product: linux}}\nfilter:\n  rules: []\n  selection: {{User: x}}\n  condition: not selection\n---\naction: global\n---\ntitle: c2\ncorrelation:\n  type: event_count\n"
         );
         let docs = parse_documents(&text);
-        assert_eq!(docs.len(), 4);
-        assert!(matches!(docs[1].body, Ok(Document::Correlation)));
+        assert_eq!(docs.len(), 5);
+        assert!(matches!(docs[1].body, Ok(Document::Correlation(_))));
         assert_eq!(docs[1].header.title.as_deref(), Some("c"));
-        assert!(matches!(docs[2].body, Ok(Document::Filter)));
+        assert_eq!(docs[1].header.name.as_deref(), Some("cn"));
+        assert!(matches!(docs[2].body, Ok(Document::Filter(_))));
         assert!(matches!(&docs[3].body, Ok(Document::Collection(a)) if a == "global"));
+        let err = docs[4].body.as_ref().expect_err("no rules");
+        assert!(err.to_string().contains("`correlation`"), "{err}");
     }
 
     #[test]

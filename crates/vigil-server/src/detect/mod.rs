@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
 use tokio_util::sync::CancellationToken;
-use vigil_detect::RuleSet;
+
+use vigil_detect::{CorrelationLimits, Correlator, Rule, RuleSet};
 use vigil_ocsf::DetectionFinding;
 
 use crate::bus::Bus;
@@ -23,16 +25,23 @@ pub struct DetectWorker {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     rules: Arc<RuleSet>,
+    /// Correlation state, one partition per endpoint (its events stay on this worker).
+    correlators: HashMap<String, Correlator>,
 }
 
 impl DetectWorker {
     /// A worker over the given store, bus and rules.
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, rules: Arc<RuleSet>) -> Self {
-        Self { store, bus, rules }
+        Self {
+            store,
+            bus,
+            rules,
+            correlators: HashMap::new(),
+        }
     }
 
     /// Runs until `shutdown` is cancelled; finishes the page in hand first.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut wake = self.bus.subscribe_events();
         loop {
             match self.drain().await {
@@ -53,7 +62,7 @@ impl DetectWorker {
     }
 
     /// Evaluates everything after the cursor.
-    async fn drain(&self) -> Result<(), StoreError> {
+    async fn drain(&mut self) -> Result<(), StoreError> {
         let mut cursor = self.store.cursor(CONSUMER).await?;
         loop {
             let page = self.store.events_after(cursor, PAGE).await?;
@@ -71,16 +80,31 @@ impl DetectWorker {
         }
     }
 
-    fn evaluate(&self, events: &[StoredEvent]) -> Vec<(String, DetectionFinding)> {
+    fn evaluate(&mut self, events: &[StoredEvent]) -> Vec<(String, DetectionFinding)> {
         let now = vigil_ocsf::now_ms();
         let mut out = Vec::new();
+        let correlating = !self.rules.correlations().is_empty();
         for stored in events {
-            for rule in self.rules.matches(&stored.event) {
+            let matched: Vec<&Rule> = self.rules.matches_all(&stored.event).collect();
+            for rule in matched.iter().filter(|r| r.standalone) {
                 let mut finding = vigil_detect::finding_for(rule, &stored.event, now);
                 // One finding per (rule, event): re-evaluating a page can never duplicate it.
                 finding.finding_info.uid = finding_uid(&rule.id, &stored.event.uid);
                 out.push((stored.sensor_id.clone(), finding));
             }
+            if correlating && !matched.is_empty() {
+                let correlator = self
+                    .correlators
+                    .entry(stored.sensor_id.clone())
+                    .or_insert_with(|| Correlator::new(&self.rules, CorrelationLimits::default()));
+                for hit in correlator.observe(&stored.event, &matched) {
+                    let finding = vigil_detect::correlation_finding(&hit, now);
+                    out.push((stored.sensor_id.clone(), finding));
+                }
+            }
+        }
+        if let Some(newest) = events.iter().map(|e| e.event.time).max() {
+            self.correlators.values_mut().for_each(|c| c.expire(newest));
         }
         out
     }

@@ -1,0 +1,166 @@
+//! Tests of the prefilter: which rules become candidates for an event. (That prefiltered
+//! evaluation answers as evaluating every rule does is `tests/prefilter_differential.rs`.)
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use vigil_ocsf::Event;
+use vigil_ocsf::fieldmap::FieldMaps;
+
+use super::Scratch;
+use crate::RuleSet;
+use crate::lookup::Lookups;
+
+fn set(text: &str) -> RuleSet {
+    let maps = FieldMaps::builtin().unwrap();
+    let (set, report) = RuleSet::load_str(text, Path::new("p.yml"), &maps);
+    assert_eq!(
+        report.problems().count(),
+        0,
+        "{:?}",
+        report.problems().next()
+    );
+    set
+}
+
+/// The ids of the candidate rules (always-evaluated ones included) for an event.
+fn candidates(set: &RuleSet, data: Value) -> Vec<String> {
+    let event = Event::from_value(data).unwrap();
+    let Some(class) = set.class(event.class_uid) else {
+        return Vec::new();
+    };
+    let mut lookups = Lookups::new(&event.data);
+    let mut scratch = Scratch::default();
+    class.prefilter.scan(&mut lookups, &mut scratch);
+    let mut local: Vec<u32> = scratch
+        .candidates
+        .iter()
+        .copied()
+        .filter(|&c| class.prefilter.holds(c, &scratch))
+        .chain(class.prefilter.always().iter().copied())
+        .collect();
+    local.sort_unstable();
+    scratch.reset();
+    assert!(scratch.candidates.is_empty() && scratch.bits.iter().all(|w| *w == 0));
+    local
+        .into_iter()
+        .map(|l| set.rules()[class.rules[l as usize]].id.clone())
+        .collect()
+}
+
+fn launch(image: &str, cmd: &str) -> Value {
+    json!({"class_uid": 1007, "activity_id": 1, "time": 1,
+           "process": {"file": {"path": image}, "cmd_line": cmd}})
+}
+
+const RULES: &str = "
+title: Curl to shell
+id: curl-sh
+logsource: {category: process_creation, product: linux}
+detection:
+    sel: {Image|endswith: /curl, CommandLine|contains: '| sh'}
+    condition: sel
+---
+title: Encoded
+id: enc
+logsource: {category: process_creation, product: linux}
+detection:
+    sel: {CommandLine|contains|all: [' -enc ', 'powershell']}
+    condition: sel
+---
+title: Not root
+id: not-root
+logsource: {category: process_creation, product: linux}
+detection: {sel: {User: root}, condition: not sel}
+---
+title: Either
+id: either
+logsource: {category: process_creation, product: linux}
+detection:
+    a: {CommandLine|re: 'wget\\s+-q'}
+    b: {Image|startswith: /opt/evil}
+    condition: a or b
+";
+
+#[test]
+fn only_rules_whose_literals_are_all_there_are_candidates() {
+    let set = set(RULES);
+    let stats = set.prefilter_stats();
+    assert_eq!(
+        (stats.rules, stats.always_evaluated, stats.automata),
+        (4, 1, 1)
+    );
+    assert_eq!(
+        candidates(&set, launch("/usr/bin/ls", "ls -la")),
+        ["not-root"]
+    );
+    assert_eq!(
+        candidates(&set, launch("/usr/bin/CURL", "curl http://x | SH")),
+        ["curl-sh", "not-root"]
+    );
+    // One clause met is not enough.
+    assert_eq!(
+        candidates(&set, launch("/usr/bin/curl", "curl http://x")),
+        ["not-root"]
+    );
+    assert_eq!(
+        candidates(&set, launch("/x", "powershell -enc AAAA")),
+        ["enc", "not-root"]
+    );
+    // Either branch of an OR: the regular expression's literal, or the prefix.
+    assert_eq!(
+        candidates(&set, launch("/usr/bin/wget", "wget -q http://x")),
+        ["not-root", "either"]
+    );
+    assert_eq!(
+        candidates(&set, launch("/opt/evil/x", "x")),
+        ["not-root", "either"]
+    );
+}
+
+#[test]
+fn a_literal_counts_only_at_its_own_attribute() {
+    let set = set(RULES);
+    // `/curl` in the command line and `| sh` in the image: no candidate.
+    assert_eq!(
+        candidates(&set, launch("/bin/x| sh", "run /curl")),
+        ["not-root"]
+    );
+    // Attributes are scanned end to end, separated: no literal spans two of them.
+    let set = self::set(
+        "
+title: Span
+id: span
+logsource: {category: process_creation, product: linux}
+detection: {sel: {CommandLine|contains: 'ab/cd'}, condition: sel}
+",
+    );
+    let mut ev = launch("/cd", "xab");
+    ev["process"]["cmd_line"] = json!("xab");
+    assert!(candidates(&set, ev).is_empty());
+}
+
+#[test]
+fn numbers_booleans_and_arrays_are_scanned_as_the_matchers_see_them() {
+    let set = set("
+title: Port
+id: port
+logsource: {category: network_connection, product: linux}
+detection: {sel: {DestinationPort: 4444, Initiated: 'true'}, condition: sel}
+");
+    let conn = |port: Value, initiated: Value| {
+        json!({"class_uid": 4001, "time": 1, "dst_endpoint": {"port": port},
+               "unmapped": {"initiated": initiated}})
+    };
+    for port in [json!(4444), json!(4444.0), json!("4444"), json!([80, 4444])] {
+        for initiated in [json!(true), json!("TRUE")] {
+            assert_eq!(
+                candidates(&set, conn(port.clone(), initiated.clone())),
+                ["port"],
+                "{port} {initiated}"
+            );
+        }
+    }
+    assert!(candidates(&set, conn(json!(4443), json!(true))).is_empty());
+    assert!(candidates(&set, conn(json!([[4444]]), json!(true))).is_empty());
+}

@@ -1,0 +1,116 @@
+//! Evaluating one event: the prefilter picks the candidates, which are evaluated in load
+//! order.
+//!
+//! The prefilter's working memory lives in a per-thread slot: an iterator takes it when made
+//! and gives it back, cleared, when dropped, so matching allocates nothing once a thread has
+//! evaluated its first event. (Two iterators alive at once on one thread: the second gets a
+//! fresh one.)
+
+use std::cell::Cell;
+
+use vigil_ocsf::Event;
+
+use crate::lookup::Lookups;
+use crate::prefilter::Scratch;
+use crate::rule::{Rule, activity_of};
+use crate::ruleset::{ClassIndex, RuleSet};
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
+/// The rules matching one event, found lazily.
+pub(super) struct Matches<'a, 'e> {
+    rules: &'a [Rule],
+    class: Option<&'a ClassIndex>,
+    activity: Option<u64>,
+    lookups: Lookups<'e>,
+    scratch: Scratch,
+    next_always: usize,
+    next_candidate: usize,
+    standalone_only: bool,
+}
+
+impl<'a, 'e> Matches<'a, 'e> {
+    pub(super) fn new(set: &'a RuleSet, event: &'e Event, standalone_only: bool) -> Self {
+        let class = set.class(event.class_uid);
+        let mut lookups = Lookups::new(&event.data);
+        let mut scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
+        if let Some(class) = class {
+            class.prefilter.scan(&mut lookups, &mut scratch);
+        }
+        Self {
+            rules: &set.rules,
+            class,
+            activity: activity_of(event),
+            lookups,
+            scratch,
+            next_always: 0,
+            next_candidate: 0,
+            standalone_only,
+        }
+    }
+}
+
+impl<'a> Iterator for Matches<'a, '_> {
+    type Item = &'a Rule;
+
+    fn next(&mut self) -> Option<&'a Rule> {
+        let class = self.class?;
+        let always = class.prefilter.always();
+        loop {
+            let a = always.get(self.next_always).copied();
+            let c = self.scratch.candidates.get(self.next_candidate).copied();
+            let local = match (a, c) {
+                (None, None) => return None,
+                (Some(a), Some(c)) if a < c => {
+                    self.next_always += 1;
+                    a
+                }
+                (Some(a), None) => {
+                    self.next_always += 1;
+                    a
+                }
+                (_, Some(c)) => {
+                    self.next_candidate += 1;
+                    if !class.prefilter.holds(c, &self.scratch) {
+                        continue;
+                    }
+                    c
+                }
+            };
+            let Some(rule) = class
+                .rules
+                .get(local as usize)
+                .and_then(|&i| self.rules.get(i))
+            else {
+                continue;
+            };
+            if self.standalone_only && !rule.standalone {
+                continue;
+            }
+            if rule.applies_to_activity(self.activity)
+                && rule.detection.is_match_in(&mut self.lookups)
+            {
+                return Some(rule);
+            }
+        }
+    }
+}
+
+impl Drop for Matches<'_, '_> {
+    fn drop(&mut self) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.reset();
+        // During thread teardown the slot may be gone; the memory is then simply freed.
+        let _ = SCRATCH.try_with(|slot| {
+            let held = slot.take();
+            // Keep whichever has grown larger.
+            if held.capacity() > scratch.capacity() {
+                slot.set(held);
+            } else {
+                slot.set(scratch);
+            }
+        });
+    }
+}

@@ -1,0 +1,152 @@
+//! Tests of loading and matching.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use vigil_ocsf::Event;
+use vigil_ocsf::fieldmap::FieldMaps;
+
+use super::*;
+use crate::rule::RuleStatus;
+use serde_json::json;
+
+const RULE: &str = "
+title: Base64 decode
+id: r1
+logsource: {category: process_creation, product: linux}
+detection:
+    selection:
+        Image|endswith: /base64
+        CommandLine|contains: -d
+    condition: selection
+level: low
+";
+
+fn maps() -> FieldMaps {
+    FieldMaps::builtin().unwrap()
+}
+
+fn event(activity: u8, image: &str, cmd: &str) -> Event {
+    Event::from_value(json!({
+        "class_uid": 1007, "activity_id": activity, "time": 1,
+        "metadata": {"uid": "e1"},
+        "process": {"file": {"path": image}, "cmd_line": cmd}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn matches_filters_by_class_and_activity() {
+    let (rules, reports) = RuleSet::from_yaml_str(RULE, Path::new("r.yml"), &maps());
+    assert_eq!(reports[0].status, RuleStatus::Loaded);
+    let set = RuleSet::new(rules);
+    assert_eq!(set.len(), 1);
+    let hit = event(1, "/usr/bin/base64", "base64 -d x");
+    assert_eq!(set.matches(&hit).count(), 1);
+    assert!(set.rules()[0].is_match(&hit));
+    assert_eq!(
+        set.matches(&event(2, "/usr/bin/base64", "base64 -d x"))
+            .count(),
+        0
+    );
+    assert_eq!(
+        set.matches(&event(1, "/usr/bin/base64", "base64 x"))
+            .count(),
+        0
+    );
+    let mut other_class = hit.clone();
+    other_class.class_uid = 1001;
+    assert_eq!(set.matches(&other_class).count(), 0);
+    assert!(!set.rules()[0].is_match(&other_class));
+}
+
+#[test]
+fn rule_set_is_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<RuleSet>();
+}
+
+#[test]
+fn load_dirs_walks_sorted_and_reports_problems() {
+    let root = tempfile::tempdir().unwrap();
+    let sub = root.path().join("b_sub");
+    fs::create_dir(&sub).unwrap();
+    fs::write(root.path().join("a.yml"), RULE).unwrap();
+    fs::write(sub.join("c.yaml"), RULE.replace("id: r1", "id: r2")).unwrap();
+    fs::write(sub.join("d.yml"), RULE).unwrap();
+    fs::write(sub.join("e.yml"), "title: [").unwrap();
+    fs::write(sub.join("f.yml"), [0xFFu8, 0xFE]).unwrap();
+    fs::write(sub.join("notes.txt"), "not a rule").unwrap();
+    let (set, report) = RuleSet::load_dirs(&[root.path().to_owned()], &maps()).unwrap();
+    let ids: Vec<&str> = set.rules().iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["r1", "r2"]);
+    assert_eq!(report.rules.len(), 5);
+    assert_eq!((report.loaded(), report.malformed()), (2, 3));
+    let problems: Vec<String> = report
+        .problems()
+        .map(|p| p.status.reason().unwrap_or_default().to_owned())
+        .collect();
+    assert!(problems[0].contains("duplicate rule id r1"), "{problems:?}");
+    assert!(problems[1].contains("invalid YAML"), "{problems:?}");
+    assert!(problems[2].contains("not UTF-8"), "{problems:?}");
+}
+
+#[test]
+fn missing_directory_is_fatal() {
+    let err =
+        RuleSet::load_dirs(&[PathBuf::from("/nonexistent/vigil-rules")], &maps()).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/vigil-rules"),
+        "{err}"
+    );
+}
+
+#[test]
+fn statuses_for_unmapped_logsources_fields_and_other_documents() {
+    let text = "
+title: Auditd
+id: a1
+logsource: {product: linux, service: auditd}
+detection: {sel: {type: EXECVE}, condition: sel}
+---
+title: Unmapped field
+id: a2
+logsource: {category: process_creation, product: linux}
+detection: {sel: {TargetFilename: /x}, condition: sel}
+---
+title: Correlation
+id: a3
+correlation: {type: event_count, rules: [a1], group-by: [x], timespan: 1m, condition: {gte: 5}}
+---
+title: No id
+logsource: {category: process_creation, product: linux}
+detection: {sel: {Image: /x}, condition: sel}
+---
+title: Declared unsupported
+status: unsupported
+logsource: {category: process_creation, product: linux}
+detection: {sel: {Image: /y}, condition: sel}
+";
+    let (rules, reports) = RuleSet::from_yaml_str(text, Path::new("dir/multi.yml"), &maps());
+    let statuses: Vec<&RuleStatus> = reports.iter().map(|r| &r.status).collect();
+    assert_eq!(
+        statuses[0],
+        &RuleStatus::NotApplicable(
+            "logsource product=linux service=auditd has no OCSF mapping yet".into()
+        )
+    );
+    assert!(matches!(statuses[1], RuleStatus::NotApplicable(r) if r.contains("`TargetFilename`")));
+    assert!(
+        matches!(statuses[2], RuleStatus::NotApplicable(r)
+                if r.contains("refers to rule `a1` (dir/multi.yml), which is not loaded: logsource product=linux service=auditd")),
+        "{:?}",
+        statuses[2]
+    );
+    assert_eq!(statuses[3], &RuleStatus::Loaded);
+    assert!(matches!(statuses[4], RuleStatus::Unsupported(r) if r.contains("status: unsupported")));
+    assert_eq!(rules[0].id, "multi#3");
+    assert_eq!(
+        reports[1].logsource,
+        "category=process_creation product=linux"
+    );
+}
