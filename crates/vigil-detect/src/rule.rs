@@ -48,6 +48,8 @@ pub struct Rule {
     /// refers to without `generate: true` (the Sigma default): such a rule only feeds
     /// correlations, and [`crate::RuleSet::matches`] leaves it out.
     pub standalone: bool,
+    /// Events of the class that are not of the rule's logsource (from the field map).
+    pub exclude: Vec<(String, Vec<Value>)>,
     pub(crate) detection: Detection,
 }
 
@@ -56,7 +58,15 @@ impl Rule {
     pub fn is_match(&self, event: &Event) -> bool {
         event.class_uid == self.class_uid
             && self.applies_to_activity(activity_of(event))
+            && !self.excludes(event)
             && self.detection.is_match_in(&mut Lookups::new(&event.data))
+    }
+
+    /// Whether the field map's exclusions rule the event out.
+    pub(crate) fn excludes(&self, event: &Event) -> bool {
+        self.exclude
+            .iter()
+            .any(|(path, values)| event.get(path).is_some_and(|v| values.contains(v)))
     }
 
     pub(crate) fn applies_to_activity(&self, activity: Option<u64>) -> bool {

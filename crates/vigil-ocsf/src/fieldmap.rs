@@ -57,6 +57,20 @@ pub struct FieldMap {
     pub activity_id: Option<u32>,
     /// Sigma field name → OCSF attribute paths.
     pub fields: HashMap<String, Vec<String>>,
+    /// Events of the class that are *not* of this logsource: OCSF path → values. An event whose
+    /// attribute at the path equals one of the values is excluded (an absent attribute never
+    /// excludes, so third-party events that lack it still apply).
+    #[serde(default)]
+    pub exclude: HashMap<String, Vec<serde_json::Value>>,
+}
+
+impl FieldMap {
+    /// Whether the event is excluded from this logsource by [`FieldMap::exclude`].
+    pub fn excludes(&self, event: &crate::Event) -> bool {
+        self.exclude
+            .iter()
+            .any(|(path, values)| event.get(path).is_some_and(|v| values.contains(v)))
+    }
 }
 
 impl FieldMap {
@@ -125,6 +139,17 @@ mod tests {
         assert_eq!(map.class_uid, 1007);
         assert_eq!(map.paths("commandline").unwrap(), ["process.cmd_line"]);
         assert!(map.paths("NoSuchField").is_none());
+        let exec = crate::Event::from_value(serde_json::json!(
+            {"class_uid": 1007, "time": 1, "launch_type_id": 3}))
+        .unwrap();
+        let fork = crate::Event::from_value(serde_json::json!(
+            {"class_uid": 1007, "time": 1, "launch_type_id": 2}))
+        .unwrap();
+        let bare =
+            crate::Event::from_value(serde_json::json!({"class_uid": 1007, "time": 1})).unwrap();
+        assert!(map.excludes(&fork), "a fork runs no new program");
+        assert!(!map.excludes(&exec));
+        assert!(!map.excludes(&bare), "an absent attribute never excludes");
         let windows = LogSource {
             product: Some("windows".into()),
             ..ls

@@ -22,6 +22,7 @@ thread_local! {
 /// The rules matching one event, found lazily.
 pub(super) struct Matches<'a, 'e> {
     rules: &'a [Rule],
+    event: &'e Event,
     class: Option<&'a ClassIndex>,
     activity: Option<u64>,
     lookups: Lookups<'e>,
@@ -41,6 +42,7 @@ impl<'a, 'e> Matches<'a, 'e> {
         }
         Self {
             rules: &set.rules,
+            event,
             class,
             activity: activity_of(event),
             lookups,
@@ -90,6 +92,7 @@ impl<'a> Iterator for Matches<'a, '_> {
                 continue;
             }
             if rule.applies_to_activity(self.activity)
+                && !rule.excludes(self.event)
                 && rule.detection.is_match_in(&mut self.lookups)
             {
                 return Some(rule);

@@ -28,6 +28,7 @@ fn test_map() -> FieldMap {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
             .collect::<HashMap<_, _>>(),
+        exclude: HashMap::new(),
     }
 }
 

@@ -239,6 +239,11 @@ fn build(
         class_uid: map.class_uid,
         activity_id: map.activity_id,
         standalone: true,
+        exclude: map
+            .exclude
+            .iter()
+            .map(|(path, values)| (path.clone(), values.clone()))
+            .collect(),
         detection,
     })
 }
