@@ -49,7 +49,7 @@ pub struct Rule {
     /// correlations, and [`crate::RuleSet::matches`] leaves it out.
     pub standalone: bool,
     /// Events of the class that are not of the rule's logsource (from the field map).
-    pub exclude: Vec<(String, Vec<Value>)>,
+    pub exclude: std::collections::HashMap<String, Vec<Value>>,
     pub(crate) detection: Detection,
 }
 
@@ -64,9 +64,7 @@ impl Rule {
 
     /// Whether the field map's exclusions rule the event out.
     pub(crate) fn excludes(&self, event: &Event) -> bool {
-        self.exclude
-            .iter()
-            .any(|(path, values)| event.get(path).is_some_and(|v| values.contains(v)))
+        vigil_ocsf::fieldmap::excluded(&self.exclude, event)
     }
 
     pub(crate) fn applies_to_activity(&self, activity: Option<u64>) -> bool {

@@ -67,10 +67,15 @@ pub struct FieldMap {
 impl FieldMap {
     /// Whether the event is excluded from this logsource by [`FieldMap::exclude`].
     pub fn excludes(&self, event: &crate::Event) -> bool {
-        self.exclude
-            .iter()
-            .any(|(path, values)| event.get(path).is_some_and(|v| values.contains(v)))
+        excluded(&self.exclude, event)
     }
+}
+
+/// Whether `event` has, at any path of `exclude`, one of the values listed for it.
+pub fn excluded(exclude: &HashMap<String, Vec<serde_json::Value>>, event: &crate::Event) -> bool {
+    exclude
+        .iter()
+        .any(|(path, values)| event.get(path).is_some_and(|v| values.contains(v)))
 }
 
 impl FieldMap {

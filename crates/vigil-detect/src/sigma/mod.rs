@@ -239,11 +239,7 @@ fn build(
         class_uid: map.class_uid,
         activity_id: map.activity_id,
         standalone: true,
-        exclude: map
-            .exclude
-            .iter()
-            .map(|(path, values)| (path.clone(), values.clone()))
-            .collect(),
+        exclude: map.exclude.clone(),
         detection,
     })
 }
