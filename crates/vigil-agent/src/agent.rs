@@ -13,6 +13,8 @@ use vigil_proto::fleet::{Capability, Hello, HostFacts};
 use vigil_sensor::{Sensor, SensorConfig, SourceMode};
 
 use crate::buffer::{Buffer, BufferError};
+use crate::executor::Executor;
+use crate::response::Responder;
 use crate::host::{self, HostInfo};
 use crate::link::{Link, LinkConfig, LinkStats};
 
@@ -20,6 +22,8 @@ use crate::link::{Link, LinkConfig, LinkStats};
 const INTAKE_BATCH: usize = 512;
 /// Depth of the channel between capture and intake.
 const INTAKE_DEPTH: usize = 16_384;
+/// Commands and policies waiting for the executor before the link stops reading.
+const INBOX_DEPTH: usize = 64;
 
 /// Everything the agent needs to run.
 #[derive(Debug, Clone)]
@@ -44,6 +48,8 @@ pub struct AgentConfig {
     pub ca_pem: Option<String>,
     /// The enrollment secret, needed until the agent is enrolled.
     pub enroll_secret: Option<String>,
+    /// DNS servers an isolated host may still reach (besides loopback and the fleet server).
+    pub isolation_dns: Vec<std::net::IpAddr>,
 }
 
 impl AgentConfig {
@@ -60,6 +66,7 @@ impl AgentConfig {
             flush_timeout: Duration::from_secs(10),
             ca_pem: None,
             enroll_secret: None,
+            isolation_dns: Vec::new(),
         }
     }
 }
@@ -85,6 +92,9 @@ pub enum AgentError {
     /// The server URL is not usable.
     #[error("invalid fleet server URL {0:?}: expected https://host:port")]
     ServerUrl(String),
+    /// The response actions could not be set up.
+    #[error("response actions: {0}")]
+    Response(String),
 }
 
 /// A running agent.
@@ -99,6 +109,8 @@ pub struct Agent {
     stop_link: CancellationToken,
     intake_task: JoinHandle<()>,
     link_task: JoinHandle<()>,
+    executor_task: JoinHandle<()>,
+    executor: Arc<Executor>,
 }
 
 impl Agent {
@@ -143,6 +155,33 @@ impl Agent {
         };
 
         let wake = Arc::new(Notify::new());
+        let fleet_addrs = fleet_addresses(&cfg.server).await;
+        let responder = Arc::new(
+            Responder::new(&cfg.data_dir, fleet_addrs, cfg.isolation_dns.clone())
+                .map_err(|e| AgentError::Response(e.to_string()))?,
+        );
+        responder.restore_on_start().await;
+        let executor = Arc::new(
+            Executor::new(
+                Arc::clone(&buffer),
+                Arc::clone(&wake),
+                Arc::clone(&responder),
+                cfg.data_dir.clone(),
+            )
+            .map_err(AgentError::Response)?,
+        );
+        let (inbox, inbox_rx) = mpsc::channel(INBOX_DEPTH);
+        let executor_task = tokio::spawn(Arc::clone(&executor).run(inbox_rx));
+        let mut capabilities = capabilities;
+        capabilities.extend(responder.capabilities().into_iter().map(|(name, live, detail)| {
+            Capability {
+                name: format!("response.{name}"),
+                source: "agent".into(),
+                live,
+                detail,
+            }
+        }));
+
         let intake_lost = Arc::new(AtomicU64::new(0));
         let stop_intake = CancellationToken::new();
         let intake_task = tokio::spawn(run_intake(
@@ -150,6 +189,7 @@ impl Agent {
             Arc::clone(&buffer),
             Arc::clone(&wake),
             Arc::clone(&intake_lost),
+            Some(Arc::clone(&executor)),
             stop_intake.clone(),
         ));
 
@@ -184,7 +224,18 @@ impl Agent {
                 .map_or(0, Sensor::dropped);
             intake_lost.load(Ordering::Relaxed) + kernel
         });
-        let link = Link::new(link_cfg, Arc::clone(&buffer), hello, wake, dropped);
+        let isolation_of = Arc::clone(&responder);
+        let isolation: crate::link::IsolationFn =
+            Arc::new(move || isolation_of.isolation_state().to_owned());
+        let link = Link::new(
+            link_cfg,
+            Arc::clone(&buffer),
+            hello,
+            wake,
+            dropped,
+            isolation,
+            inbox,
+        );
         let link_stats = link.stats();
         let stop_link = CancellationToken::new();
         let link_task = tokio::spawn(link.run(stop_link.clone()));
@@ -200,7 +251,14 @@ impl Agent {
             stop_link,
             intake_task,
             link_task,
+            executor_task,
+            executor,
         })
+    }
+
+    /// The policy the agent enforces.
+    pub fn policy(&self) -> Arc<crate::edge::EdgePolicy> {
+        self.executor.policy()
     }
 
     /// This agent's sensor id.
@@ -245,7 +303,36 @@ impl Agent {
         let _ = self.intake_task.await;
         self.stop_link.cancel();
         let _ = self.link_task.await;
+        // The link held the executor's inbox; with the link gone the executor finishes.
+        let _ = self.executor_task.await;
         self.buffer.close().await;
+    }
+}
+
+/// The fleet server's addresses, which isolation keeps reachable.
+async fn fleet_addresses(server: &str) -> Vec<std::net::IpAddr> {
+    let authority = server
+        .strip_prefix("https://")
+        .unwrap_or(server)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        authority.to_owned()
+    } else {
+        format!("{authority}:443")
+    };
+    match tokio::net::lookup_host(with_port.as_str()).await {
+        Ok(addrs) => {
+            let mut ips: Vec<_> = addrs.map(|a| a.ip()).collect();
+            ips.sort();
+            ips.dedup();
+            ips
+        }
+        Err(error) => {
+            tracing::warn!(%error, server, "Cannot resolve the fleet server; isolation would cut it off");
+            Vec::new()
+        }
     }
 }
 
@@ -278,6 +365,7 @@ async fn run_intake(
     buffer: Arc<Buffer>,
     wake: Arc<Notify>,
     lost: Arc<AtomicU64>,
+    executor: Option<Arc<Executor>>,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(INTAKE_BATCH);
@@ -296,6 +384,9 @@ async fn run_intake(
                 Ok(ev) => batch.push(ev),
                 Err(_) => break,
             }
+        }
+        if let Some(executor) = &executor {
+            batch.iter().for_each(|ev| executor.observe(ev));
         }
         if let Err(error) = push_with_retry(&buffer, &batch).await {
             lost.fetch_add(batch.len() as u64, Ordering::Relaxed);

@@ -209,21 +209,28 @@ fn read(path: &Path) -> Result<String, IdentityError> {
 }
 
 fn write(path: &Path, text: &str, mode: u32) -> Result<(), IdentityError> {
-    let io = |source| IdentityError::Io {
+    write_atomic(path, text.as_bytes(), mode).map_err(|source| IdentityError::Io {
         path: path.to_owned(),
         source,
-    };
+    })
+}
+
+/// Writes a file only its owner can read (0600), atomically: temporary file, fsync, rename.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic(path, bytes, 0o600)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 
 mod agent;
 pub mod buffer;
+pub mod edge;
+pub mod executor;
 pub mod host;
 pub mod identity;
 pub mod link;

@@ -4,6 +4,17 @@ use vigil_ocsf::{Analytic, DetectionFinding, Device, Event, Evidence, FindingInf
 
 use crate::rule::Rule;
 
+/// The id of the finding `rule` raises on the event `event_uid`: the same wherever the rule is
+/// evaluated (an agent's policy, the server's detection workers), so the two copies of one
+/// finding are stored once and re-evaluating an event never duplicates it.
+pub fn finding_uid(rule_id: &str, event_uid: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("{}:{rule_id}{event_uid}", rule_id.len()).as_bytes(),
+    )
+    .to_string()
+}
+
 /// Builds the Detection Finding (class 2004) for `rule` matching `event`, made at `now_ms`.
 ///
 /// The finding gets a fresh id; its title, description and severity are the rule's; its
@@ -50,6 +61,13 @@ mod tests {
 
     use super::*;
     use crate::RuleSet;
+
+    #[test]
+    fn finding_uid_is_stable_and_distinct() {
+        assert_eq!(finding_uid("r", "e"), finding_uid("r", "e"));
+        assert_ne!(finding_uid("r", "e"), finding_uid("r", "f"));
+        assert_ne!(finding_uid("r/e", ""), finding_uid("r", "e/"));
+    }
 
     #[test]
     fn finding_carries_rule_and_event() {

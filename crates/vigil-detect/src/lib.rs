@@ -80,7 +80,7 @@ pub use correlation::{
     CorrelationHit, CorrelationLimits, CorrelationRule, CorrelationStats, CorrelationType,
     Correlator, CountCondition, CountOp, correlation_finding,
 };
-pub use finding::finding_for;
+pub use finding::{finding_for, finding_uid};
 pub use prefilter::PrefilterStats;
 pub use rule::{LoadReport, Rule, RuleReport, RuleStatus, StatusCounts};
 pub use ruleset::{LoadError, RuleSet};

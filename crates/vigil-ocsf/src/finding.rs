@@ -160,6 +160,11 @@ pub struct DetectionFinding {
     pub evidences: Vec<Evidence>,
     /// Always true: every Vigil finding is an alert.
     pub is_alert: bool,
+    /// What OCSF has no attribute for. Vigil puts here, under `response`, what an agent's
+    /// policy did when the finding was raised on the endpoint (`action`, `succeeded`,
+    /// `detail`, `policy_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmapped: Option<serde_json::Value>,
 }
 
 impl DetectionFinding {
@@ -179,6 +184,7 @@ impl DetectionFinding {
             finding_info,
             evidences: Vec::new(),
             is_alert: true,
+            unmapped: None,
         }
     }
 }

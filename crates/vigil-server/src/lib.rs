@@ -11,6 +11,7 @@ pub mod detect;
 pub mod fleet;
 pub mod ingest;
 pub mod pki;
+pub mod response;
 pub mod risk;
 mod server;
 pub mod store;

@@ -17,6 +17,7 @@ use crate::detect::DetectWorker;
 use crate::fleet::{Enrollment, FleetService, Sessions};
 use crate::ingest::Ingestor;
 use crate::pki::{self, FleetCa};
+use crate::response::{Responder, ResponseConfig};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     pub fleet_names: Vec<String>,
     /// Lifetime of agent client certificates (agents renew at two thirds of it).
     pub cert_validity: Duration,
+    /// Response settings (external action backend, command expiry).
+    pub response: ResponseConfig,
 }
 
 /// Default lifetime of agent client certificates.
@@ -59,6 +62,7 @@ impl ServerConfig {
             enroll_secret: None,
             fleet_names: Vec::new(),
             cert_validity: DEFAULT_CERT_VALIDITY,
+            response: ResponseConfig::default(),
         }
     }
 }
@@ -98,6 +102,9 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    /// A setting is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
     /// A role stopped with an error while running.
     #[error("the {role} stopped: {message}")]
     Serve {
@@ -117,6 +124,8 @@ pub struct Server {
     fleet_addr: SocketAddr,
     store: Arc<SqliteStore>,
     rules: Arc<RuleSet>,
+    maps: Arc<vigil_ocsf::fieldmap::FieldMaps>,
+    response: ResponseConfig,
     report: LoadReport,
     enrollment: Arc<Enrollment>,
     tls: ServerTlsConfig,
@@ -163,6 +172,8 @@ impl Server {
             cert_validity: config.cert_validity,
         });
         let store = Arc::new(SqliteStore::open(&config.data_dir).await?);
+        let rules = Arc::new(rules);
+        crate::response::ensure_default_policy(&*store, &rules).await?;
         Ok(Self {
             enrollment,
             tls,
@@ -177,7 +188,9 @@ impl Server {
             fleet,
             fleet_addr,
             store,
-            rules: Arc::new(rules),
+            rules,
+            maps: Arc::new(maps),
+            response: config.response.clone(),
             report,
         })
     }
@@ -217,16 +230,25 @@ impl Server {
         let store: Arc<dyn Store> = self.store.clone();
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
 
+        let sessions = Sessions::default();
+        let responder = Responder::new(
+            Arc::clone(&store),
+            sessions.clone(),
+            Arc::clone(&self.rules),
+            self.maps,
+            &self.response,
+        )
+        .map_err(ServerError::Config)?;
         let detect = DetectWorker::new(Arc::clone(&store), Arc::clone(&bus), self.rules);
         let detect = tokio::spawn(detect.run(shutdown.clone()));
 
-        let sessions = Sessions::default();
         let ingest = Ingestor::start(Arc::clone(&store), Arc::clone(&bus));
         let fleet_svc = FleetService::new(
             Arc::clone(&store),
             self.enrollment,
             sessions.clone(),
             ingest.clone(),
+            responder.clone(),
             shutdown.clone(),
         )
         .into_server();
@@ -249,6 +271,7 @@ impl Server {
                     store,
                     sessions,
                     ingest,
+                    responder,
                 }),
             )
             .with_graceful_shutdown(async move { api_stop.cancelled().await })

@@ -38,12 +38,22 @@ pub struct Buffered {
     pub event: fleet::Event,
 }
 
+/// An item of the priority lane.
+#[derive(Debug, Clone)]
+pub enum PriorityItem {
+    /// A Detection Finding the agent raised (OCSF JSON).
+    Finding(fleet::Event),
+    /// A command's result.
+    Result(fleet::CommandResult),
+}
+
 /// The durable outbound buffer.
 #[derive(Debug)]
 pub struct Buffer {
     pool: SqlitePool,
     max_events: u64,
     len: AtomicU64,
+    priority_len: AtomicU64,
     evicted: AtomicU64,
 }
 
@@ -64,6 +74,9 @@ impl Buffer {
         let len: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
             .fetch_one(&pool)
             .await?;
+        let priority_len: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM priority")
+            .fetch_one(&pool)
+            .await?;
         let evicted: Option<i64> =
             sqlx::query_scalar("SELECT value FROM counters WHERE name = 'evicted'")
                 .fetch_optional(&pool)
@@ -72,6 +85,7 @@ impl Buffer {
             pool,
             max_events: max_events.max(1),
             len: AtomicU64::new(u64::try_from(len).unwrap_or(0)),
+            priority_len: AtomicU64::new(u64::try_from(priority_len).unwrap_or(0)),
             evicted: AtomicU64::new(evicted.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)),
         })
     }
@@ -81,9 +95,14 @@ impl Buffer {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// Whether nothing is waiting.
+    /// Priority items (findings, command results) waiting to be acknowledged.
+    pub fn priority_len(&self) -> u64 {
+        self.priority_len.load(Ordering::Relaxed)
+    }
+
+    /// Whether nothing is waiting, in either lane.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.priority_len() == 0
     }
 
     /// Events evicted (lost) because the buffer was full, since the buffer was created.
@@ -182,8 +201,144 @@ impl Buffer {
         Ok(())
     }
 
+    /// Queues a finding on the priority lane. Findings are never evicted.
+    pub async fn push_finding(&self, finding: &fleet::Event) -> Result<(), BufferError> {
+        sqlx::query("INSERT INTO priority (kind, uid, time, body) VALUES ('finding', ?, ?, ?)")
+            .bind(&finding.uid)
+            .bind(finding.time)
+            .bind(&finding.ocsf_json)
+            .execute(&self.pool)
+            .await?;
+        self.priority_len.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Records that a command was carried out and queues its result on the priority lane, in
+    /// one transaction: a command recorded here is never run again.
+    pub async fn record_result(&self, result: &fleet::CommandResult) -> Result<(), BufferError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO executed (id, succeeded, result, time) VALUES (?, ?, ?, ?)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&result.id)
+        .bind(result.succeeded)
+        .bind(&result.result_json)
+        .bind(result.time)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO priority (kind, uid, time, body) VALUES ('result', ?, ?, ?)")
+            .bind(&result.id)
+            .bind(result.time)
+            .bind(encode_result(result))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.priority_len.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The recorded result of a command the agent already carried out.
+    pub async fn executed(&self, id: &str) -> Result<Option<fleet::CommandResult>, BufferError> {
+        let row = sqlx::query("SELECT succeeded, result, time FROM executed WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(fleet::CommandResult {
+                id: id.to_owned(),
+                succeeded: r.try_get("succeeded")?,
+                result_json: r.try_get("result")?,
+                time: r.try_get("time")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Queues an already recorded result again (the server redelivered its command).
+    pub async fn resend_result(&self, result: &fleet::CommandResult) -> Result<(), BufferError> {
+        sqlx::query("INSERT INTO priority (kind, uid, time, body) VALUES ('result', ?, ?, ?)")
+            .bind(&result.id)
+            .bind(result.time)
+            .bind(encode_result(result))
+            .execute(&self.pool)
+            .await?;
+        self.priority_len.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Up to `limit` priority items after position `seq`, oldest first.
+    pub async fn read_priority_after(
+        &self,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, PriorityItem)>, BufferError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, uid, time, body FROM priority WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let seq: i64 = r.try_get("seq")?;
+            let uid: String = r.try_get("uid")?;
+            let time: i64 = r.try_get("time")?;
+            let body: Vec<u8> = r.try_get("body")?;
+            let item = if r.try_get::<&str, _>("kind")? == "finding" {
+                PriorityItem::Finding(fleet::Event {
+                    uid,
+                    class_uid: vigil_ocsf::class::DETECTION_FINDING,
+                    time,
+                    ocsf_json: body,
+                })
+            } else {
+                let (succeeded, result_json) = decode_result(&body);
+                PriorityItem::Result(fleet::CommandResult {
+                    id: uid,
+                    succeeded,
+                    result_json,
+                    time,
+                })
+            };
+            out.push((seq, item));
+        }
+        Ok(out)
+    }
+
+    /// Deletes the acknowledged priority positions `first..=last`.
+    pub async fn ack_priority(&self, first: i64, last: i64) -> Result<(), BufferError> {
+        let res = sqlx::query("DELETE FROM priority WHERE seq BETWEEN ? AND ?")
+            .bind(first)
+            .bind(last)
+            .execute(&self.pool)
+            .await?;
+        let _ = self
+            .priority_len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(res.rows_affected()))
+            });
+        Ok(())
+    }
+
     /// Closes the database, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A result row's body: `1:` or `0:` (succeeded) then the result JSON.
+fn encode_result(r: &fleet::CommandResult) -> Vec<u8> {
+    let mut body = Vec::with_capacity(r.result_json.len() + 2);
+    body.extend_from_slice(if r.succeeded { b"1:" } else { b"0:" });
+    body.extend_from_slice(&r.result_json);
+    body
+}
+
+fn decode_result(body: &[u8]) -> (bool, Vec<u8>) {
+    match body {
+        [flag, b':', rest @ ..] => (*flag == b'1', rest.to_vec()),
+        other => (false, other.to_vec()),
     }
 }

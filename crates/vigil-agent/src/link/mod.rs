@@ -15,10 +15,10 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::fleet::fleet_client::FleetClient;
-use vigil_proto::fleet::{Heartbeat, Hello};
+use vigil_proto::fleet::{Command, Heartbeat, Hello, PolicyUpdate, PriorityBatch};
 use vigil_proto::{AgentMessage, EventBatch, ServerMessage, agent_message, server_message};
 
-use crate::buffer::{Buffer, BufferError};
+use crate::buffer::{Buffer, BufferError, PriorityItem};
 use crate::host::SelfUsage;
 use crate::identity::{self, AgentIdentity, IdentityError};
 
@@ -61,6 +61,35 @@ pub struct LinkStats {
 /// Reports events lost before they reached the buffer (kernel drops, intake failures).
 pub type DroppedFn = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// Reports the isolation the agent enforces (`none`, `isolated`) for heartbeats.
+pub type IsolationFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the server sends the agent besides acks, handed to the agent's executor.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    /// A response command.
+    Command(Command),
+    /// The endpoint's effective policy.
+    Policy(PolicyUpdate),
+}
+
+/// Which table a batch in flight came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Events,
+    Priority,
+}
+
+/// A batch sent and not yet acked.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    seq: u64,
+    lane: Lane,
+    first: i64,
+    last: i64,
+    n: u64,
+}
+
 /// The fleet link.
 pub struct Link {
     cfg: LinkConfig,
@@ -70,6 +99,8 @@ pub struct Link {
     hello: Hello,
     wake: Arc<Notify>,
     dropped: DroppedFn,
+    isolation: IsolationFn,
+    inbox: mpsc::Sender<Inbound>,
     stats: Arc<LinkStats>,
 }
 
@@ -99,12 +130,15 @@ enum Ended {
 
 impl Link {
     /// A link that streams `buffer` to the server; `wake` is notified when events are added.
+    /// Commands and policies from the server go to `inbox`.
     pub fn new(
         cfg: LinkConfig,
         buffer: Arc<Buffer>,
         hello: Hello,
         wake: Arc<Notify>,
         dropped: DroppedFn,
+        isolation: IsolationFn,
+        inbox: mpsc::Sender<Inbound>,
     ) -> Self {
         Self {
             cfg,
@@ -114,6 +148,8 @@ impl Link {
             hello,
             wake,
             dropped,
+            isolation,
+            inbox,
             stats: Arc::default(),
         }
     }
@@ -264,14 +300,43 @@ impl Link {
         inbound: &mut tonic::Streaming<ServerMessage>,
         shutdown: &CancellationToken,
     ) -> Result<(), SessionError> {
-        // (batch seq, first buffer seq, last buffer seq, events)
-        let mut inflight: VecDeque<(u64, i64, i64, u64)> = VecDeque::new();
+        let mut inflight: VecDeque<InFlight> = VecDeque::new();
         let mut sent_through = 0i64;
+        let mut priority_through = 0i64;
         let mut next_seq = 1u64;
         let mut heartbeat = tokio::time::interval(self.cfg.heartbeat);
         let mut deadline: Option<Instant> = None;
         loop {
             while inflight.len() < self.cfg.window {
+                // The priority lane first: findings and command results overtake telemetry.
+                let items = self
+                    .buffer
+                    .read_priority_after(priority_through, self.cfg.batch_max)
+                    .await?;
+                if let (Some(&(first, _)), Some(&(last, _))) = (items.first(), items.last()) {
+                    let n = items.len() as u64;
+                    let mut batch = PriorityBatch {
+                        seq: next_seq,
+                        ..PriorityBatch::default()
+                    };
+                    for (_, item) in items {
+                        match item {
+                            PriorityItem::Finding(f) => batch.findings.push(f),
+                            PriorityItem::Result(r) => batch.results.push(r),
+                        }
+                    }
+                    send(tx, agent_message::Msg::Priority(batch)).await?;
+                    inflight.push_back(InFlight {
+                        seq: next_seq,
+                        lane: Lane::Priority,
+                        first,
+                        last,
+                        n,
+                    });
+                    priority_through = last;
+                    next_seq += 1;
+                    continue;
+                }
                 let rows = self
                     .buffer
                     .read_after(sent_through, self.cfg.batch_max)
@@ -285,7 +350,13 @@ impl Link {
                     events: rows.into_iter().map(|b| b.event).collect(),
                 };
                 send(tx, agent_message::Msg::Events(batch)).await?;
-                inflight.push_back((next_seq, first, last, n));
+                inflight.push_back(InFlight {
+                    seq: next_seq,
+                    lane: Lane::Events,
+                    first,
+                    last,
+                    n,
+                });
                 sent_through = last;
                 next_seq += 1;
             }
@@ -298,18 +369,31 @@ impl Link {
                 msg = inbound.message() => {
                     let ack = match msg? {
                         Some(ServerMessage { msg: Some(server_message::Msg::Ack(ack)) }) => ack,
+                        Some(ServerMessage { msg: Some(server_message::Msg::Command(c)) }) => {
+                            self.hand_over(Inbound::Command(c)).await?;
+                            continue;
+                        }
+                        Some(ServerMessage { msg: Some(server_message::Msg::Policy(p)) }) => {
+                            self.hand_over(Inbound::Policy(p)).await?;
+                            continue;
+                        }
                         Some(_) => continue,
                         None => return Err(SessionError::Closed("by the server")),
                     };
-                    let Some((seq, first, last, n)) = inflight.pop_front() else {
+                    let Some(done) = inflight.pop_front() else {
                         return Err(SessionError::Protocol(format!("ack {} with nothing in flight", ack.seq)));
                     };
-                    if seq != ack.seq {
-                        return Err(SessionError::Protocol(format!("ack {} while {seq} was oldest in flight", ack.seq)));
+                    if done.seq != ack.seq {
+                        return Err(SessionError::Protocol(format!("ack {} while {} was oldest in flight", ack.seq, done.seq)));
                     }
-                    self.buffer.ack(first, last).await?;
+                    match done.lane {
+                        Lane::Events => {
+                            self.buffer.ack(done.first, done.last).await?;
+                            self.stats.events_acked.fetch_add(done.n, Ordering::Relaxed);
+                        }
+                        Lane::Priority => self.buffer.ack_priority(done.first, done.last).await?,
+                    }
                     self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
-                    self.stats.events_acked.fetch_add(n, Ordering::Relaxed);
                 }
                 () = self.wake.notified(), if window_open => {}
                 _ = heartbeat.tick() => {
@@ -324,7 +408,7 @@ impl Link {
                         uptime_s: self.usage.uptime_s(),
                         cpu_percent,
                         rss_bytes,
-                        isolation: "none".into(),
+                        isolation: (self.isolation)(),
                     };
                     send(tx, agent_message::Msg::Heartbeat(hb)).await?;
                 }
@@ -337,6 +421,16 @@ impl Link {
                 }
             }
         }
+    }
+}
+
+impl Link {
+    /// Passes a command or policy to the executor; waits when it is busy (backpressure).
+    async fn hand_over(&self, item: Inbound) -> Result<(), SessionError> {
+        self.inbox
+            .send(item)
+            .await
+            .map_err(|_| SessionError::Closed("the agent's executor stopped"))
     }
 }
 

@@ -29,12 +29,33 @@ pub fn health(last_seen: i64, now: i64) -> &'static str {
     }
 }
 
+/// Isolation as operators see it: what they asked for against what the endpoint confirmed.
+/// `none` (never isolated), `requested` (asked, not yet confirmed), `isolated`,
+/// `release_requested`, `released`. `confirmed_at` is when the endpoint last confirmed a change.
+pub fn isolation_status(requested: bool, confirmed: &str, confirmed_at: Option<i64>) -> &'static str {
+    match (requested, confirmed == "isolated") {
+        (true, true) => "isolated",
+        (true, false) => "requested",
+        (false, true) => "release_requested",
+        (false, false) if confirmed_at.is_some() => "released",
+        (false, false) => "none",
+    }
+}
+
 fn view(ep: &Endpoint, now: i64, live: bool) -> Value {
     let mut v = serde_json::to_value(ep).unwrap_or(Value::Null);
     if let Some(obj) = v.as_object_mut() {
         obj.insert("status".into(), json!(health(ep.last_seen, now)));
         obj.insert("session_live".into(), json!(live));
         obj.insert("uid".into(), json!(format!("edr:{}", ep.facts.sensor_id)));
+        obj.insert(
+            "isolation_status".into(),
+            json!(isolation_status(
+                ep.controls.isolation_requested,
+                &ep.isolation,
+                ep.isolation_at,
+            )),
+        );
     }
     v
 }
@@ -107,9 +128,15 @@ pub(super) async fn reinstate(
 async fn set_revoked(st: ApiState, id: &str, revoked: bool) -> Result<Json<Value>, ApiError> {
     let ep = find(&st, id).await?;
     let sensor_id = ep.facts.sensor_id;
-    st.store
-        .set_revoked(&sensor_id, revoked, vigil_ocsf::now_ms())
-        .await?;
+    let now = vigil_ocsf::now_ms();
+    st.store.set_revoked(&sensor_id, revoked, now).await?;
+    let entry = crate::store::AuditEntry {
+        actor: "operator".into(),
+        action: if revoked { "endpoint.revoked" } else { "endpoint.reinstated" }.into(),
+        target: format!("endpoint:{sensor_id}"),
+        detail: json!({}),
+    };
+    st.store.audit(&entry, now).await?;
     if revoked && st.sessions.end(&sensor_id) {
         tracing::info!(sensor_id = %sensor_id, "Ended the live session of a revoked endpoint");
     }
@@ -129,6 +156,15 @@ mod tests {
         assert_eq!(health(0, ONLINE_WITHIN_MS), "online");
         assert_eq!(health(0, ONLINE_WITHIN_MS + 1), "stale");
         assert_eq!(health(0, STALE_WITHIN_MS + 1), "offline");
+    }
+
+    #[test]
+    fn isolation_shows_only_what_the_endpoint_confirmed() {
+        assert_eq!(isolation_status(false, "none", None), "none");
+        assert_eq!(isolation_status(true, "none", None), "requested");
+        assert_eq!(isolation_status(true, "isolated", Some(1)), "isolated");
+        assert_eq!(isolation_status(false, "isolated", Some(1)), "release_requested");
+        assert_eq!(isolation_status(false, "none", Some(2)), "released");
     }
 }
 
@@ -199,16 +235,15 @@ pub(super) async fn commands(
 #[serde(deny_unknown_fields)]
 pub(super) struct CommandBody {
     action: String,
-    #[serde(default)]
-    args: serde_json::Map<String, Value>,
+    #[serde(default = "empty_args")]
+    args: Value,
     #[serde(default)]
     reason: String,
 }
 
-/// Actions the command queue accepts.
-pub const ACTIONS: &[&str] = &[
-    "isolate", "release", "kill", "suspend", "resume", "triage", "query",
-];
+fn empty_args() -> Value {
+    json!({})
+}
 
 pub(super) async fn queue_command(
     State(st): State<ApiState>,
@@ -216,20 +251,60 @@ pub(super) async fn queue_command(
     body: Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     let Json(b) = body?;
-    if !ACTIONS.contains(&b.action.as_str()) {
+    let queued = st
+        .responder
+        .queue(&id, &b.action, b.args, &b.reason, "operator")
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(json!(queued))))
+}
+
+pub(super) async fn command(
+    State(st): State<ApiState>,
+    Path((id, command_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let ep = find(&st, &id).await?;
+    let (cmd, transitions) = st
+        .store
+        .command(&ep.facts.sensor_id, &command_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no command {command_id} for endpoint {id}")))?;
+    let mut v = json!(cmd);
+    v["transitions"] = json!(transitions);
+    Ok(Json(v))
+}
+
+/// `PUT /api/v1/endpoints/{id}/tags` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TagsBody {
+    tags: Vec<String>,
+}
+
+pub(super) async fn set_tags(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<TagsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body?;
+    if let Some(bad) = b
+        .tags
+        .iter()
+        .find(|t| t.is_empty() || t.len() > 64 || *t == "*" || t.chars().any(char::is_whitespace))
+    {
         return Err(ApiError::bad_request(format!(
-            "unknown action {:?}; one of {ACTIONS:?}",
-            b.action
+            "tag {bad:?}: tags are 1 to 64 characters, no spaces, and not \"*\""
         )));
     }
     let ep = find(&st, &id).await?;
-    let cmd = crate::store::NewCommand {
-        sensor_id: ep.facts.sensor_id,
-        action: b.action,
-        args: Value::Object(b.args),
-        requested_by: "operator".into(),
-        reason: b.reason,
-    };
-    let queued = st.store.enqueue_command(&cmd, vigil_ocsf::now_ms()).await?;
-    Ok((axum::http::StatusCode::CREATED, Json(json!(queued))))
+    let mut tags = b.tags;
+    tags.sort();
+    tags.dedup();
+    st.store
+        .set_tags(&ep.facts.sensor_id, &tags, vigil_ocsf::now_ms())
+        .await?;
+    st.responder.policies_changed();
+    let controls = st.store.controls(&ep.facts.sensor_id).await?;
+    Ok(Json(
+        json!({ "sensor_id": ep.facts.sensor_id, "controls": controls }),
+    ))
 }

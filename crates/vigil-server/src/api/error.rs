@@ -76,6 +76,9 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
+        if let StoreError::Conflict(message) = error {
+            return Self::new(StatusCode::CONFLICT, "conflict", message);
+        }
         tracing::error!(%error, "Store failure while serving the API");
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -95,5 +98,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::response::CommandError> for ApiError {
+    fn from(error: crate::response::CommandError) -> Self {
+        use crate::response::CommandError;
+        match error {
+            CommandError::Invalid(m) => Self::bad_request(m),
+            CommandError::UnknownEndpoint(m) => Self::not_found(m),
+            CommandError::CannotEnforce(m) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "cannot_enforce", m)
+            }
+            CommandError::Store(e) => e.into(),
+        }
     }
 }

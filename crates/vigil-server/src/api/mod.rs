@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,6 +18,9 @@ use crate::store::{EventQuery, FindingQuery, Store};
 mod edr;
 mod endpoints;
 mod error;
+mod policies;
+#[cfg(test)]
+mod response_tests;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +40,39 @@ pub struct ApiState {
     pub sessions: Sessions,
     /// The group-commit writer (events arriving over HTTP take the same path as gRPC ones).
     pub ingest: Ingestor,
+    /// Queues commands and resolves policies.
+    pub responder: crate::response::Responder,
+}
+
+impl ApiState {
+    /// A state over a fresh in-process bus and the repository's own rules, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        store: Arc<dyn Store>,
+        response: &crate::response::ResponseConfig,
+    ) -> Self {
+        let sessions = Sessions::default();
+        let maps = Arc::new(vigil_ocsf::fieldmap::FieldMaps::builtin().unwrap());
+        let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"));
+        let (rules, _) = vigil_detect::RuleSet::load_dirs(&[dir], &maps).unwrap();
+        let responder = crate::response::Responder::new(
+            Arc::clone(&store),
+            sessions.clone(),
+            Arc::new(rules),
+            maps,
+            response,
+        )
+        .unwrap();
+        Self {
+            ingest: Ingestor::start(
+                Arc::clone(&store),
+                Arc::new(crate::bus::InProcessBus::new()),
+            ),
+            store,
+            sessions,
+            responder,
+        }
+    }
 }
 
 /// The operator API router.
@@ -62,6 +98,22 @@ pub fn app(state: ApiState) -> Router {
             "/api/v1/endpoints/{id}/commands",
             get(endpoints::commands).post(endpoints::queue_command),
         )
+        .route(
+            "/api/v1/endpoints/{id}/commands/{command}",
+            get(endpoints::command),
+        )
+        .route("/api/v1/endpoints/{id}/tags", put(endpoints::set_tags))
+        .route(
+            "/api/v1/policies",
+            get(policies::list).post(policies::create),
+        )
+        .route(
+            "/api/v1/policies/{id}",
+            get(policies::one)
+                .put(policies::replace)
+                .delete(policies::delete),
+        )
+        .route("/api/v1/audit", get(policies::audit))
         .route("/api/v1/edr/{sensor}/heartbeat", post(edr::heartbeat))
         .route("/api/v1/edr/{sensor}/events", post(edr::events))
         .route(

@@ -26,14 +26,7 @@ async fn state() -> (tempfile::TempDir, ApiState) {
         Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     (
         dir,
-        ApiState {
-            store: store.clone(),
-            sessions: Default::default(),
-            ingest: crate::ingest::Ingestor::start(
-                store.clone(),
-                Arc::new(crate::bus::InProcessBus::new()),
-            ),
-        },
+        ApiState::for_tests(store, &Default::default()),
     )
 }
 

@@ -88,8 +88,9 @@ impl DetectWorker {
             let matched: Vec<&Rule> = self.rules.matches_all(&stored.event).collect();
             for rule in matched.iter().filter(|r| r.standalone) {
                 let mut finding = vigil_detect::finding_for(rule, &stored.event, now);
-                // One finding per (rule, event): re-evaluating a page can never duplicate it.
-                finding.finding_info.uid = finding_uid(&rule.id, &stored.event.uid);
+                // One finding per (rule, event): re-evaluating a page can never duplicate it, and
+                // an agent that raised the same finding itself shares its id.
+                finding.finding_info.uid = vigil_detect::finding_uid(&rule.id, &stored.event.uid);
                 out.push((stored.sensor_id.clone(), finding));
             }
             if correlating && !matched.is_empty() {
@@ -107,26 +108,5 @@ impl DetectWorker {
             self.correlators.values_mut().for_each(|c| c.expire(newest));
         }
         out
-    }
-}
-
-/// A stable finding id derived from the rule and the triggering event.
-fn finding_uid(rule_id: &str, event_uid: &str) -> String {
-    uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_OID,
-        format!("{}:{rule_id}{event_uid}", rule_id.len()).as_bytes(),
-    )
-    .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::finding_uid;
-
-    #[test]
-    fn finding_uid_is_stable_and_distinct() {
-        assert_eq!(finding_uid("r", "e"), finding_uid("r", "e"));
-        assert_ne!(finding_uid("r", "e"), finding_uid("r", "f"));
-        assert_ne!(finding_uid("r/e", ""), finding_uid("r", "e/"));
     }
 }

@@ -11,17 +11,19 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use vigil_proto::fleet::fleet_server::{Fleet, FleetServer};
 use vigil_proto::fleet::{
-    Ack, EnrollRequest, EnrollResponse, Heartbeat, Hello, RenewRequest, Welcome,
+    Ack, Command as WireCommand, EnrollRequest, EnrollResponse, Heartbeat, Hello,
+    PriorityBatch, RenewRequest, Welcome,
 };
 use vigil_proto::{AgentMessage, EventBatch, ServerMessage, agent_message, server_message};
 
 use crate::ingest::Ingestor;
+use crate::response::Responder;
 use crate::pki::{self, FleetCa};
 use crate::store::{CapabilityRecord, CertRecord, EndpointFacts, HeartbeatRecord, Store};
 
 mod sessions;
 
-pub use sessions::Sessions;
+pub use sessions::{SessionHandle, Sessions};
 
 /// Replies queued per session before the server stops reading that agent (backpressure).
 const OUTBOUND_DEPTH: usize = 64;
@@ -34,6 +36,7 @@ pub struct FleetService {
     enrollment: Arc<Enrollment>,
     sessions: Sessions,
     ingest: Ingestor,
+    responder: Responder,
 }
 
 /// What enrollment needs: the CA, the secret's hash and the certificate lifetime.
@@ -54,6 +57,7 @@ impl FleetService {
         enrollment: Arc<Enrollment>,
         sessions: Sessions,
         ingest: Ingestor,
+        responder: Responder,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -62,6 +66,7 @@ impl FleetService {
             enrollment,
             sessions,
             ingest,
+            responder,
         }
     }
 
@@ -218,17 +223,19 @@ impl Fleet for FleetService {
         });
         // The receiver is alive: it is returned below.
         let _ = tx.send(Ok(ServerMessage { msg: Some(welcome) })).await;
+        let handle = self.sessions.open(&facts.sensor_id, &self.shutdown);
         let session = Session {
             sensor_id: facts.sensor_id,
             store: Arc::clone(&self.store),
             ingest: self.ingest.clone(),
+            responder: self.responder.clone(),
             tx,
         };
-        let handle = self.sessions.open(&session.sensor_id, &self.shutdown);
         let sessions = self.sessions.clone();
+        let policy_changes = self.sessions.policy_changes();
         tokio::spawn(async move {
             let sensor_id = session.sensor_id.clone();
-            session.run(inbound, handle.stop.clone()).await;
+            session.run(inbound, handle.clone(), policy_changes).await;
             sessions.close(&sensor_id, &handle);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -273,14 +280,45 @@ struct Session {
     sensor_id: String,
     store: Arc<dyn Store>,
     ingest: Ingestor,
+    responder: Responder,
     tx: mpsc::Sender<Result<ServerMessage, Status>>,
 }
 
 impl Session {
-    async fn run(self, mut inbound: Streaming<AgentMessage>, shutdown: CancellationToken) {
+    async fn run(
+        self,
+        mut inbound: Streaming<AgentMessage>,
+        handle: SessionHandle,
+        mut policy_changes: tokio::sync::watch::Receiver<u64>,
+    ) {
+        // First the endpoint's policy, then every command waiting for it (including those
+        // delivered to an earlier session that never reported back: the agent runs each id
+        // at most once).
+        let mut policy_version = String::new();
+        if let Err(status) = self.push_policy(&mut policy_version).await {
+            tracing::warn!(sensor_id = %self.sensor_id, %status, "Cannot send the policy");
+        }
+        if let Err(status) = self.deliver_commands(true).await {
+            tracing::warn!(sensor_id = %self.sensor_id, %status, "Cannot deliver commands");
+        }
+        let shutdown = handle.stop.clone();
         loop {
             let next = tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = handle.commands.notified() => {
+                    if let Err(status) = self.deliver_commands(false).await {
+                        tracing::warn!(sensor_id = %self.sensor_id, %status, "Cannot deliver commands");
+                    }
+                    continue;
+                }
+                changed = policy_changes.changed() => {
+                    if changed.is_ok()
+                        && let Err(status) = self.push_policy(&mut policy_version).await
+                    {
+                        tracing::warn!(sensor_id = %self.sensor_id, %status, "Cannot send the policy");
+                    }
+                    continue;
+                }
                 next = inbound.message() => next,
             };
             let msg = match next {
@@ -295,6 +333,7 @@ impl Session {
             let reply = match msg {
                 agent_message::Msg::Events(batch) => self.on_batch(batch).await,
                 agent_message::Msg::Heartbeat(hb) => self.on_heartbeat(&hb).await,
+                agent_message::Msg::Priority(batch) => self.on_priority(batch).await,
                 agent_message::Msg::Hello(_) => Err(Status::invalid_argument("Hello sent twice")),
             };
             match reply {
@@ -346,6 +385,97 @@ impl Session {
             seq: batch.seq,
             stored: out.stored,
             duplicates: out.duplicates,
+        })))
+    }
+
+    /// Sends the endpoint's effective policy when it differs from what the session last sent.
+    async fn push_policy(&self, sent: &mut String) -> Result<(), Status> {
+        let policy = self
+            .responder
+            .effective_policy(&self.sensor_id)
+            .await
+            .map_err(unavailable)?;
+        if policy.version == *sent {
+            return Ok(());
+        }
+        let version = policy.version.clone();
+        let rules = policy.rules.len();
+        self.send(server_message::Msg::Policy(policy)).await?;
+        tracing::info!(sensor_id = %self.sensor_id, %version, rules, "Policy sent");
+        *sent = version;
+        Ok(())
+    }
+
+    /// Hands the endpoint its pending commands, marking them delivered.
+    async fn deliver_commands(&self, redeliver: bool) -> Result<(), Status> {
+        let commands = self
+            .store
+            .take_pending_commands(&self.sensor_id, redeliver, vigil_ocsf::now_ms())
+            .await
+            .map_err(unavailable)?;
+        for c in commands {
+            tracing::info!(sensor_id = %self.sensor_id, command = %c.id, action = %c.action, "Command delivered");
+            let wire = WireCommand {
+                id: c.id,
+                action: c.action,
+                args_json: serde_json::to_vec(&c.args).unwrap_or_default(),
+                created_at: c.created_at,
+            };
+            self.send(server_message::Msg::Command(wire)).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, msg: server_message::Msg) -> Result<(), Status> {
+        self.tx
+            .send(Ok(ServerMessage { msg: Some(msg) }))
+            .await
+            .map_err(|_| Status::cancelled("the session ended"))
+    }
+
+    /// Stores the agent's own findings and its command results, then acks the batch.
+    async fn on_priority(
+        &self,
+        batch: PriorityBatch,
+    ) -> Result<Option<server_message::Msg>, Status> {
+        let mut findings = Vec::with_capacity(batch.findings.len());
+        for wire in &batch.findings {
+            match serde_json::from_slice::<vigil_ocsf::DetectionFinding>(&wire.ocsf_json) {
+                Ok(mut f) => {
+                    if let Some(device) = f.device.as_mut() {
+                        device.uid.clone_from(&self.sensor_id);
+                    }
+                    findings.push(f);
+                }
+                Err(error) => {
+                    tracing::warn!(sensor_id = %self.sensor_id, uid = %wire.uid, %error, "Dropping an invalid finding");
+                }
+            }
+        }
+        let stored = self
+            .store
+            .insert_findings(&self.sensor_id, &findings)
+            .await
+            .map_err(unavailable)?;
+        if stored > 0 {
+            tracing::info!(sensor_id = %self.sensor_id, stored, "Edge findings stored");
+        }
+        for r in &batch.results {
+            let result = serde_json::from_slice::<serde_json::Value>(&r.result_json)
+                .unwrap_or_else(|_| serde_json::json!({ "error": "the agent sent no valid JSON" }));
+            let outcome = self
+                .store
+                .complete_command(&self.sensor_id, &r.id, r.succeeded, &result, vigil_ocsf::now_ms())
+                .await
+                .map_err(unavailable)?;
+            tracing::info!(sensor_id = %self.sensor_id, command = %r.id, succeeded = r.succeeded, ?outcome, "Command result");
+        }
+        Ok(Some(server_message::Msg::Ack(Ack {
+            seq: batch.seq,
+            stored,
+            duplicates: u32::try_from(findings.len())
+                .unwrap_or(u32::MAX)
+                .saturating_sub(stored),
         })))
     }
 

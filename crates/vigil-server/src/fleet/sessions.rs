@@ -1,25 +1,40 @@
-//! Live agent sessions, so an operator action (revocation) can end one at once.
+//! Live agent sessions, so an operator action can reach one at once: revocation ends it, a
+//! queued command or a policy change wakes it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 /// The open sessions, by sensor id. At most one per endpoint: a new session replaces (and
 /// ends) an older one of the same endpoint.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Sessions {
-    inner: Arc<Mutex<HashMap<String, (u64, CancellationToken)>>>,
+    inner: Arc<Mutex<HashMap<String, SessionHandle>>>,
     next: Arc<AtomicU64>,
+    policies: Arc<watch::Sender<u64>>,
 }
 
-/// A registered session: its id and the token that ends it.
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            next: Arc::default(),
+            policies: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+/// A registered session: its id, the token that ends it and its wake-ups.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     id: u64,
     /// Cancelled when the session must end.
     pub stop: CancellationToken,
+    /// Notified when commands were queued for the endpoint.
+    pub commands: Arc<Notify>,
 }
 
 impl Sessions {
@@ -28,10 +43,11 @@ impl Sessions {
         let handle = SessionHandle {
             id: self.next.fetch_add(1, Ordering::Relaxed),
             stop: parent.child_token(),
+            commands: Arc::new(Notify::new()),
         };
         let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, old)) = map.insert(sensor_id.to_owned(), (handle.id, handle.stop.clone())) {
-            old.cancel();
+        if let Some(old) = map.insert(sensor_id.to_owned(), handle.clone()) {
+            old.stop.cancel();
         }
         handle
     }
@@ -39,7 +55,7 @@ impl Sessions {
     /// Forgets a session that ended, unless a newer one already replaced it.
     pub fn close(&self, sensor_id: &str, handle: &SessionHandle) {
         let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.get(sensor_id).is_some_and(|(id, _)| *id == handle.id) {
+        if map.get(sensor_id).is_some_and(|h| h.id == handle.id) {
             map.remove(sensor_id);
         }
     }
@@ -47,7 +63,24 @@ impl Sessions {
     /// Ends an endpoint's live session; `false` when it has none.
     pub fn end(&self, sensor_id: &str) -> bool {
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(sensor_id).map(|(_, t)| t.cancel()).is_some()
+        map.get(sensor_id).map(|h| h.stop.cancel()).is_some()
+    }
+
+    /// Wakes an endpoint's live session to deliver queued commands; `false` when it has none
+    /// (the commands wait in the store for its next session or pull).
+    pub fn wake_commands(&self, sensor_id: &str) -> bool {
+        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(sensor_id).map(|h| h.commands.notify_one()).is_some()
+    }
+
+    /// Tells every live session that policies changed.
+    pub fn wake_policies(&self) {
+        self.policies.send_modify(|n| *n += 1);
+    }
+
+    /// Watches policy changes.
+    pub fn policy_changes(&self) -> watch::Receiver<u64> {
+        self.policies.subscribe()
     }
 
     /// Whether an endpoint has a live session.

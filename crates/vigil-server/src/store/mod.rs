@@ -7,7 +7,13 @@ use async_trait::async_trait;
 use serde::Serialize;
 use vigil_ocsf::{DetectionFinding, Event};
 
+mod response;
 pub mod sqlite;
+
+pub use response::{
+    AuditEntry, AuditQuery, AuditRecord, CommandTransition, POLICY_RESPONSES, Policy, PolicyInput,
+    PolicyRuleSpec,
+};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +27,9 @@ pub enum StoreError {
     /// A stored document could not be encoded or decoded.
     #[error("stored document is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The change conflicts with what is stored (a name already taken).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// What the agent tells about itself when a session opens.
@@ -119,6 +128,11 @@ pub struct Endpoint {
     pub first_seen: i64,
     /// Last contact, ms since epoch.
     pub last_seen: i64,
+    /// Isolation as the endpoint last confirmed it (`none`, `isolated`): from its heartbeats
+    /// and the results of isolate / release commands, never from a request.
+    pub isolation: String,
+    /// When the endpoint last confirmed a change of isolation (ms).
+    pub isolation_at: Option<i64>,
 }
 
 /// A certificate issued to an endpoint.
@@ -207,6 +221,10 @@ pub struct Command {
     pub completed_at: Option<i64>,
     /// The outcome the endpoint reported.
     pub result: Option<serde_json::Value>,
+    /// When an undelivered command expires (ms); `None`: never.
+    pub expires_at: Option<i64>,
+    /// Who carries it out: `agent` or `webhook`.
+    pub backend: String,
 }
 
 /// A new command to queue.
@@ -222,6 +240,10 @@ pub struct NewCommand {
     pub requested_by: String,
     /// Why.
     pub reason: String,
+    /// How long it may wait for delivery (ms); `None`: forever.
+    pub ttl_ms: Option<i64>,
+    /// `agent` (default when empty) or `webhook`.
+    pub backend: String,
 }
 
 /// Outcome of reporting a command result.
@@ -323,15 +345,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// The endpoint's risk, decayed to `now`.
     async fn risk(&self, sensor_id: &str, now: i64) -> Result<crate::risk::Risk, StoreError>;
-    /// Queues a command.
+    /// Queues a command, records its `queued` transition and audits it, in one transaction.
+    /// An `isolate` (`release`) command sets (clears) the operator's isolation request.
     async fn enqueue_command(&self, cmd: &NewCommand, now: i64) -> Result<Command, StoreError>;
-    /// Queued commands of an endpoint, oldest first, marked delivered in the same transaction.
+    /// Commands of an endpoint to hand over now, oldest first, marked delivered in the same
+    /// transaction: the queued ones and, with `redeliver`, those delivered earlier that never
+    /// got a result (the agent executes each id at most once). Queued commands past their
+    /// expiry become `expired` instead. Only commands for the `agent` backend.
     async fn take_pending_commands(
         &self,
         sensor_id: &str,
+        redeliver: bool,
         now: i64,
     ) -> Result<Vec<Command>, StoreError>;
-    /// Records a command's outcome (`succeeded` or `failed`) as reported by its endpoint.
+    /// One command of an endpoint with every state it went through.
+    async fn command(
+        &self,
+        sensor_id: &str,
+        id: &str,
+    ) -> Result<Option<(Command, Vec<CommandTransition>)>, StoreError>;
+    /// Records a command's outcome (`succeeded` or `failed`) as reported by its endpoint (or
+    /// the action backend), audits it, and for a successful `isolate` / `release` records the
+    /// endpoint's confirmed isolation.
     async fn complete_command(
         &self,
         sensor_id: &str,
@@ -342,6 +377,40 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<CompleteOutcome, StoreError>;
     /// Commands of an endpoint, newest first.
     async fn commands(&self, sensor_id: &str, limit: u32) -> Result<Vec<Command>, StoreError>;
+    /// Stores findings an endpoint raised itself (edge detection), skipping ids already held,
+    /// and raises its risk; the number newly stored.
+    async fn insert_findings(
+        &self,
+        sensor_id: &str,
+        findings: &[DetectionFinding],
+    ) -> Result<u32, StoreError>;
+    /// Records the isolation state an endpoint reports (`none`, `isolated`).
+    async fn confirm_isolation(
+        &self,
+        sensor_id: &str,
+        isolation: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Operator action: replace an endpoint's tags. `false` when it is unknown.
+    async fn set_tags(&self, sensor_id: &str, tags: &[String], now: i64)
+    -> Result<bool, StoreError>;
+    /// Appends to the audit log.
+    async fn audit(&self, entry: &AuditEntry, now: i64) -> Result<(), StoreError>;
+    /// Reads the audit log, newest first.
+    async fn audit_log(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Creates a policy (`Conflict` when the name is taken).
+    async fn create_policy(&self, p: &PolicyInput, now: i64) -> Result<Policy, StoreError>;
+    /// Replaces a policy's definition; `None` when there is no such policy.
+    async fn update_policy(
+        &self,
+        id: &str,
+        p: &PolicyInput,
+        now: i64,
+    ) -> Result<Option<Policy>, StoreError>;
+    /// Deletes a policy; `false` when there is no such policy.
+    async fn delete_policy(&self, id: &str) -> Result<bool, StoreError>;
+    /// Every policy, by name.
+    async fn policies(&self) -> Result<Vec<Policy>, StoreError>;
     /// Findings matching a query, newest first, as OCSF documents.
     async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<serde_json::Value>, StoreError>;
 }

@@ -17,7 +17,7 @@ use crate::pki;
 use crate::store::{CapabilityRecord, CompleteOutcome, HeartbeatRecord};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Largest body the event route accepts.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -195,7 +195,7 @@ pub(super) async fn pending_commands(
     let sensor_id = authorize(&st, &headers, &sensor).await?;
     let now = vigil_ocsf::now_ms();
     st.store.touch_endpoint(&sensor_id, now).await?;
-    let items = st.store.take_pending_commands(&sensor_id, now).await?;
+    let items = st.store.take_pending_commands(&sensor_id, false, now).await?;
     Ok(Json(json!({ "items": items })))
 }
 

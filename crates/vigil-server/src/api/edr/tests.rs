@@ -17,7 +17,7 @@ struct Fixture {
     token: String,
 }
 
-async fn call(
+pub(crate) async fn call(
     st: &ApiState,
     method: &str,
     uri: &str,
@@ -50,14 +50,7 @@ async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn crate::store::Store> =
         Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    let st = ApiState {
-        store: store.clone(),
-        sessions: Default::default(),
-        ingest: crate::ingest::Ingestor::start(
-            store.clone(),
-            Arc::new(crate::bus::InProcessBus::new()),
-        ),
-    };
+    let st = ApiState::for_tests(store.clone(), &Default::default());
     let (status, body) = call(
         &st,
         "POST",
@@ -278,6 +271,29 @@ async fn heartbeat_marks_online_and_cannot_clear_operator_state() {
 #[tokio::test]
 async fn commands_flow_from_queue_to_result_and_risk_is_served() {
     let f = fixture().await;
+    // Until the sensor says it can kill, a kill is refused, never simulated.
+    let queue = format!("/api/v1/endpoints/{}/commands", f.sensor);
+    let kill = json!({"action": "kill", "args": {"pid": 4242}, "reason": "test"}).to_string();
+    let (status, body) = call(&f.st, "POST", &queue, None, Some(kill.clone())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "cannot_enforce");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("response.kill"),
+        "{body}"
+    );
+    let hb = json!({"capabilities": [{"name": "response.kill", "source": "edr", "live": true}]});
+    let (status, _) = call(
+        &f.st,
+        "POST",
+        &format!("/api/v1/edr/{}/heartbeat", f.sensor),
+        Some(&f.token),
+        Some(hb.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
     let (status, cmd) = call(
         &f.st,
         "POST",

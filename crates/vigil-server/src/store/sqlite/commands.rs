@@ -5,7 +5,11 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::SqliteStore;
 use crate::risk::{self, Risk};
-use crate::store::{Command, CompleteOutcome, NewCommand, StoreError};
+use serde_json::json;
+
+use crate::store::{
+    AuditEntry, Command, CommandTransition, CompleteOutcome, NewCommand, StoreError,
+};
 
 impl SqliteStore {
     pub(super) async fn enqueue_impl(
@@ -14,10 +18,17 @@ impl SqliteStore {
         now: i64,
     ) -> Result<Command, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
+        let backend = if c.backend.is_empty() {
+            "agent"
+        } else {
+            c.backend.as_str()
+        };
+        let expires_at = c.ttl_ms.map(|ttl| now.saturating_add(ttl));
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO commands (id, sensor_id, action, args, state, requested_by, reason,
-                                   created_at)
-             VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+                                   created_at, expires_at, backend)
+             VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&c.sensor_id)
@@ -26,8 +37,40 @@ impl SqliteStore {
         .bind(&c.requested_by)
         .bind(&c.reason)
         .bind(now)
-        .execute(&self.pool)
+        .bind(expires_at)
+        .bind(backend)
+        .execute(&mut *tx)
         .await?;
+        transition(&mut tx, &id, "queued", now, None).await?;
+        if let Some(requested) = match c.action.as_str() {
+            "isolate" => Some(true),
+            "release" => Some(false),
+            _ => None,
+        } {
+            sqlx::query(
+                "INSERT INTO endpoint_controls (sensor_id, isolation_requested, updated_at)
+                 VALUES (?, ?, ?)
+                 ON CONFLICT (sensor_id) DO UPDATE SET
+                    isolation_requested = excluded.isolation_requested,
+                    updated_at = excluded.updated_at",
+            )
+            .bind(&c.sensor_id)
+            .bind(requested)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let entry = AuditEntry {
+            actor: c.requested_by.clone(),
+            action: "command.queued".into(),
+            target: format!("endpoint:{}", c.sensor_id),
+            detail: json!({
+                "command_id": id, "action": c.action, "args": c.args, "reason": c.reason,
+                "backend": backend,
+            }),
+        };
+        super::response::append_audit(&mut tx, &entry, now).await?;
+        tx.commit().await?;
         Ok(Command {
             id,
             sensor_id: c.sensor_id.clone(),
@@ -40,27 +83,104 @@ impl SqliteStore {
             delivered_at: None,
             completed_at: None,
             result: None,
+            expires_at,
+            backend: backend.to_owned(),
         })
     }
 
     pub(super) async fn take_pending_impl(
         &self,
         sensor_id: &str,
+        redeliver: bool,
         now: i64,
     ) -> Result<Vec<Command>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
+        let expired: Vec<String> = sqlx::query_scalar(
+            "UPDATE commands SET state = 'expired', completed_at = ?
+             WHERE sensor_id = ? AND state = 'queued' AND backend = 'agent'
+               AND expires_at IS NOT NULL AND expires_at <= ?
+             RETURNING id",
+        )
+        .bind(now)
+        .bind(sensor_id)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &expired {
+            transition(&mut tx, id, "expired", now, None).await?;
+            let entry = AuditEntry {
+                actor: "system".into(),
+                action: "command.expired".into(),
+                target: format!("endpoint:{sensor_id}"),
+                detail: json!({ "command_id": id }),
+            };
+            super::response::append_audit(&mut tx, &entry, now).await?;
+        }
+        let mut rows = sqlx::query(
             "UPDATE commands SET state = 'delivered', delivered_at = ?
-             WHERE sensor_id = ? AND state = 'queued' RETURNING *",
+             WHERE sensor_id = ? AND state = 'queued' AND backend = 'agent' RETURNING *",
         )
         .bind(now)
         .bind(sensor_id)
         .fetch_all(&mut *tx)
         .await?;
+        for r in &rows {
+            transition(&mut tx, r.try_get("id")?, "delivered", now, None).await?;
+        }
+        if redeliver {
+            let again = sqlx::query(
+                "SELECT * FROM commands
+                 WHERE sensor_id = ? AND state = 'delivered' AND backend = 'agent'
+                   AND delivered_at < ?",
+            )
+            .bind(sensor_id)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in &again {
+                transition(&mut tx, r.try_get("id")?, "redelivered", now, None).await?;
+            }
+            rows.extend(again);
+        }
         tx.commit().await?;
         let mut out: Vec<Command> = rows.iter().map(command_from).collect::<Result<_, _>>()?;
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)
+    }
+
+    pub(super) async fn command_impl(
+        &self,
+        sensor_id: &str,
+        id: &str,
+    ) -> Result<Option<(Command, Vec<CommandTransition>)>, StoreError> {
+        let Some(row) = sqlx::query("SELECT * FROM commands WHERE id = ? AND sensor_id = ?")
+            .bind(id)
+            .bind(sensor_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT state, time, detail FROM command_transitions WHERE command_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let transitions = rows
+            .iter()
+            .map(|r| {
+                Ok(CommandTransition {
+                    state: r.try_get("state")?,
+                    time: r.try_get("time")?,
+                    detail: r
+                        .try_get::<Option<&str>, _>("detail")?
+                        .map(serde_json::from_str)
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some((command_from(&row)?, transitions)))
     }
 
     pub(super) async fn complete_impl(
@@ -72,33 +192,49 @@ impl SqliteStore {
         now: i64,
     ) -> Result<CompleteOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM commands WHERE id = ? AND sensor_id = ?")
-                .bind(id)
-                .bind(sensor_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let outcome = match state.as_deref() {
-            None => CompleteOutcome::Unknown,
-            Some("succeeded" | "failed" | "expired") => CompleteOutcome::AlreadyCompleted,
-            Some(_) => {
-                sqlx::query(
-                    "UPDATE commands SET state = ?, completed_at = ?, result = ?,
-                            delivered_at = COALESCE(delivered_at, ?)
-                     WHERE id = ?",
-                )
-                .bind(if succeeded { "succeeded" } else { "failed" })
-                .bind(now)
-                .bind(serde_json::to_string(result)?)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                CompleteOutcome::Completed
-            }
+        let row = sqlx::query("SELECT state, action FROM commands WHERE id = ? AND sensor_id = ?")
+            .bind(id)
+            .bind(sensor_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(CompleteOutcome::Unknown);
         };
+        let (state, action): (String, String) = (row.try_get("state")?, row.try_get("action")?);
+        if matches!(state.as_str(), "succeeded" | "failed" | "expired") {
+            return Ok(CompleteOutcome::AlreadyCompleted);
+        }
+        let new_state = if succeeded { "succeeded" } else { "failed" };
+        sqlx::query(
+            "UPDATE commands SET state = ?, completed_at = ?, result = ?,
+                    delivered_at = COALESCE(delivered_at, ?)
+             WHERE id = ?",
+        )
+        .bind(new_state)
+        .bind(now)
+        .bind(serde_json::to_string(result)?)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        transition(&mut tx, id, new_state, now, Some(result)).await?;
+        let confirmed = match action.as_str() {
+            "isolate" if succeeded => Some("isolated"),
+            "release" if succeeded => Some("none"),
+            _ => None,
+        };
+        if let Some(isolation) = confirmed {
+            super::response::set_isolation(&mut tx, sensor_id, isolation, now).await?;
+        }
+        let entry = AuditEntry {
+            actor: format!("endpoint:{sensor_id}"),
+            action: format!("command.{new_state}"),
+            target: format!("endpoint:{sensor_id}"),
+            detail: json!({ "command_id": id, "action": action, "result": result }),
+        };
+        super::response::append_audit(&mut tx, &entry, now).await?;
         tx.commit().await?;
-        Ok(outcome)
+        Ok(CompleteOutcome::Completed)
     }
 
     pub(super) async fn commands_impl(
@@ -196,5 +332,27 @@ fn command_from(r: &SqliteRow) -> Result<Command, StoreError> {
             .try_get::<Option<&str>, _>("result")?
             .map(serde_json::from_str)
             .transpose()?,
+        expires_at: r.try_get("expires_at")?,
+        backend: r.try_get("backend")?,
     })
+}
+
+/// Records one state a command went through.
+async fn transition(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &str,
+    state: &str,
+    now: i64,
+    detail: Option<&serde_json::Value>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO command_transitions (command_id, state, time, detail) VALUES (?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(now)
+    .bind(detail.map(serde_json::to_string).transpose()?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -162,6 +162,9 @@ impl SqliteStore {
         .bind(HEARTBEAT_HISTORY)
         .execute(&mut *tx)
         .await?;
+        if !hb.isolation.is_empty() {
+            super::response::set_isolation(&mut tx, sensor_id, &hb.isolation, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -227,7 +230,7 @@ impl SqliteStore {
         let rows = sqlx::query(
             "SELECT e.sensor_id, e.hostname, e.os_name, e.kernel_release, e.agent_version,
                     e.capabilities, e.first_seen, e.last_seen, e.last_heartbeat, e.transport,
-                    c.revoked_at, COALESCE(c.isolation_requested, 0) AS isolation_requested,
+                    e.isolation, e.isolation_at, c.revoked_at, COALESCE(c.isolation_requested, 0) AS isolation_requested,
                     COALESCE(c.tags, '[]') AS tags
              FROM endpoints e LEFT JOIN endpoint_controls c ON c.sensor_id = e.sensor_id
              ORDER BY e.last_seen DESC",
@@ -273,5 +276,7 @@ fn endpoint_from(r: &SqliteRow) -> Result<Endpoint, StoreError> {
         transport: r.try_get("transport")?,
         first_seen: r.try_get("first_seen")?,
         last_seen: r.try_get("last_seen")?,
+        isolation: r.try_get("isolation")?,
+        isolation_at: r.try_get("isolation_at")?,
     })
 }

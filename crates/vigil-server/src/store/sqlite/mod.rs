@@ -10,6 +10,9 @@ use sqlx::{QueryBuilder, Row, SqlitePool};
 use vigil_ocsf::{DetectionFinding, Event};
 
 use super::{
+    AuditEntry, AuditQuery, AuditRecord, CommandTransition, Policy, PolicyInput,
+};
+use super::{
     CertRecord, Command, CompleteOutcome, Endpoint, EndpointControls, EndpointFacts, EventPage,
     EventQuery, FindingQuery, HeartbeatRecord, Identity, InsertOutcome, NewCommand, StoreError,
     StoredEvent,
@@ -17,6 +20,7 @@ use super::{
 
 mod commands;
 mod endpoints;
+mod response;
 #[cfg(test)]
 mod tests;
 
@@ -235,29 +239,7 @@ impl super::Store for SqliteStore {
         findings: &[(String, DetectionFinding)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for (sensor_id, f) in findings {
-            sqlx::query(
-                "INSERT INTO findings (uid, sensor_id, rule_id, severity_id, time, body)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING",
-            )
-            .bind(&f.finding_info.uid)
-            .bind(sensor_id)
-            .bind(&f.finding_info.analytic.uid)
-            .bind(f.severity_id)
-            .bind(f.time)
-            .bind(serde_json::to_string(f)?)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut added: std::collections::BTreeMap<&str, f64> = Default::default();
-        for (sensor_id, f) in findings {
-            *added.entry(sensor_id.as_str()).or_default() +=
-                crate::risk::contribution(f.severity_id);
-        }
-        let now = vigil_ocsf::now_ms();
-        for (sensor_id, add) in added {
-            commands::raise_risk(&mut tx, sensor_id, add, now).await?;
-        }
+        response::insert_findings(&mut tx, findings, vigil_ocsf::now_ms()).await?;
         sqlx::query(
             "INSERT INTO cursors (name, seq) VALUES (?, ?)
              ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
@@ -281,9 +263,73 @@ impl super::Store for SqliteStore {
     async fn take_pending_commands(
         &self,
         sensor_id: &str,
+        redeliver: bool,
         now: i64,
     ) -> Result<Vec<Command>, StoreError> {
-        self.take_pending_impl(sensor_id, now).await
+        self.take_pending_impl(sensor_id, redeliver, now).await
+    }
+
+    async fn command(
+        &self,
+        sensor_id: &str,
+        id: &str,
+    ) -> Result<Option<(Command, Vec<CommandTransition>)>, StoreError> {
+        self.command_impl(sensor_id, id).await
+    }
+
+    async fn insert_findings(
+        &self,
+        sensor_id: &str,
+        findings: &[DetectionFinding],
+    ) -> Result<u32, StoreError> {
+        self.insert_findings_impl(sensor_id, findings).await
+    }
+
+    async fn confirm_isolation(
+        &self,
+        sensor_id: &str,
+        isolation: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.confirm_isolation_impl(sensor_id, isolation, now).await
+    }
+
+    async fn set_tags(
+        &self,
+        sensor_id: &str,
+        tags: &[String],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.set_tags_impl(sensor_id, tags, now).await
+    }
+
+    async fn audit(&self, entry: &AuditEntry, now: i64) -> Result<(), StoreError> {
+        self.audit_impl(entry, now).await
+    }
+
+    async fn audit_log(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_log_impl(q).await
+    }
+
+    async fn create_policy(&self, p: &PolicyInput, now: i64) -> Result<Policy, StoreError> {
+        self.create_policy_impl(p, now).await
+    }
+
+    async fn update_policy(
+        &self,
+        id: &str,
+        p: &PolicyInput,
+        now: i64,
+    ) -> Result<Option<Policy>, StoreError> {
+        self.update_policy_impl(id, p, now).await
+    }
+
+    async fn delete_policy(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_policy_impl(id).await
+    }
+
+    async fn policies(&self) -> Result<Vec<Policy>, StoreError> {
+        self.policies_impl().await
     }
 
     async fn complete_command(

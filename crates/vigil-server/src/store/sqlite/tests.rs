@@ -121,3 +121,161 @@ async fn heartbeats_never_touch_operator_state() {
     assert!(store.identify_certificate("zz").await.unwrap().is_none());
     assert_eq!(store.heartbeats("s1", 10).await.unwrap().len(), 1);
 }
+
+async fn enrolled(store: &SqliteStore, id: &str) {
+    let facts = EndpointFacts {
+        sensor_id: id.into(),
+        hostname: "h".into(),
+        ..Default::default()
+    };
+    store.upsert_endpoint(&facts, 1).await.unwrap();
+}
+
+fn new_command(action: &str, ttl_ms: Option<i64>) -> crate::store::NewCommand {
+    crate::store::NewCommand {
+        sensor_id: "s1".into(),
+        action: action.into(),
+        args: json!({}),
+        requested_by: "operator".into(),
+        reason: "test".into(),
+        ttl_ms,
+        backend: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn commands_go_queued_delivered_completed_with_every_transition_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    enrolled(&store, "s1").await;
+    let isolate = store
+        .enqueue_command(&new_command("isolate", None), 10)
+        .await
+        .unwrap();
+    assert_eq!((isolate.state.as_str(), isolate.backend.as_str()), ("queued", "agent"));
+    assert!(store.controls("s1").await.unwrap().isolation_requested);
+
+    // Delivered once; a session that reconnects gets the unconfirmed command again.
+    assert_eq!(store.take_pending_commands("s1", true, 20).await.unwrap().len(), 1);
+    assert!(store.take_pending_commands("s1", false, 25).await.unwrap().is_empty());
+    let again = store.take_pending_commands("s1", true, 30).await.unwrap();
+    assert_eq!(again[0].id, isolate.id);
+
+    let done = store
+        .complete_command("s1", &isolate.id, true, &json!({"table": "vigil"}), 40)
+        .await
+        .unwrap();
+    assert_eq!(done, crate::store::CompleteOutcome::Completed);
+    let repeat = store
+        .complete_command("s1", &isolate.id, false, &json!({}), 41)
+        .await
+        .unwrap();
+    assert_eq!(repeat, crate::store::CompleteOutcome::AlreadyCompleted);
+    assert!(store.take_pending_commands("s1", true, 50).await.unwrap().is_empty());
+
+    let (cmd, transitions) = store.command("s1", &isolate.id).await.unwrap().unwrap();
+    assert_eq!(cmd.state, "succeeded");
+    let states: Vec<_> = transitions.iter().map(|t| (t.state.as_str(), t.time)).collect();
+    assert_eq!(
+        states,
+        [("queued", 10), ("delivered", 20), ("redelivered", 30), ("succeeded", 40)]
+    );
+    let ep = &store.endpoints().await.unwrap()[0];
+    assert_eq!((ep.isolation.as_str(), ep.isolation_at), ("isolated", Some(40)));
+
+    let audit = store
+        .audit_log(&crate::store::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["command.succeeded", "command.queued"]);
+    assert_eq!(audit[1].detail["reason"], "test");
+}
+
+#[tokio::test]
+async fn undelivered_commands_expire_and_are_never_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    enrolled(&store, "s1").await;
+    let stale = store
+        .enqueue_command(&new_command("kill", Some(100)), 10)
+        .await
+        .unwrap();
+    let fresh = store
+        .enqueue_command(&new_command("suspend", Some(1_000)), 50)
+        .await
+        .unwrap();
+    let got = store.take_pending_commands("s1", false, 200).await.unwrap();
+    assert_eq!(got.iter().map(|c| &c.id).collect::<Vec<_>>(), [&fresh.id]);
+    let (cmd, _) = store.command("s1", &stale.id).await.unwrap().unwrap();
+    assert_eq!(cmd.state, "expired");
+    assert_eq!(
+        store
+            .complete_command("s1", &stale.id, true, &json!({}), 300)
+            .await
+            .unwrap(),
+        crate::store::CompleteOutcome::AlreadyCompleted,
+        "an expired command cannot be completed"
+    );
+}
+
+#[tokio::test]
+async fn policies_are_versioned_unique_by_name_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let input = crate::store::PolicyInput {
+        name: "block miners".into(),
+        description: String::new(),
+        rules: vec![crate::store::PolicyRuleSpec {
+            rule_id: Some("r1".into()),
+            sigma: None,
+            response: "kill".into(),
+        }],
+        endpoints: vec![],
+        tags: vec!["prod".into()],
+        enabled: true,
+    };
+    let p = store.create_policy(&input, 5).await.unwrap();
+    assert_eq!(p.revision, 1);
+    let dup = store.create_policy(&input, 6).await.unwrap_err();
+    assert!(matches!(dup, crate::store::StoreError::Conflict(_)), "{dup}");
+    let mut changed = input.clone();
+    changed.rules[0].response = "alert".into();
+    let p2 = store.update_policy(&p.id, &changed, 7).await.unwrap().unwrap();
+    assert_eq!((p2.revision, p2.spec.rules[0].response.as_str()), (2, "alert"));
+    assert!(store.update_policy("nope", &changed, 8).await.unwrap().is_none());
+    assert_eq!(store.policies().await.unwrap(), vec![p2.clone()]);
+    assert!(store.delete_policy(&p.id).await.unwrap());
+    assert!(!store.delete_policy(&p.id).await.unwrap());
+    let audit = store
+        .audit_log(&crate::store::AuditQuery {
+            target: Some(format!("policy:{}", p.id)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["policy.deleted", "policy.updated", "policy.created"]);
+}
+
+#[tokio::test]
+async fn an_edge_finding_is_stored_once_and_raises_risk_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    enrolled(&store, "s1").await;
+    let info = FindingInfo {
+        uid: "f-1".into(),
+        title: "t".into(),
+        ..Default::default()
+    };
+    let f = DetectionFinding::new(5, Severity::High, info);
+    assert_eq!(store.insert_findings("s1", &[f.clone()]).await.unwrap(), 1);
+    let risk = store.risk("s1", 5).await.unwrap();
+    assert_eq!(store.insert_findings("s1", &[f]).await.unwrap(), 0);
+    assert_eq!(store.risk("s1", 5).await.unwrap().score, risk.score);
+    assert!(risk.score > 0.0);
+}

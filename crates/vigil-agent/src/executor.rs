@@ -1,0 +1,202 @@
+//! The executor: carries out the server's commands (each id at most once) and the responses of
+//! the endpoint's policy, and queues findings and results on the priority lane.
+
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+use vigil_ocsf::Event;
+use vigil_ocsf::fieldmap::FieldMaps;
+use vigil_proto::fleet::{self, Command, CommandResult, PolicyUpdate};
+
+use crate::buffer::Buffer;
+use crate::edge::{self, EdgePolicy, PolicyResponse};
+use crate::link::Inbound;
+use crate::response::Responder;
+
+/// Runs commands and policy responses.
+pub struct Executor {
+    buffer: Arc<Buffer>,
+    wake: Arc<Notify>,
+    responder: Arc<Responder>,
+    policy: RwLock<Arc<EdgePolicy>>,
+    maps: FieldMaps,
+    data_dir: PathBuf,
+}
+
+impl Executor {
+    /// An executor over the agent's buffer, with the policy kept in `data_dir` (if any) in
+    /// force from the start, so it applies before the server is reached.
+    pub fn new(
+        buffer: Arc<Buffer>,
+        wake: Arc<Notify>,
+        responder: Arc<Responder>,
+        data_dir: PathBuf,
+    ) -> Result<Self, String> {
+        let maps = FieldMaps::builtin().map_err(|e| format!("the built-in field maps: {e}"))?;
+        let policy = match edge::load(&data_dir) {
+            Ok(Some(update)) => {
+                let (policy, problems) = EdgePolicy::compile(&update, &maps);
+                for problem in problems {
+                    tracing::warn!(%problem, "A policy rule cannot be enforced");
+                }
+                tracing::info!(version = policy.version(), rules = policy.len(), "Policy loaded from disk");
+                policy
+            }
+            Ok(None) => EdgePolicy::default(),
+            Err(error) => {
+                tracing::warn!(%error, "The stored policy cannot be read; waiting for the server's");
+                EdgePolicy::default()
+            }
+        };
+        Ok(Self {
+            buffer,
+            wake,
+            responder,
+            policy: RwLock::new(Arc::new(policy)),
+            maps,
+            data_dir,
+        })
+    }
+
+    /// Handles what the link receives until the link is gone.
+    pub async fn run(self: Arc<Self>, mut inbox: mpsc::Receiver<Inbound>) {
+        while let Some(item) = inbox.recv().await {
+            match item {
+                Inbound::Command(c) => self.on_command(c).await,
+                Inbound::Policy(p) => self.on_policy(&p),
+            }
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<EdgePolicy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn on_policy(&self, update: &PolicyUpdate) {
+        if update.version == self.policy().version() {
+            return;
+        }
+        let (policy, problems) = EdgePolicy::compile(update, &self.maps);
+        for problem in problems {
+            tracing::warn!(%problem, "A policy rule cannot be enforced");
+        }
+        if let Err(error) = edge::save(&self.data_dir, update) {
+            tracing::warn!(%error, "Cannot keep the policy on disk; it applies until restart");
+        }
+        tracing::info!(version = policy.version(), rules = policy.len(), "Policy in force");
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
+    }
+
+    /// Runs a command unless it already ran (then its recorded result is sent again).
+    async fn on_command(&self, c: Command) {
+        match self.buffer.executed(&c.id).await {
+            Ok(Some(done)) => {
+                tracing::info!(command = %c.id, "Command already carried out; resending its result");
+                if let Err(error) = self.buffer.resend_result(&done).await {
+                    tracing::error!(%error, command = %c.id, "Cannot queue a command result");
+                }
+                self.wake.notify_one();
+                return;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                // Not knowing whether it ran, do not run it: the server redelivers it.
+                tracing::error!(%error, command = %c.id, "Cannot read the executed-commands ledger");
+                return;
+            }
+        }
+        let args: Value = serde_json::from_slice(&c.args_json).unwrap_or_else(|_| json!({}));
+        tracing::info!(command = %c.id, action = %c.action, %args, "Executing command");
+        let outcome = self.responder.execute(&c.action, &args).await;
+        tracing::info!(command = %c.id, action = %c.action, succeeded = outcome.succeeded, detail = %outcome.detail, "Command done");
+        let result = CommandResult {
+            id: c.id.clone(),
+            succeeded: outcome.succeeded,
+            result_json: serde_json::to_vec(&outcome.detail).unwrap_or_default(),
+            time: vigil_ocsf::now_ms(),
+        };
+        if let Err(error) = self.buffer.record_result(&result).await {
+            tracing::error!(%error, command = %c.id, "Cannot record a command result");
+        }
+        self.wake.notify_one();
+    }
+
+    /// Evaluates the policy on a captured event; each match becomes a finding, and its
+    /// responses run at once (in the background, so capture never waits).
+    pub fn observe(self: &Arc<Self>, event: &Event) {
+        let policy = self.policy();
+        if policy.is_empty() {
+            return;
+        }
+        for (rule, responses) in policy.evaluate(event) {
+            let now = vigil_ocsf::now_ms();
+            let mut finding = vigil_detect::finding_for(rule, event, now);
+            finding.finding_info.uid = vigil_detect::finding_uid(&rule.id, &event.uid);
+            let actions: Vec<(PolicyResponse, Result<Value, String>)> = responses
+                .iter()
+                .filter(|r| r.action != "alert")
+                .map(|r| (r.clone(), action_args(&r.action, event)))
+                .collect();
+            tracing::info!(rule = %rule.title, event = %event.uid, responses = actions.len(), "Policy rule matched");
+            let this = Arc::clone(self);
+            tokio::spawn(async move {
+                let mut done = Vec::new();
+                for (response, args) in actions {
+                    let outcome = match &args {
+                        Ok(args) => this.responder.execute(&response.action, args).await,
+                        Err(why) => crate::response::Outcome {
+                            succeeded: false,
+                            detail: json!({ "error": why }),
+                        },
+                    };
+                    let args = args.unwrap_or(Value::Null);
+                    tracing::info!(action = %response.action, succeeded = outcome.succeeded, detail = %outcome.detail, "Policy response");
+                    done.push(json!({
+                        "action": response.action, "args": args, "policy_id": response.policy_id,
+                        "succeeded": outcome.succeeded, "detail": outcome.detail,
+                        "time": vigil_ocsf::now_ms(),
+                    }));
+                }
+                if !done.is_empty() {
+                    finding.unmapped = Some(json!({ "response": done }));
+                }
+                let wire = fleet::Event {
+                    uid: finding.finding_info.uid.clone(),
+                    class_uid: finding.class_uid,
+                    time: finding.time,
+                    ocsf_json: serde_json::to_vec(&finding).unwrap_or_default(),
+                };
+                if let Err(error) = this.buffer.push_finding(&wire).await {
+                    tracing::error!(%error, "Cannot queue a finding");
+                }
+                this.wake.notify_one();
+            });
+        }
+    }
+}
+
+/// The arguments of a policy response for the event that triggered it, or why the event
+/// does not name what the response acts on.
+fn action_args(action: &str, event: &Event) -> Result<Value, String> {
+    let pid = || {
+        event
+            .get("process.pid")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| format!("the event names no process.pid to {action}"))
+    };
+    match action {
+        "kill" => pid().map(|pid| json!({ "pid": pid, "tree": true })),
+        "suspend" => pid().map(|pid| json!({ "pid": pid })),
+        "isolate" => Ok(json!({})),
+        "quarantine" => event
+            .get("file.path")
+            .or_else(|| event.get("process.file.path"))
+            .and_then(Value::as_str)
+            .map(|path| json!({ "path": path }))
+            .ok_or_else(|| "the event names no file to quarantine".to_owned()),
+        other => Err(format!("{other:?} is not a policy response")),
+    }
+}
