@@ -215,6 +215,14 @@ fn isolation_in_a_namespace_keeps_the_fleet_and_cuts_the_rest() {
             .all(|(_, policy)| policy == "drop")
     );
 
+    let listing = net.nft_in_ns(&["list", "table", "inet", TABLE]);
+    eprintln!("{listing}");
+    assert_eq!(listing.matches("policy drop").count(), 3, "{listing}");
+    assert!(
+        listing.contains("ct state established,related"),
+        "{listing}"
+    );
+
     let state = data_dir.join(STATE_FILE);
     assert_eq!(
         fs::metadata(&state).unwrap().permissions().mode() & 0o777,

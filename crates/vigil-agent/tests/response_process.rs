@@ -58,6 +58,16 @@ impl Drop for MarkerCleanup {
     }
 }
 
+/// Live `sleep` processes whose command line contains `marker`.
+fn sleeps_with_marker(marker: &str) -> usize {
+    live_with_marker(marker)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+        })
+        .count()
+}
+
 fn children_of(pid: i32) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .unwrap()
@@ -95,7 +105,7 @@ fn kill_of_a_tree_kills_children_first_and_all_of_them() {
     let _cleanup = MarkerCleanup(marker.clone());
     let script = format!("sleep {marker} & sleep {marker} & (sleep {marker} & wait) & wait");
     let p = Proc::spawn(&["sh", "-c", &script]);
-    wait_for("the tree to start", || live_with_marker(&marker).len() == 3);
+    wait_for("the tree to start", || sleeps_with_marker(&marker) == 3);
     let report = process::kill(p.pid(), true).unwrap();
     assert!(report.verified, "{report:?}");
     // sh, 2 sleeps, a subshell and its sleep.
@@ -115,7 +125,7 @@ fn kill_of_a_tree_catches_processes_forked_during_the_kill() {
     // Keeps forking for a while: children appear while the tree is being frozen.
     let script = format!("for i in $(seq 1 200); do sleep {marker} & sleep 0.01; done; wait");
     let p = Proc::spawn(&["sh", "-c", &script]);
-    wait_for("forking to start", || live_with_marker(&marker).len() >= 3);
+    wait_for("forking to start", || sleeps_with_marker(&marker) >= 3);
     let report = process::kill(p.pid(), true).unwrap();
     assert!(report.verified, "{report:?}");
     assert!(report.killed.len() >= 4);
