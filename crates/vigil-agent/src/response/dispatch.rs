@@ -46,7 +46,7 @@ pub const ACTIONS: &[&str] = &[
 ];
 
 /// The result of one action, for the command's status on the server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// Whether the action was carried out and verified.
     pub succeeded: bool,

@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
@@ -125,19 +125,20 @@ impl Fanotify {
                 unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
             let len = meta.event_len as usize;
             if meta.vers != libc::FANOTIFY_METADATA_VERSION || len < meta_len || off + len > n {
-                // A layout we do not understand: close the fd so the event is not leaked; the
-                // kernel allows unanswered events when the group is closed.
+                // A layout we do not understand (the ABI is stable, so this is theoretical):
+                // allow this event so nothing waits on it, hand back what was parsed, and drop
+                // the rest of the buffer, whose boundaries are unknown.
                 if meta.fd >= 0 {
                     // SAFETY: the kernel handed us this fd with the event; we own it.
-                    drop(unsafe { OwnedFd::from_raw_fd(meta.fd) });
+                    let fd = unsafe { OwnedFd::from_raw_fd(meta.fd) };
+                    let _ = self.respond(fd.as_fd(), true);
                 }
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "fanotify event version {} / length {len} not understood",
-                        meta.vers
-                    ),
-                ));
+                tracing::error!(
+                    version = meta.vers,
+                    len,
+                    "Fanotify event layout not understood; allowed"
+                );
+                break;
             }
             if meta.fd >= 0 {
                 events.push(PermEvent {

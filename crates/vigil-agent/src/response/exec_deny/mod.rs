@@ -210,6 +210,8 @@ struct Shared {
     group: Fanotify,
     rules: Mutex<Rules>,
     stop: AtomicBool,
+    /// Set if the guard thread panicked: every exec is allowed from then on.
+    failed: AtomicBool,
     counters: Counters,
     reports: mpsc::Sender<BlockedExec>,
 }
@@ -245,6 +247,7 @@ impl ExecGuard {
             group,
             rules: Mutex::new(Rules::default()),
             stop: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             counters: Counters::default(),
             reports: tx,
         });
@@ -506,16 +509,33 @@ fn hash_path(path: &Path) -> io::Result<String> {
     hash_reader(File::open(path)?)
 }
 
-/// The guard thread: answer every event until told to stop.
+/// The guard thread: answer every event until told to stop. Should deciding ever panic, the
+/// guard keeps running and allows every exec from then on: an unanswered event would hold the
+/// exec forever.
 fn run(shared: &Shared) {
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(shared))) {
+            Ok(()) => return,
+            Err(_) => {
+                tracing::error!("Exec guard failed; allowing every exec from now on");
+                shared.failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn serve(shared: &Shared) {
     let mut buf = vec![0u8; 64 * 1024];
     while !shared.stop.load(Ordering::Relaxed) {
         match shared.group.wait(Duration::from_millis(100)) {
             Ok(false) => continue,
             Ok(true) => {}
             Err(error) => {
-                tracing::error!(%error, "Exec guard cannot poll its fanotify group; stopping");
-                return;
+                // Never give up: events left unread would hold execs until the group closes.
+                shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "Exec guard cannot poll its fanotify group");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
             }
         }
         let events = match shared.group.read(&mut buf) {
@@ -523,6 +543,7 @@ fn run(shared: &Shared) {
             Err(error) => {
                 shared.counters.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(%error, "Exec guard cannot read fanotify events");
+                std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
         };
@@ -542,7 +563,7 @@ enum Verdict {
 }
 
 fn handle(shared: &Shared, ev: PermEvent) {
-    if ev.mask & libc::FAN_OPEN_EXEC_PERM == 0 {
+    if ev.mask & libc::FAN_OPEN_EXEC_PERM == 0 || shared.failed.load(Ordering::Relaxed) {
         // Not ours to judge (no other permission event is requested); allow defensively.
         let _ = shared.group.respond(ev.file.as_fd(), true);
         return;
