@@ -175,10 +175,21 @@ impl Isolator {
             };
             return Err(e);
         }
-        let kernel = read_table(&nft)?.ok_or_else(|| IsolateError::NftOutput {
+        let confirm = |reason: String| IsolateError::NftOutput {
             action: "confirm the isolation table",
-            reason: format!("table inet {TABLE} is missing right after it was applied"),
+            reason,
+        };
+        let kernel = read_table(&nft)?.ok_or_else(|| {
+            confirm(format!(
+                "table inet {TABLE} is missing right after it was applied"
+            ))
         })?;
+        if kernel.chains.len() != 3 || kernel.chains.iter().any(|(_, p)| p != "drop") {
+            return Err(confirm(format!(
+                "table inet {TABLE} does not have the three drop-policy chains: {:?}",
+                kernel.chains
+            )));
+        }
         Ok(IsolationReport {
             state: "isolated",
             table: format!("inet {TABLE}"),
@@ -245,8 +256,13 @@ pub fn restore_on_start(data_dir: &Path) -> Result<Option<IsolationPlan>, Isolat
 /// Finds the `nft` binary: PATH first, then /usr/sbin and /sbin (often missing from PATH).
 pub fn nft_binary() -> Result<PathBuf, IsolateError> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+    find_nft(
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]),
+    )
+}
+
+fn find_nft(dirs: impl IntoIterator<Item = PathBuf>) -> Result<PathBuf, IsolateError> {
+    dirs.into_iter()
         .map(|d| d.join("nft"))
         .find(|p| p.is_file())
         .ok_or(IsolateError::NftMissing)
@@ -561,6 +577,17 @@ mod tests {
         assert!(text.contains(r#""right":"10.1.2.53""#));
         assert!(text.contains(r#"{"payload":{"protocol":"udp","field":"dport"}},"right":53"#));
         assert!(text.contains(r#""ct":{"key":"state"}"#));
+    }
+
+    #[test]
+    fn missing_nft_says_how_to_install_it() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = find_nft([empty.path().to_owned()]).unwrap_err();
+        assert!(matches!(err, IsolateError::NftMissing));
+        assert!(
+            err.to_string().contains("apt-get install nftables"),
+            "{err}"
+        );
     }
 
     #[test]
