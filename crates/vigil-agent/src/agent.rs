@@ -14,7 +14,8 @@ use vigil_sensor::{Sensor, SensorConfig, SourceMode};
 
 use crate::buffer::{Buffer, BufferError};
 use crate::executor::Executor;
-use crate::response::Responder;
+use crate::response::exec_deny::{BlockedExec, ExecGuard, ExecGuardConfig};
+use crate::response::{Responder, ResponderConfig};
 use crate::host::{self, HostInfo};
 use crate::link::{Link, LinkConfig, LinkStats};
 
@@ -156,17 +157,20 @@ impl Agent {
 
         let wake = Arc::new(Notify::new());
         let fleet_addrs = fleet_addresses(&cfg.server).await;
-        let responder = Arc::new(
-            Responder::new(&cfg.data_dir, fleet_addrs, cfg.isolation_dns.clone())
-                .map_err(|e| AgentError::Response(e.to_string()))?,
-        );
-        responder.restore_on_start().await;
+        let responder = Arc::new(Responder::new(ResponderConfig {
+            data_dir: cfg.data_dir.clone(),
+            fleet_servers: fleet_addrs,
+            dns_servers: cfg.isolation_dns.clone(),
+        }));
+        restore_isolation(&responder).await;
+        let blocked = start_exec_guard(&responder, &cfg.data_dir);
         let executor = Arc::new(
             Executor::new(
                 Arc::clone(&buffer),
                 Arc::clone(&wake),
                 Arc::clone(&responder),
                 cfg.data_dir.clone(),
+                device(&sensor_id, &host),
             )
             .map_err(AgentError::Response)?,
         );
@@ -182,6 +186,9 @@ impl Agent {
             }
         }));
 
+        if let Some(blocked) = blocked {
+            tokio::spawn(Arc::clone(&executor).report_blocked_execs(blocked, intake.clone()));
+        }
         let intake_lost = Arc::new(AtomicU64::new(0));
         let stop_intake = CancellationToken::new();
         let intake_task = tokio::spawn(run_intake(
@@ -306,6 +313,44 @@ impl Agent {
         // The link held the executor's inbox; with the link gone the executor finishes.
         let _ = self.executor_task.await;
         self.buffer.close().await;
+    }
+}
+
+/// Re-applies the isolation an earlier run left in force (the host stays isolated across an
+/// agent restart).
+async fn restore_isolation(responder: &Arc<Responder>) {
+    let r = Arc::clone(responder);
+    match tokio::task::spawn_blocking(move || r.restore_on_start()).await {
+        Ok(Ok(Some(plan))) => {
+            tracing::warn!(?plan, "The host was isolated before the agent restarted: isolation re-applied");
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(error)) => {
+            tracing::error!(%error, "The host was isolated before the agent restarted, and re-applying it failed");
+        }
+        Err(error) => tracing::error!(%error, "Restoring isolation did not complete"),
+    }
+}
+
+/// Starts the fanotify exec guard that `deny_exec` needs; without it (not root, no fanotify
+/// permission events) the capability is reported off and the rest of the agent runs.
+fn start_exec_guard(
+    responder: &Responder,
+    data_dir: &std::path::Path,
+) -> Option<mpsc::Receiver<BlockedExec>> {
+    let cfg = ExecGuardConfig {
+        data_dir: data_dir.to_owned(),
+        hash_filesystems: None,
+    };
+    match ExecGuard::start(cfg) {
+        Ok((guard, blocked)) => {
+            responder.set_exec_guard(Some(guard));
+            Some(blocked)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Execution denial is unavailable");
+            None
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::buffer::Buffer;
 use crate::edge::{self, EdgePolicy, PolicyResponse};
 use crate::link::Inbound;
 use crate::response::Responder;
+use crate::response::exec_deny::BlockedExec;
 
 /// Runs commands and policy responses.
 pub struct Executor {
@@ -23,6 +24,7 @@ pub struct Executor {
     policy: RwLock<Arc<EdgePolicy>>,
     maps: FieldMaps,
     data_dir: PathBuf,
+    device: vigil_ocsf::Device,
 }
 
 impl Executor {
@@ -33,6 +35,7 @@ impl Executor {
         wake: Arc<Notify>,
         responder: Arc<Responder>,
         data_dir: PathBuf,
+        device: vigil_ocsf::Device,
     ) -> Result<Self, String> {
         let maps = FieldMaps::builtin().map_err(|e| format!("the built-in field maps: {e}"))?;
         let policy = match edge::load(&data_dir) {
@@ -57,6 +60,7 @@ impl Executor {
             policy: RwLock::new(Arc::new(policy)),
             maps,
             data_dir,
+            device,
         })
     }
 
@@ -176,6 +180,104 @@ impl Executor {
             });
         }
     }
+}
+
+impl Executor {
+    /// Turns every exec the guard denied into a Process Activity event (a failed launch, into
+    /// the intake like any captured event) and a finding on the priority lane.
+    pub async fn report_blocked_execs(
+        self: Arc<Self>,
+        mut blocked: mpsc::Receiver<BlockedExec>,
+        intake: mpsc::Sender<Event>,
+    ) {
+        while let Some(b) = blocked.recv().await {
+            tracing::warn!(path = %b.path.display(), pid = b.pid, rule = %b.rule, "Execution denied");
+            let event = match blocked_exec_event(&b, &self.device) {
+                Ok(ev) => ev,
+                Err(error) => {
+                    tracing::error!(%error, "Cannot describe a denied execution");
+                    continue;
+                }
+            };
+            let info = vigil_ocsf::FindingInfo {
+                uid: vigil_detect::finding_uid("vigil-exec-deny", &event.uid),
+                title: format!("Execution denied: {}", b.path.display()),
+                desc: Some(format!(
+                    "The agent denied pid {} ({}) the execution of {} under the deny rule {}.",
+                    b.pid,
+                    b.comm,
+                    b.path.display(),
+                    b.rule
+                )),
+                analytic: vigil_ocsf::Analytic {
+                    uid: "vigil-exec-deny".into(),
+                    name: "Execution denied by an operator rule".into(),
+                    type_id: 1,
+                    category: "response".into(),
+                },
+                types: vec!["response".into()],
+                related_events_uids: vec![event.uid.clone()],
+                ..Default::default()
+            };
+            let mut finding =
+                vigil_ocsf::DetectionFinding::new(b.time_ms, vigil_ocsf::Severity::High, info);
+            finding.device = Some(self.device.clone());
+            finding.evidences.push(vigil_ocsf::Evidence {
+                process: event.get("process").cloned(),
+                actor: event.get("actor").cloned(),
+                data: None,
+            });
+            finding.unmapped = Some(json!({ "response": [{
+                "action": "deny_exec", "rule": b.rule, "succeeded": true, "time": b.time_ms,
+            }]}));
+            let wire = fleet::Event {
+                uid: finding.finding_info.uid.clone(),
+                class_uid: finding.class_uid,
+                time: finding.time,
+                ocsf_json: serde_json::to_vec(&finding).unwrap_or_default(),
+            };
+            if let Err(error) = self.buffer.push_finding(&wire).await {
+                tracing::error!(%error, "Cannot queue a finding");
+            }
+            self.wake.notify_one();
+            if intake.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A denied exec as OCSF Process Activity: a launch that failed.
+fn blocked_exec_event(b: &BlockedExec, device: &vigil_ocsf::Device) -> Result<Event, String> {
+    let path = b.path.display().to_string();
+    let name = b
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut file = json!({ "path": path, "name": name });
+    if !b.sha256.is_empty() {
+        file["hashes"] = json!([{ "algorithm_id": 3, "algorithm": "SHA-256", "value": b.sha256 }]);
+    }
+    let mut actor = json!({ "process": { "pid": b.pid, "name": b.comm } });
+    if let Some(uid) = b.uid {
+        actor["user"] = json!({ "uid": uid.to_string() });
+    }
+    Event::from_value(json!({
+        "class_uid": 1007, "category_uid": 1, "activity_id": 1, "activity_name": "Launch",
+        "type_uid": 100_701, "severity_id": 1, "time": b.time_ms,
+        "status_id": 2, "status": "Failure",
+        "status_detail": format!("execution denied by Vigil ({})", b.rule),
+        "metadata": {
+            "uid": uuid::Uuid::now_v7().to_string(),
+            "version": "1.8.0",
+            "product": { "name": "Vigil", "vendor_name": "Vigil", "feature": { "name": "exec_guard" } },
+        },
+        "device": device,
+        "process": { "pid": b.pid, "name": name, "file": file },
+        "actor": actor,
+    }))
+    .map_err(|e| e.to_string())
 }
 
 /// The arguments of a policy response for the event that triggered it, or why the event

@@ -1,8 +1,9 @@
 //! The Vigil host agent.
 //!
 //! This crate owns what runs on a monitored host around the sensor: the durable outbound
-//! [`buffer`], the fleet [`link`] to the server, host facts, and the [`Agent`] that wires capture
-//! → buffer → link. Capture itself belongs to `vigil-sensor`; detection to `vigil-detect`.
+//! [`buffer`], the fleet [`link`] to the server, host facts, the [`Agent`] that wires capture
+//! → buffer → link, and the [`response`] actions carried out on the host. Capture itself belongs
+//! to `vigil-sensor`; detection to `vigil-detect`.
 
 mod agent;
 pub mod buffer;
@@ -11,6 +12,7 @@ pub mod executor;
 pub mod host;
 pub mod identity;
 pub mod link;
+pub mod response;
 
 pub use agent::{Agent, AgentConfig, AgentError};
 pub use vigil_sensor::SourceMode;
