@@ -14,10 +14,10 @@ use vigil_sensor::{Sensor, SensorConfig, SourceMode};
 
 use crate::buffer::{Buffer, BufferError};
 use crate::executor::Executor;
-use crate::response::exec_deny::{BlockedExec, ExecGuard, ExecGuardConfig};
-use crate::response::{Responder, ResponderConfig};
 use crate::host::{self, HostInfo};
 use crate::link::{Link, LinkConfig, LinkStats};
+use crate::response::exec_deny::{BlockedExec, ExecGuard, ExecGuardConfig};
+use crate::response::{Responder, ResponderConfig};
 
 /// Events the intake writes to the buffer per transaction.
 const INTAKE_BATCH: usize = 512;
@@ -177,14 +177,17 @@ impl Agent {
         let (inbox, inbox_rx) = mpsc::channel(INBOX_DEPTH);
         let executor_task = tokio::spawn(Arc::clone(&executor).run(inbox_rx));
         let mut capabilities = capabilities;
-        capabilities.extend(responder.capabilities().into_iter().map(|(name, live, detail)| {
-            Capability {
-                name: format!("response.{name}"),
-                source: "agent".into(),
-                live,
-                detail,
-            }
-        }));
+        capabilities.extend(
+            responder
+                .capabilities()
+                .into_iter()
+                .map(|(name, live, detail)| Capability {
+                    name: format!("response.{name}"),
+                    source: "agent".into(),
+                    live,
+                    detail,
+                }),
+        );
 
         if let Some(blocked) = blocked {
             tokio::spawn(Arc::clone(&executor).report_blocked_execs(blocked, intake.clone()));
@@ -322,7 +325,10 @@ async fn restore_isolation(responder: &Arc<Responder>) {
     let r = Arc::clone(responder);
     match tokio::task::spawn_blocking(move || r.restore_on_start()).await {
         Ok(Ok(Some(plan))) => {
-            tracing::warn!(?plan, "The host was isolated before the agent restarted: isolation re-applied");
+            tracing::warn!(
+                ?plan,
+                "The host was isolated before the agent restarted: isolation re-applied"
+            );
         }
         Ok(Ok(None)) => {}
         Ok(Err(error)) => {
@@ -362,7 +368,10 @@ async fn fleet_addresses(server: &str) -> Vec<std::net::IpAddr> {
         .split('/')
         .next()
         .unwrap_or_default();
-    let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         authority.to_owned()
     } else {
         format!("{authority}:443")

@@ -44,7 +44,11 @@ impl Executor {
                 for problem in problems {
                     tracing::warn!(%problem, "A policy rule cannot be enforced");
                 }
-                tracing::info!(version = policy.version(), rules = policy.len(), "Policy loaded from disk");
+                tracing::info!(
+                    version = policy.version(),
+                    rules = policy.len(),
+                    "Policy loaded from disk"
+                );
                 policy
             }
             Ok(None) => EdgePolicy::default(),
@@ -90,7 +94,11 @@ impl Executor {
         if let Err(error) = edge::save(&self.data_dir, update) {
             tracing::warn!(%error, "Cannot keep the policy on disk; it applies until restart");
         }
-        tracing::info!(version = policy.version(), rules = policy.len(), "Policy in force");
+        tracing::info!(
+            version = policy.version(),
+            rules = policy.len(),
+            "Policy in force"
+        );
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
     }
 

@@ -186,11 +186,7 @@ impl Responder {
             .find(|e| e.facts.sensor_id == id)
             .ok_or_else(|| CommandError::UnknownEndpoint(format!("no endpoint {id}")))?;
         validate_args(action, &args).map_err(CommandError::Invalid)?;
-        let own = ep
-            .facts
-            .capabilities
-            .iter()
-            .find(|c| c.name == capability);
+        let own = ep.facts.capabilities.iter().find(|c| c.name == capability);
         let backend = match (own, &self.webhook) {
             (Some(c), _) if c.live => "agent",
             (_, Some(_)) => "webhook",
@@ -217,7 +213,10 @@ impl Responder {
             ttl_ms: Some(i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)),
             backend: backend.to_owned(),
         };
-        let queued = self.store.enqueue_command(&cmd, vigil_ocsf::now_ms()).await?;
+        let queued = self
+            .store
+            .enqueue_command(&cmd, vigil_ocsf::now_ms())
+            .await?;
         match (backend, &self.webhook) {
             ("webhook", Some(hook)) => {
                 let (store, hook, cmd) = (Arc::clone(&self.store), hook.clone(), queued.clone());
@@ -249,8 +248,11 @@ impl Responder {
                     }
                 }
                 (None, Some(text)) => {
-                    let (rules, reports) =
-                        RuleSet::from_yaml_str(text, std::path::Path::new("policy.yml"), &self.maps);
+                    let (rules, reports) = RuleSet::from_yaml_str(
+                        text,
+                        std::path::Path::new("policy.yml"),
+                        &self.maps,
+                    );
                     if rules.len() != 1 {
                         let why = reports
                             .iter()
@@ -262,9 +264,7 @@ impl Responder {
                     }
                 }
                 _ => {
-                    return Err(format!(
-                        "rules[{i}]: give exactly one of rule_id and sigma"
-                    ));
+                    return Err(format!("rules[{i}]: give exactly one of rule_id and sigma"));
                 }
             }
         }
@@ -384,15 +384,15 @@ fn effective(
 
 fn read_rule_file(path: &PathBuf) -> Option<String> {
     std::fs::read_to_string(path)
-        .map_err(|error| tracing::warn!(%error, path = %path.display(), "Cannot read a policy rule"))
+        .map_err(
+            |error| tracing::warn!(%error, path = %path.display(), "Cannot read a policy rule"),
+        )
         .ok()
 }
 
 /// Checks the arguments an action needs; the message says what is wrong.
 fn validate_args(action: &str, args: &Value) -> Result<(), String> {
-    let obj = args
-        .as_object()
-        .ok_or("args must be a JSON object")?;
+    let obj = args.as_object().ok_or("args must be a JSON object")?;
     let pid = || match obj.get("pid").and_then(Value::as_i64) {
         Some(p) if p > 1 => Ok(()),
         Some(p) => Err(format!("pid {p} is not a process that may be acted on")),
@@ -415,14 +415,19 @@ fn validate_args(action: &str, args: &Value) -> Result<(), String> {
         "restore" => text("id").map(drop),
         "logoff" => text("user").map(drop),
         "deny_exec" | "allow_exec" => {
-            match (obj.get("sha256").and_then(Value::as_str), obj.get("path").and_then(Value::as_str)) {
+            match (
+                obj.get("sha256").and_then(Value::as_str),
+                obj.get("path").and_then(Value::as_str),
+            ) {
                 (Some(h), None) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     Ok(())
                 }
                 (Some(h), None) => Err(format!("sha256 {h:?} must be 64 hex digits")),
                 (None, Some(p)) if p.starts_with('/') => Ok(()),
                 (None, Some(p)) => Err(format!("path {p:?} must be absolute")),
-                _ => Err(format!("{action} needs exactly one of \"sha256\" and \"path\"")),
+                _ => Err(format!(
+                    "{action} needs exactly one of \"sha256\" and \"path\""
+                )),
             }
         }
         _ => Ok(()),
@@ -436,12 +441,30 @@ mod tests {
     #[test]
     fn argument_checks_say_what_is_wrong() {
         assert!(validate_args("kill", &json!({"pid": 1234})).is_ok());
-        assert!(validate_args("kill", &json!({"pid": 1})).unwrap_err().contains("pid 1"));
-        assert!(validate_args("kill", &json!({})).unwrap_err().contains("needs \"pid\""));
-        assert!(validate_args("quarantine", &json!({"path": "x"})).unwrap_err().contains("absolute"));
+        assert!(
+            validate_args("kill", &json!({"pid": 1}))
+                .unwrap_err()
+                .contains("pid 1")
+        );
+        assert!(
+            validate_args("kill", &json!({}))
+                .unwrap_err()
+                .contains("needs \"pid\"")
+        );
+        assert!(
+            validate_args("quarantine", &json!({"path": "x"}))
+                .unwrap_err()
+                .contains("absolute")
+        );
         assert!(validate_args("deny_exec", &json!({"sha256": "ab"})).is_err());
         assert!(validate_args("deny_exec", &json!({"sha256": "a".repeat(64)})).is_ok());
-        assert!(validate_args("deny_exec", &json!({"sha256": "a".repeat(64), "path": "/x"})).is_err());
+        assert!(
+            validate_args(
+                "deny_exec",
+                &json!({"sha256": "a".repeat(64), "path": "/x"})
+            )
+            .is_err()
+        );
         assert!(validate_args("isolate", &json!([])).is_err());
         assert!(validate_args("isolate", &json!({})).is_ok());
     }

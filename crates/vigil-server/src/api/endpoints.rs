@@ -32,7 +32,11 @@ pub fn health(last_seen: i64, now: i64) -> &'static str {
 /// Isolation as operators see it: what they asked for against what the endpoint confirmed.
 /// `none` (never isolated), `requested` (asked, not yet confirmed), `isolated`,
 /// `release_requested`, `released`. `confirmed_at` is when the endpoint last confirmed a change.
-pub fn isolation_status(requested: bool, confirmed: &str, confirmed_at: Option<i64>) -> &'static str {
+pub fn isolation_status(
+    requested: bool,
+    confirmed: &str,
+    confirmed_at: Option<i64>,
+) -> &'static str {
     match (requested, confirmed == "isolated") {
         (true, true) => "isolated",
         (true, false) => "requested",
@@ -132,7 +136,12 @@ async fn set_revoked(st: ApiState, id: &str, revoked: bool) -> Result<Json<Value
     st.store.set_revoked(&sensor_id, revoked, now).await?;
     let entry = crate::store::AuditEntry {
         actor: "operator".into(),
-        action: if revoked { "endpoint.revoked" } else { "endpoint.reinstated" }.into(),
+        action: if revoked {
+            "endpoint.revoked"
+        } else {
+            "endpoint.reinstated"
+        }
+        .into(),
         target: format!("endpoint:{sensor_id}"),
         detail: json!({}),
     };
@@ -163,7 +172,10 @@ mod tests {
         assert_eq!(isolation_status(false, "none", None), "none");
         assert_eq!(isolation_status(true, "none", None), "requested");
         assert_eq!(isolation_status(true, "isolated", Some(1)), "isolated");
-        assert_eq!(isolation_status(false, "isolated", Some(1)), "release_requested");
+        assert_eq!(
+            isolation_status(false, "isolated", Some(1)),
+            "release_requested"
+        );
         assert_eq!(isolation_status(false, "none", Some(2)), "released");
     }
 }

@@ -98,7 +98,14 @@ async fn a_sensor_without_the_capability_goes_to_the_webhook() {
     assert_eq!(got[0]["command"]["action"], "isolate");
     assert_eq!(got[0]["endpoint"]["uid"], format!("edr:{sensor}"));
     // The webhook's answer is not the endpoint's: isolation stays unconfirmed.
-    let (_, ep) = call(&st, "GET", &format!("/api/v1/endpoints/{sensor}"), None, None).await;
+    let (_, ep) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/endpoints/{sensor}"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(ep["controls"]["isolation_requested"], true);
     // Nothing for the sensor to pull: the backend owns the command.
     let (_, audit) = call(&st, "GET", "/api/v1/audit", None, None).await;
@@ -135,16 +142,36 @@ async fn policies_are_validated_and_every_change_is_audited() {
     let rule = "0b7c9e2a-41d6-4f0f-8a53-2c8e6f9d4a12";
     let post = |body: Value| {
         let st = st.clone();
-        async move { call(&st, "POST", "/api/v1/policies", None, Some(body.to_string())).await }
+        async move {
+            call(
+                &st,
+                "POST",
+                "/api/v1/policies",
+                None,
+                Some(body.to_string()),
+            )
+            .await
+        }
     };
-    let (status, body) = post(json!({"name": "p", "rules": [{"rule_id": "nope", "response": "kill"}]})).await;
+    let (status, body) =
+        post(json!({"name": "p", "rules": [{"rule_id": "nope", "response": "kill"}]})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("no loaded rule"));
-    let (status, body) = post(json!({"name": "p", "rules": [{"rule_id": rule, "response": "nuke"}]})).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no loaded rule")
+    );
+    let (status, body) =
+        post(json!({"name": "p", "rules": [{"rule_id": rule, "response": "nuke"}]})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = post(json!({"name": "p", "rules": [{"sigma": "title: x", "response": "kill"}]})).await;
+    let (status, body) =
+        post(json!({"name": "p", "rules": [{"sigma": "title: x", "response": "kill"}]})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = post(json!({"name": "p", "rules": [{"rule_id": rule, "response": "kill"}], "tags": ["prod"]})).await;
+    let (status, body) = post(
+        json!({"name": "p", "rules": [{"rule_id": rule, "response": "kill"}], "tags": ["prod"]}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     let (status, _) = post(json!({"name": "p", "rules": []})).await;
@@ -159,11 +186,21 @@ async fn policies_are_validated_and_every_change_is_audited() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!((body["revision"].as_i64(), body["enabled"].as_bool()), (Some(2), Some(false)));
+    assert_eq!(
+        (body["revision"].as_i64(), body["enabled"].as_bool()),
+        (Some(2), Some(false))
+    );
     let (status, _) = call(&st, "DELETE", &format!("/api/v1/policies/{id}"), None, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = call(&st, "GET", &format!("/api/v1/policies/{id}"), None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, audit) = call(&st, "GET", &format!("/api/v1/audit?target=policy:{id}"), None, None).await;
+    let (_, audit) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/audit?target=policy:{id}"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 3);
 }

@@ -24,10 +24,7 @@ async fn state() -> (tempfile::TempDir, ApiState) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn crate::store::Store> =
         Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    (
-        dir,
-        ApiState::for_tests(store, &Default::default()),
-    )
+    (dir, ApiState::for_tests(store, &Default::default()))
 }
 
 #[tokio::test]

@@ -11,14 +11,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use vigil_proto::fleet::fleet_server::{Fleet, FleetServer};
 use vigil_proto::fleet::{
-    Ack, Command as WireCommand, EnrollRequest, EnrollResponse, Heartbeat, Hello,
-    PriorityBatch, RenewRequest, Welcome,
+    Ack, Command as WireCommand, EnrollRequest, EnrollResponse, Heartbeat, Hello, PriorityBatch,
+    RenewRequest, Welcome,
 };
 use vigil_proto::{AgentMessage, EventBatch, ServerMessage, agent_message, server_message};
 
 use crate::ingest::Ingestor;
-use crate::response::Responder;
 use crate::pki::{self, FleetCa};
+use crate::response::Responder;
 use crate::store::{CapabilityRecord, CertRecord, EndpointFacts, HeartbeatRecord, Store};
 
 mod sessions;
@@ -465,7 +465,13 @@ impl Session {
                 .unwrap_or_else(|_| serde_json::json!({ "error": "the agent sent no valid JSON" }));
             let outcome = self
                 .store
-                .complete_command(&self.sensor_id, &r.id, r.succeeded, &result, vigil_ocsf::now_ms())
+                .complete_command(
+                    &self.sensor_id,
+                    &r.id,
+                    r.succeeded,
+                    &result,
+                    vigil_ocsf::now_ms(),
+                )
                 .await
                 .map_err(unavailable)?;
             tracing::info!(sensor_id = %self.sensor_id, command = %r.id, succeeded = r.succeeded, ?outcome, "Command result");

@@ -70,7 +70,9 @@ impl Sessions {
     /// (the commands wait in the store for its next session or pull).
     pub fn wake_commands(&self, sensor_id: &str) -> bool {
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(sensor_id).map(|h| h.commands.notify_one()).is_some()
+        map.get(sensor_id)
+            .map(|h| h.commands.notify_one())
+            .is_some()
     }
 
     /// Tells every live session that policies changed.

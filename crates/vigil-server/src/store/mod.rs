@@ -392,8 +392,12 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
     /// Operator action: replace an endpoint's tags. `false` when it is unknown.
-    async fn set_tags(&self, sensor_id: &str, tags: &[String], now: i64)
-    -> Result<bool, StoreError>;
+    async fn set_tags(
+        &self,
+        sensor_id: &str,
+        tags: &[String],
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Appends to the audit log.
     async fn audit(&self, entry: &AuditEntry, now: i64) -> Result<(), StoreError>;
     /// Reads the audit log, newest first.

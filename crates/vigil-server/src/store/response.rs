@@ -124,11 +124,7 @@ impl Policy {
                 .endpoints
                 .iter()
                 .any(|e| e.strip_prefix("edr:").unwrap_or(e) == sensor_id)
-                || self
-                    .spec
-                    .tags
-                    .iter()
-                    .any(|t| t == "*" || tags.contains(t)))
+                || self.spec.tags.iter().any(|t| t == "*" || tags.contains(t)))
     }
 }
 

@@ -195,7 +195,10 @@ pub(super) async fn pending_commands(
     let sensor_id = authorize(&st, &headers, &sensor).await?;
     let now = vigil_ocsf::now_ms();
     st.store.touch_endpoint(&sensor_id, now).await?;
-    let items = st.store.take_pending_commands(&sensor_id, false, now).await?;
+    let items = st
+        .store
+        .take_pending_commands(&sensor_id, false, now)
+        .await?;
     Ok(Json(json!({ "items": items })))
 }
 

@@ -9,9 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, SqlitePool};
 use vigil_ocsf::{DetectionFinding, Event};
 
-use super::{
-    AuditEntry, AuditQuery, AuditRecord, CommandTransition, Policy, PolicyInput,
-};
+use super::{AuditEntry, AuditQuery, AuditRecord, CommandTransition, Policy, PolicyInput};
 use super::{
     CertRecord, Command, CompleteOutcome, Endpoint, EndpointControls, EndpointFacts, EventPage,
     EventQuery, FindingQuery, HeartbeatRecord, Identity, InsertOutcome, NewCommand, StoreError,

@@ -152,12 +152,28 @@ async fn commands_go_queued_delivered_completed_with_every_transition_audited() 
         .enqueue_command(&new_command("isolate", None), 10)
         .await
         .unwrap();
-    assert_eq!((isolate.state.as_str(), isolate.backend.as_str()), ("queued", "agent"));
+    assert_eq!(
+        (isolate.state.as_str(), isolate.backend.as_str()),
+        ("queued", "agent")
+    );
     assert!(store.controls("s1").await.unwrap().isolation_requested);
 
     // Delivered once; a session that reconnects gets the unconfirmed command again.
-    assert_eq!(store.take_pending_commands("s1", true, 20).await.unwrap().len(), 1);
-    assert!(store.take_pending_commands("s1", false, 25).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .take_pending_commands("s1", true, 20)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .take_pending_commands("s1", false, 25)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let again = store.take_pending_commands("s1", true, 30).await.unwrap();
     assert_eq!(again[0].id, isolate.id);
 
@@ -171,17 +187,34 @@ async fn commands_go_queued_delivered_completed_with_every_transition_audited() 
         .await
         .unwrap();
     assert_eq!(repeat, crate::store::CompleteOutcome::AlreadyCompleted);
-    assert!(store.take_pending_commands("s1", true, 50).await.unwrap().is_empty());
+    assert!(
+        store
+            .take_pending_commands("s1", true, 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let (cmd, transitions) = store.command("s1", &isolate.id).await.unwrap().unwrap();
     assert_eq!(cmd.state, "succeeded");
-    let states: Vec<_> = transitions.iter().map(|t| (t.state.as_str(), t.time)).collect();
+    let states: Vec<_> = transitions
+        .iter()
+        .map(|t| (t.state.as_str(), t.time))
+        .collect();
     assert_eq!(
         states,
-        [("queued", 10), ("delivered", 20), ("redelivered", 30), ("succeeded", 40)]
+        [
+            ("queued", 10),
+            ("delivered", 20),
+            ("redelivered", 30),
+            ("succeeded", 40)
+        ]
     );
     let ep = &store.endpoints().await.unwrap()[0];
-    assert_eq!((ep.isolation.as_str(), ep.isolation_at), ("isolated", Some(40)));
+    assert_eq!(
+        (ep.isolation.as_str(), ep.isolation_at),
+        ("isolated", Some(40))
+    );
 
     let audit = store
         .audit_log(&crate::store::AuditQuery {
@@ -241,12 +274,28 @@ async fn policies_are_versioned_unique_by_name_and_audited() {
     let p = store.create_policy(&input, 5).await.unwrap();
     assert_eq!(p.revision, 1);
     let dup = store.create_policy(&input, 6).await.unwrap_err();
-    assert!(matches!(dup, crate::store::StoreError::Conflict(_)), "{dup}");
+    assert!(
+        matches!(dup, crate::store::StoreError::Conflict(_)),
+        "{dup}"
+    );
     let mut changed = input.clone();
     changed.rules[0].response = "alert".into();
-    let p2 = store.update_policy(&p.id, &changed, 7).await.unwrap().unwrap();
-    assert_eq!((p2.revision, p2.spec.rules[0].response.as_str()), (2, "alert"));
-    assert!(store.update_policy("nope", &changed, 8).await.unwrap().is_none());
+    let p2 = store
+        .update_policy(&p.id, &changed, 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (p2.revision, p2.spec.rules[0].response.as_str()),
+        (2, "alert")
+    );
+    assert!(
+        store
+            .update_policy("nope", &changed, 8)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.policies().await.unwrap(), vec![p2.clone()]);
     assert!(store.delete_policy(&p.id).await.unwrap());
     assert!(!store.delete_policy(&p.id).await.unwrap());
@@ -259,7 +308,10 @@ async fn policies_are_versioned_unique_by_name_and_audited() {
         .await
         .unwrap();
     let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
-    assert_eq!(actions, ["policy.deleted", "policy.updated", "policy.created"]);
+    assert_eq!(
+        actions,
+        ["policy.deleted", "policy.updated", "policy.created"]
+    );
 }
 
 #[tokio::test]
@@ -273,7 +325,7 @@ async fn an_edge_finding_is_stored_once_and_raises_risk_once() {
         ..Default::default()
     };
     let f = DetectionFinding::new(5, Severity::High, info);
-    assert_eq!(store.insert_findings("s1", &[f.clone()]).await.unwrap(), 1);
+    assert_eq!(store.insert_findings("s1", std::slice::from_ref(&f)).await.unwrap(), 1);
     let risk = store.risk("s1", 5).await.unwrap();
     assert_eq!(store.insert_findings("s1", &[f]).await.unwrap(), 0);
     assert_eq!(store.risk("s1", 5).await.unwrap().score, risk.score);
