@@ -106,10 +106,14 @@ fn auto_mode_prefers_ebpf_and_stops_when_receiver_is_gone() {
     assert_eq!(sensor.exec_source(), SourceKind::Ebpf);
     assert_eq!(sensor.network_source(), Some(SourceKind::Ebpf));
     let caps = sensor.capabilities();
-    assert_eq!(caps.len(), 2);
+    assert_eq!(caps.len(), 3);
     assert_eq!(
         (caps[0].name.as_str(), caps[0].source.as_str(), caps[0].live),
         ("process", "ebpf", true)
+    );
+    assert_eq!(
+        (caps[2].name.as_str(), caps[2].source.as_str(), caps[2].live),
+        ("connection_attempts", "ebpf", true)
     );
     assert_eq!(
         (caps[1].name.as_str(), caps[1].source.as_str(), caps[1].live),

@@ -12,7 +12,9 @@ pub mod fleet;
 pub mod ingest;
 pub mod pki;
 pub mod risk;
+mod roles;
 mod server;
 pub mod store;
 
+pub use roles::{Role, Roles};
 pub use server::{Server, ServerConfig, ServerError};

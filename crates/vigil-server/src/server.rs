@@ -17,6 +17,7 @@ use crate::detect::DetectWorker;
 use crate::fleet::{Enrollment, FleetService, Sessions};
 use crate::ingest::Ingestor;
 use crate::pki::{self, FleetCa};
+use crate::roles::{Role, Roles};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     pub fleet_names: Vec<String>,
     /// Lifetime of agent client certificates (agents renew at two thirds of it).
     pub cert_validity: Duration,
+    /// The roles to run; all by default. Only `detect` can be left out (see [`Roles`]).
+    pub roles: Roles,
 }
 
 /// Default lifetime of agent client certificates.
@@ -59,6 +62,7 @@ impl ServerConfig {
             enroll_secret: None,
             fleet_names: Vec::new(),
             cert_validity: DEFAULT_CERT_VALIDITY,
+            roles: Roles::all(),
         }
     }
 }
@@ -98,6 +102,14 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    /// The roles asked for leave out one this build always runs.
+    #[error("the server cannot run without the {missing} role(s) yet (asked for {asked})")]
+    Roles {
+        /// The roles left out that cannot be.
+        missing: String,
+        /// The roles asked for.
+        asked: String,
+    },
     /// A role stopped with an error while running.
     #[error("the {role} stopped: {message}")]
     Serve {
@@ -118,6 +130,7 @@ pub struct Server {
     store: Arc<SqliteStore>,
     rules: Arc<RuleSet>,
     report: LoadReport,
+    roles: Roles,
     enrollment: Arc<Enrollment>,
     tls: ServerTlsConfig,
     ca_path: PathBuf,
@@ -138,6 +151,14 @@ async fn bind(
 impl Server {
     /// Loads the rules, binds both listeners and opens the store, in that order.
     pub async fn bind(config: &ServerConfig) -> Result<Self, ServerError> {
+        let gaps = config.roles.unsupported_gaps();
+        if !gaps.is_empty() {
+            let missing: Vec<_> = gaps.iter().map(|r| r.as_str()).collect();
+            return Err(ServerError::Roles {
+                missing: missing.join(", "),
+                asked: config.roles.to_string(),
+            });
+        }
         let maps = vigil_ocsf::fieldmap::FieldMaps::builtin().map_err(|e| ServerError::Serve {
             role: "rule loader",
             message: e.to_string(),
@@ -179,6 +200,7 @@ impl Server {
             store,
             rules: Arc::new(rules),
             report,
+            roles: config.roles.clone(),
         })
     }
 
@@ -217,8 +239,15 @@ impl Server {
         let store: Arc<dyn Store> = self.store.clone();
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
 
-        let detect = DetectWorker::new(Arc::clone(&store), Arc::clone(&bus), self.rules);
-        let detect = tokio::spawn(detect.run(shutdown.clone()));
+        // Without the detect role, events are stored and wait behind the detection cursor
+        // for a server that has it.
+        let detect = if self.roles.has(Role::Detect) {
+            let worker = DetectWorker::new(Arc::clone(&store), Arc::clone(&bus), self.rules);
+            tokio::spawn(worker.run(shutdown.clone()))
+        } else {
+            tracing::warn!("Detection is off (no detect role): events are stored, not scored");
+            tokio::spawn(async {})
+        };
 
         let sessions = Sessions::default();
         let ingest = Ingestor::start(Arc::clone(&store), Arc::clone(&bus));
