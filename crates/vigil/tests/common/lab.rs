@@ -180,7 +180,8 @@ impl Lab {
         let deadline = Instant::now() + Duration::from_secs(10);
         for port in ports {
             loop {
-                let out = Self::run(&ns, "ss", &["-Htln", &format!("sport = :{port}")]);
+                let sport = format!(":{port}");
+                let out = Self::run(&ns, "ss", &["-Htln", "sport", "=", &sport]);
                 if !out.stdout.is_empty() {
                     break;
                 }
