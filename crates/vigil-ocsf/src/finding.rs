@@ -249,13 +249,19 @@ mod tests {
 
     #[test]
     fn observable_types_follow_the_path() {
-        assert_eq!(Observable::of_path("src_endpoint.ip", "10.0.0.1").type_id, 2);
+        assert_eq!(
+            Observable::of_path("src_endpoint.ip", "10.0.0.1").type_id,
+            2
+        );
         assert_eq!(Observable::of_path("dst_endpoint.hostname", "h").type_id, 1);
         assert_eq!(Observable::of_path("actor.user.name", "root").type_id, 4);
         assert_eq!(Observable::of_path("process.file.name", "sh").type_id, 7);
         let other = Observable::of_path("process.cmd_line", "x");
         assert_eq!((other.type_id, other.type_name.as_str()), (99, "Other"));
         let json = serde_json::to_value(Observable::of_path("dst_endpoint.port", "22"));
-        assert_eq!(json.ok().and_then(|j| j.get("type").cloned()), Some("Port".into()));
+        assert_eq!(
+            json.ok().and_then(|j| j.get("type").cloned()),
+            Some("Port".into())
+        );
     }
 }

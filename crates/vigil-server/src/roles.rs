@@ -115,7 +115,9 @@ mod tests {
 
     #[test]
     fn roles_parse_and_print() {
-        let roles: Roles = "api, fleet,ingest".parse().unwrap_or_else(|e| panic!("{e}"));
+        let roles: Roles = "api, fleet,ingest"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(roles.to_string(), "fleet,ingest,api");
         assert!(!roles.has(Role::Detect));
         assert!(roles.unsupported_gaps().is_empty());

@@ -32,7 +32,11 @@ fn a_scan_stored_while_detection_is_off_is_alerted_when_it_comes_back() {
         .output()
         .expect("run vigil inject");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sensor = stdout
         .split("third-party sensor ")
         .nth(1)

@@ -102,8 +102,16 @@ fn injected_scan_into_a_server_without_agents_raises_one_t1046_alert() {
     let facts = assert_names_scan(&alert, "198.51.100.78", "192.0.2.10");
     assert_eq!((facts.distinct_ports, facts.span_ms), (25, 24 * 20));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(alerts_from(&api, "198.51.100.77").len(), 1, "one alert per scan");
-    assert_eq!(alerts_from(&api, "198.51.100.78").len(), 1, "one alert per scan");
+    assert_eq!(
+        alerts_from(&api, "198.51.100.77").len(),
+        1,
+        "one alert per scan"
+    );
+    assert_eq!(
+        alerts_from(&api, "198.51.100.78").len(),
+        1,
+        "one alert per scan"
+    );
 
     // Clear errors.
     let cases: [(&[&str], &str); 5] = [
@@ -114,10 +122,20 @@ fn injected_scan_into_a_server_without_agents_raises_one_t1046_alert() {
             "refused the token (401 Unauthorized: unknown sensor token)",
         ),
         (
-            &["--server", &api, "--sensor", "no-such-sensor", "--token", &token],
+            &[
+                "--server",
+                &api,
+                "--sensor",
+                "no-such-sensor",
+                "--token",
+                &token,
+            ],
             "refused sensor no-such-sensor (403 Forbidden",
         ),
-        (&["--server", &api, "--sensor", &sensor], "no token for sensor"),
+        (
+            &["--server", &api, "--sensor", &sensor],
+            "no token for sensor",
+        ),
     ];
     for (args, expected) in cases {
         let out = inject(args);
@@ -128,8 +146,19 @@ fn injected_scan_into_a_server_without_agents_raises_one_t1046_alert() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let unreachable = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let out = inject(&["--server", &unreachable, "--sensor", &sensor, "--token", &token]);
-    assert!(text(&out).1.contains("cannot reach the server at"), "{:?}", text(&out));
+    let out = inject(&[
+        "--server",
+        &unreachable,
+        "--sensor",
+        &sensor,
+        "--token",
+        &token,
+    ]);
+    assert!(
+        text(&out).1.contains("cannot reach the server at"),
+        "{:?}",
+        text(&out)
+    );
     server.stop();
 }
 
@@ -141,18 +170,25 @@ fn injected_scan_is_detected_under_vigil_up_whose_agent_runs_without_ebpf() {
     let data = tempfile::tempdir().unwrap();
     let up = common::VigilUp::start(data.path(), &["--sensor", "proc-connector"]);
     // The local agent says it cannot see connection attempts.
-    let caps = common::wait_for("the local agent in the fleet view", Duration::from_secs(20), || {
-        let endpoints = up.get("/api/v1/endpoints");
-        let caps = endpoints["items"][0]["capabilities"].clone();
-        caps.is_array().then_some(caps)
-    });
+    let caps = common::wait_for(
+        "the local agent in the fleet view",
+        Duration::from_secs(20),
+        || {
+            let endpoints = up.get("/api/v1/endpoints");
+            let caps = endpoints["items"][0]["capabilities"].clone();
+            caps.is_array().then_some(caps)
+        },
+    );
     let attempts = caps
         .as_array()
         .and_then(|c| c.iter().find(|c| c["name"] == "connection_attempts"))
         .unwrap_or_else(|| panic!("no connection_attempts capability: {caps:#}"));
     assert_eq!(attempts["live"], false, "{attempts:#}");
     assert!(
-        attempts["detail"].as_str().unwrap_or_default().contains("port scans (T1046) go undetected"),
+        attempts["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("port scans (T1046) go undetected"),
         "{attempts:#}"
     );
 

@@ -50,7 +50,17 @@ fn nmap(scanner: &Scanner, kind: &str, ports: &str) -> Instant {
     let out = Lab::run(
         &scanner.ns,
         "nmap",
-        &[kind, "-Pn", "-n", "-T4", "--max-retries", "1", "-p", ports, &target],
+        &[
+            kind,
+            "-Pn",
+            "-n",
+            "-T4",
+            "--max-retries",
+            "1",
+            "-p",
+            ports,
+            &target,
+        ],
     );
     let ended = Instant::now();
     let report = ok("nmap", &out);
@@ -64,14 +74,13 @@ fn scan_and_expect_one_alert(up: &VigilUp, scanner: &Scanner, kind: &str) -> f64
     let started = Instant::now();
     let ended = nmap(scanner, kind, "1-150");
     let source = scanner.addr.to_string();
-    let (alert, seen) = wait_for_alert_from(&up.api, &source, LATENCY_BOUND)
-        .unwrap_or_else(|| {
-            panic!(
-                "no T1046 alert for the {kind} scan from {source} within {LATENCY_BOUND:?} of \
+    let (alert, seen) = wait_for_alert_from(&up.api, &source, LATENCY_BOUND).unwrap_or_else(|| {
+        panic!(
+            "no T1046 alert for the {kind} scan from {source} within {LATENCY_BOUND:?} of \
                  its end; T1046 alerts: {:#?}",
-                t1046_alerts(&up.api)
-            )
-        });
+            t1046_alerts(&up.api)
+        )
+    });
     let facts = assert_names_scan(&alert, &source, &TARGET.to_string());
     let latency = if seen >= ended {
         seen.duration_since(ended).as_secs_f64()
@@ -87,7 +96,10 @@ fn scan_and_expect_one_alert(up: &VigilUp, scanner: &Scanner, kind: &str) -> f64
         facts.distinct_ports,
         facts.span_ms,
     );
-    assert!(facts.ports.iter().all(|p| (1..=150).contains(p)), "{facts:?}");
+    assert!(
+        facts.ports.iter().all(|p| (1..=150).contains(p)),
+        "{facts:?}"
+    );
     latency
 }
 
@@ -100,7 +112,7 @@ fn syn_and_connect_scans_each_raise_one_t1046_alert_within_five_seconds() {
     let mut lab = Lab::create();
     let syn = lab.add_scanner(1, 1);
     let connect = lab.add_scanner(2, 1);
-    lab.listen(&[22, 80, 443]);
+    lab.listen(&[22, 80, 111]);
     let data = tempfile::tempdir().unwrap();
     let up = vigil_in(&lab, data.path());
 
@@ -113,7 +125,9 @@ fn syn_and_connect_scans_each_raise_one_t1046_alert_within_five_seconds() {
         let alerts = alerts_from(&up.api, &scanner.addr.to_string());
         assert_eq!(alerts.len(), 1, "exactly one alert per scan: {alerts:#?}");
     }
-    eprintln!("scan end → alert served: SYN scan {syn_latency:+.2} s, connect scan {connect_latency:+.2} s");
+    eprintln!(
+        "scan end → alert served: SYN scan {syn_latency:+.2} s, connect scan {connect_latency:+.2} s"
+    );
     let status = up.interrupt();
     assert!(status.success(), "vigil up exits cleanly: {status}");
 }
@@ -123,7 +137,15 @@ fn connect_once(scanner: &Scanner, source: Ipv4Addr, port: u16) -> Output {
     Lab::run(
         &scanner.ns,
         "nc",
-        &["-z", "-w", "2", "-s", &source.to_string(), &TARGET.to_string(), &port.to_string()],
+        &[
+            "-z",
+            "-w",
+            "2",
+            "-s",
+            &source.to_string(),
+            &TARGET.to_string(),
+            &port.to_string(),
+        ],
     )
 }
 
@@ -147,7 +169,10 @@ fn busy_services_and_a_client_using_ten_ports_raise_no_t1046_alert() {
     for round in 0..5 {
         for i in 0..40 {
             let port = if round == 4 && i % 4 == 0 { 8080 } else { 80 };
-            ok("nc client", &connect_once(&clients, clients.addr_n(i), port));
+            ok(
+                "nc client",
+                &connect_once(&clients, clients.addr_n(i), port),
+            );
             connections += 1;
         }
     }
@@ -168,25 +193,36 @@ fn busy_services_and_a_client_using_ten_ports_raise_no_t1046_alert() {
             src.starts_with("10.254.1.") || src == ten.addr.to_string()
         })
         .collect();
-    assert!(stray.is_empty(), "no T1046 alert for services or a ten-port client: {stray:#?}");
+    assert!(
+        stray.is_empty(),
+        "no T1046 alert for services or a ten-port client: {stray:#?}"
+    );
     // The traffic was seen: the service's connections and the ten-port client are stored.
-    let events = up.get(&format!("/api/v1/events?class_uid=4001&since={since}&limit=1000"));
+    let events = up.get(&format!(
+        "/api/v1/events?class_uid=4001&since={since}&limit=1000"
+    ));
     let seen_from = |source: &str| {
-        events["items"]
-            .as_array()
-            .map_or(0, |items| {
-                items
-                    .iter()
-                    .filter(|e| {
-                        let e = if e["data"].is_object() { &e["data"] } else { e };
-                        e["src_endpoint"]["ip"] == source && e["unmapped"]["initiated"] == "false"
-                    })
-                    .count()
-            })
+        events["items"].as_array().map_or(0, |items| {
+            items
+                .iter()
+                .filter(|e| {
+                    let e = if e["data"].is_object() { &e["data"] } else { e };
+                    e["src_endpoint"]["ip"] == source && e["unmapped"]["initiated"] == "false"
+                })
+                .count()
+        })
     };
-    assert!(seen_from(&clients.addr.to_string()) > 0, "client connections captured");
-    assert!(seen_from(&ten.addr.to_string()) > 0, "ten-port client captured");
-    eprintln!("{connections} service connections from 40 addresses and a ten-port client: no T1046 alert");
+    assert!(
+        seen_from(&clients.addr.to_string()) > 0,
+        "client connections captured"
+    );
+    assert!(
+        seen_from(&ten.addr.to_string()) > 0,
+        "ten-port client captured"
+    );
+    eprintln!(
+        "{connections} service connections from 40 addresses and a ten-port client: no T1046 alert"
+    );
     let status = up.interrupt();
     assert!(status.success(), "vigil up exits cleanly: {status}");
 }

@@ -13,10 +13,14 @@ const MISSING: &str = "vigil_no_such_tracepoint";
 
 /// The local agent's capabilities as the fleet view (`GET /api/v1/endpoints`) shows them.
 fn capabilities(up: &common::VigilUp) -> Vec<Value> {
-    common::wait_for("the local agent in the fleet view", Duration::from_secs(20), || {
-        let endpoints = up.get("/api/v1/endpoints");
-        endpoints["items"][0]["capabilities"].as_array().cloned()
-    })
+    common::wait_for(
+        "the local agent in the fleet view",
+        Duration::from_secs(20),
+        || {
+            let endpoints = up.get("/api/v1/endpoints");
+            endpoints["items"][0]["capabilities"].as_array().cloned()
+        },
+    )
 }
 
 fn capability<'c>(caps: &'c [Value], name: &str) -> &'c Value {
@@ -38,7 +42,9 @@ fn start(data: &std::path::Path, overriding: &str) -> common::VigilUp {
 
 #[test]
 fn without_tcp_send_reset_the_connection_attempts_capability_is_off_and_says_why() {
-    if !common::is_root("without_tcp_send_reset_the_connection_attempts_capability_is_off_and_says_why") {
+    if !common::is_root(
+        "without_tcp_send_reset_the_connection_attempts_capability_is_off_and_says_why",
+    ) {
         return;
     }
     let data = tempfile::tempdir().unwrap();
@@ -47,7 +53,10 @@ fn without_tcp_send_reset_the_connection_attempts_capability_is_off_and_says_why
     eprintln!("capabilities: {caps:#?}");
     // TCP capture runs without its reset program…
     let network = capability(&caps, "network");
-    assert_eq!((network["source"].as_str(), network["live"].as_bool()), (Some("ebpf"), Some(true)));
+    assert_eq!(
+        (network["source"].as_str(), network["live"].as_bool()),
+        (Some("ebpf"), Some(true))
+    );
     // …so connection attempts to closed ports are not seen, and the fleet view says so.
     let attempts = capability(&caps, "connection_attempts");
     assert_eq!(attempts["live"], false, "{attempts:#}");
@@ -59,13 +68,18 @@ fn without_tcp_send_reset_the_connection_attempts_capability_is_off_and_says_why
         )),
         "{detail}"
     );
-    assert!(detail.contains("invisible to port-scan (T1046) detection"), "{detail}");
+    assert!(
+        detail.contains("invisible to port-scan (T1046) detection"),
+        "{detail}"
+    );
     assert!(up.interrupt().success());
 }
 
 #[test]
 fn without_inet_sock_set_state_tcp_falls_back_to_polling_and_attempts_are_off() {
-    if !common::is_root("without_inet_sock_set_state_tcp_falls_back_to_polling_and_attempts_are_off") {
+    if !common::is_root(
+        "without_inet_sock_set_state_tcp_falls_back_to_polling_and_attempts_are_off",
+    ) {
         return;
     }
     let data = tempfile::tempdir().unwrap();
@@ -77,8 +91,14 @@ fn without_inet_sock_set_state_tcp_falls_back_to_polling_and_attempts_are_off() 
     let attempts = capability(&caps, "connection_attempts");
     assert_eq!(attempts["live"], false, "{attempts:#}");
     let detail = attempts["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(&format!("the kernel has no tracepoint `{MISSING}`")), "{detail}");
-    assert!(detail.contains("port scans (T1046) go undetected"), "{detail}");
+    assert!(
+        detail.contains(&format!("the kernel has no tracepoint `{MISSING}`")),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("port scans (T1046) go undetected"),
+        "{detail}"
+    );
     // Process capture is unaffected.
     assert_eq!(capability(&caps, "process")["source"], "ebpf");
     assert!(up.interrupt().success());

@@ -572,8 +572,14 @@ fn a_hit_becomes_a_finding_that_names_the_group_count_and_span() {
     assert_eq!(data["correlation"]["group"]["SourceIp"], "203.0.113.9");
     // The same facts in standard OCSF attributes.
     assert_eq!(f.count, Some(25));
-    assert_eq!((f.start_time, f.end_time), (Some(hit.first_ms), Some(hit.last_ms)));
-    assert_eq!(f.end_time.zip(f.start_time).map(|(e, s)| e - s), Some(1_200));
+    assert_eq!(
+        (f.start_time, f.end_time),
+        (Some(hit.first_ms), Some(hit.last_ms))
+    );
+    assert_eq!(
+        f.end_time.zip(f.start_time).map(|(e, s)| e - s),
+        Some(1_200)
+    );
     let observed: Vec<_> = f
         .observables
         .iter()

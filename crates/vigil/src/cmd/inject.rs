@@ -113,8 +113,15 @@ impl ScanPlan {
                 let time = self.start_ms + offset;
                 // Ephemeral source ports, as nmap varies them.
                 let sport = 40_000 + u16::try_from(i % 20_000).unwrap_or(0);
-                let mut record =
-                    attempt(self.source, sport, self.target, port, self.open.contains(&port), time, device);
+                let mut record = attempt(
+                    self.source,
+                    sport,
+                    self.target,
+                    port,
+                    self.open.contains(&port),
+                    time,
+                    device,
+                );
                 record.metadata.uid = format!("inject-{run}-{i}");
                 Event::from_record(&record).context("cannot encode an injected event")
             })

@@ -97,14 +97,45 @@ impl Lab {
         ip_ok(&["netns", "add", &t]);
         lab.namespaces.push(t.clone());
         ip_ok(&[
-            "link", "add", &lab.host_if, "type", "veth", "peer", "name", "up0", "netns", &t,
+            "link",
+            "add",
+            &lab.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "up0",
+            "netns",
+            &t,
         ]);
-        ip_ok(&["addr", "add", &format!("{}/30", lab.host_addr), "dev", &lab.host_if]);
+        ip_ok(&[
+            "addr",
+            "add",
+            &format!("{}/30", lab.host_addr),
+            "dev",
+            &lab.host_if,
+        ]);
         ip_ok(&["link", "set", &lab.host_if, "up"]);
-        ip_ok(&["-n", &t, "addr", "add", &format!("{}/30", lab.target_link_addr), "dev", "up0"]);
+        ip_ok(&[
+            "-n",
+            &t,
+            "addr",
+            "add",
+            &format!("{}/30", lab.target_link_addr),
+            "dev",
+            "up0",
+        ]);
         ip_ok(&["-n", &t, "link", "set", "up0", "up"]);
         ip_ok(&["-n", &t, "link", "set", "lo", "up"]);
-        ip_ok(&["-n", &t, "addr", "add", &format!("{TARGET}/32"), "dev", "lo"]);
+        ip_ok(&[
+            "-n",
+            &t,
+            "addr",
+            "add",
+            &format!("{TARGET}/32"),
+            "dev",
+            "lo",
+        ]);
         lab
     }
 
@@ -119,7 +150,15 @@ impl Lab {
         ip_ok(&[
             "-n", &t, "link", "add", &t_if, "type", "veth", "peer", "name", "eth0", "netns", &ns,
         ]);
-        ip_ok(&["-n", &t, "addr", "add", &format!("10.254.{k}.1/24"), "dev", &t_if]);
+        ip_ok(&[
+            "-n",
+            &t,
+            "addr",
+            "add",
+            &format!("10.254.{k}.1/24"),
+            "dev",
+            &t_if,
+        ]);
         ip_ok(&["-n", &t, "link", "set", &t_if, "up"]);
         for i in 0..addresses.max(1) {
             let addr = format!("10.254.{k}.{}/24", 2 + u16::from(i));

@@ -77,11 +77,25 @@ pub fn assert_names_scan(alert: &Value, scanner: &str, target: &str) -> ScanFact
         .as_array()
         .expect("observables")
         .iter()
-        .map(|o| (o["name"].as_str().unwrap_or(""), o["value"].as_str().unwrap_or("")))
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap_or(""),
+                o["value"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
-    assert!(observed.contains(&("src_endpoint.ip", scanner)), "{observed:?}");
-    assert!(observed.contains(&("dst_endpoint.ip", target)), "{observed:?}");
-    assert!(count >= 25, "at least the rule's 25 distinct ports: {count}");
+    assert!(
+        observed.contains(&("src_endpoint.ip", scanner)),
+        "{observed:?}"
+    );
+    assert!(
+        observed.contains(&("dst_endpoint.ip", target)),
+        "{observed:?}"
+    );
+    assert!(
+        count >= 25,
+        "at least the rule's 25 distinct ports: {count}"
+    );
     let ports: Vec<u16> = evidence["data"]["correlation"]["distinct_values"]
         .as_array()
         .expect("distinct values")
@@ -95,7 +109,9 @@ pub fn assert_names_scan(alert: &Value, scanner: &str, target: &str) -> ScanFact
         "{desc}"
     );
     assert!(
-        desc.contains(&format!("SourceIp={scanner}, DestinationIp={target} within ")),
+        desc.contains(&format!(
+            "SourceIp={scanner}, DestinationIp={target} within "
+        )),
         "{desc}"
     );
     ScanFacts {

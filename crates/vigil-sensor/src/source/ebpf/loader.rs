@@ -211,13 +211,15 @@ fn attach(
         })?
         .try_into()
         .map_err(|source| error("load", source))?;
-    program.load(tracepoint, btf).map_err(|source| match source {
-        ProgramError::Btf(BtfError::UnknownBtfTypeName { .. }) => SensorError::NoTracepoint {
-            program: spec.name,
-            tracepoint: tracepoint.to_owned(),
-        },
-        source => error("load", source),
-    })?;
+    program
+        .load(tracepoint, btf)
+        .map_err(|source| match source {
+            ProgramError::Btf(BtfError::UnknownBtfTypeName { .. }) => SensorError::NoTracepoint {
+                program: spec.name,
+                tracepoint: tracepoint.to_owned(),
+            },
+            source => error("load", source),
+        })?;
     program.attach().map_err(|source| error("attach", source))?;
     Ok(())
 }
