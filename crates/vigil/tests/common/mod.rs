@@ -79,11 +79,11 @@ impl VigilUp {
             stdout: Vec::new(),
         };
         let (tx, rx) = mpsc::channel();
+        // Keeps reading after start-up (discarding what nobody waits for): closing the pipe
+        // would make vigil's next line to stdout fail with EPIPE and panic it.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
