@@ -233,7 +233,7 @@ impl Executor {
             finding.evidences.push(vigil_ocsf::Evidence {
                 process: event.get("process").cloned(),
                 actor: event.get("actor").cloned(),
-                data: None,
+                ..Default::default()
             });
             finding.unmapped = Some(json!({ "response": [{
                 "action": "deny_exec", "rule": b.rule, "succeeded": true, "time": b.time_ms,

@@ -43,9 +43,15 @@ pub fn finding_for(rule: &Rule, event: &Event, now_ms: i64) -> DetectionFinding 
     let evidence = Evidence {
         process: event.get("process").cloned(),
         actor: event.get("actor").cloned(),
+        src_endpoint: event.get("src_endpoint").cloned(),
+        dst_endpoint: event.get("dst_endpoint").cloned(),
         data: None,
     };
-    if evidence.process.is_some() || evidence.actor.is_some() {
+    if evidence.process.is_some()
+        || evidence.actor.is_some()
+        || evidence.src_endpoint.is_some()
+        || evidence.dst_endpoint.is_some()
+    {
         finding.evidences.push(evidence);
     }
     finding

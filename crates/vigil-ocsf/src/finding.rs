@@ -124,9 +124,52 @@ pub struct Evidence {
     /// The actor, copied from the triggering event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<Value>,
+    /// The connection's initiator (for a port scan: the scanner), as a `network_endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_endpoint: Option<Value>,
+    /// The connection's responder (for a port scan: the scanned host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_endpoint: Option<Value>,
     /// Other attributes of the triggering event worth keeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
+}
+
+/// `observables[]`: a value worth pivoting on (an address, a host name, a user), named by the
+/// OCSF attribute it came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observable {
+    /// The attribute's full path, e.g. `src_endpoint.ip`.
+    pub name: String,
+    /// OCSF observable type id: 1 Hostname, 2 IP Address, 4 User Name, 7 File Name,
+    /// 11 Port, 99 Other.
+    pub type_id: u8,
+    /// The type's caption.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The value, as text.
+    pub value: String,
+}
+
+impl Observable {
+    /// An observable for the value of the OCSF attribute `path`; its type follows from the
+    /// path's last segment.
+    pub fn of_path(path: &str, value: &str) -> Self {
+        let (type_id, type_name) = match path.rsplit('.').next().unwrap_or(path) {
+            "hostname" => (1, "Hostname"),
+            "ip" => (2, "IP Address"),
+            "port" => (11, "Port"),
+            "name" if path.contains("user") => (4, "User Name"),
+            "name" if path.contains("file") => (7, "File Name"),
+            _ => (99, "Other"),
+        };
+        Self {
+            name: path.to_owned(),
+            type_id,
+            type_name: type_name.to_owned(),
+            value: value.to_owned(),
+        }
+    }
 }
 
 /// A Detection Finding.
@@ -158,6 +201,19 @@ pub struct DetectionFinding {
     /// Evidence from the triggering events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidences: Vec<Evidence>,
+    /// Values to pivot on (for a correlation: its group-by values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observables: Vec<Observable>,
+    /// For a correlation: the count that met its condition (events, or distinct values for
+    /// `value_count`, e.g. the distinct ports of a port scan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// For a correlation: time of the oldest event of the window that fired, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<i64>,
+    /// For a correlation: time of the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
     /// Always true: every Vigil finding is an alert.
     pub is_alert: bool,
     /// What OCSF has no attribute for. Vigil puts here, under `response`, what an agent's
@@ -183,8 +239,35 @@ impl DetectionFinding {
             status_id: 1,
             finding_info,
             evidences: Vec::new(),
+            observables: Vec::new(),
+            count: None,
+            start_time: None,
+            end_time: None,
             is_alert: true,
             unmapped: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Observable;
+
+    #[test]
+    fn observable_types_follow_the_path() {
+        assert_eq!(
+            Observable::of_path("src_endpoint.ip", "10.0.0.1").type_id,
+            2
+        );
+        assert_eq!(Observable::of_path("dst_endpoint.hostname", "h").type_id, 1);
+        assert_eq!(Observable::of_path("actor.user.name", "root").type_id, 4);
+        assert_eq!(Observable::of_path("process.file.name", "sh").type_id, 7);
+        let other = Observable::of_path("process.cmd_line", "x");
+        assert_eq!((other.type_id, other.type_name.as_str()), (99, "Other"));
+        let json = serde_json::to_value(Observable::of_path("dst_endpoint.port", "22"));
+        assert_eq!(
+            json.ok().and_then(|j| j.get("type").cloned()),
+            Some("Port".into())
+        );
     }
 }

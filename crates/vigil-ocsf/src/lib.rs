@@ -20,7 +20,8 @@ mod process;
 
 pub use event::{Event, EventError, class};
 pub use finding::{
-    Analytic, Attack, DetectionFinding, Evidence, FindingInfo, Severity, Tactic, Technique,
+    Analytic, Attack, DetectionFinding, Evidence, FindingInfo, Observable, Severity, Tactic,
+    Technique,
 };
 pub use network::{
     ConnectionInfo, Direction, NetworkActivity, NetworkActivityId, NetworkEndpoint,

@@ -71,7 +71,8 @@ pub struct SensorConfig {
 /// One kind of telemetry the sensor observes, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capability {
-    /// What is observed: `process` (exec, fork, exit) or `network` (TCP).
+    /// What is observed: `process` (exec, fork, exit), `network` (TCP) or
+    /// `connection_attempts` (inbound TCP attempts, refused and half-open included).
     pub name: String,
     /// The source providing it (`ebpf`, `proc_connector` or `proc_net`).
     pub source: String,

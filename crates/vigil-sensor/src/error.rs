@@ -52,6 +52,17 @@ pub enum SensorError {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
+    /// The running kernel has no such tracepoint: its BTF has no `btf_trace_<name>`.
+    #[error(
+        "the kernel has no tracepoint `{tracepoint}` (no `btf_trace_{tracepoint}` in \
+         /sys/kernel/btf/vmlinux), so eBPF program `{program}` cannot attach"
+    )]
+    NoTracepoint {
+        /// The program's name.
+        program: &'static str,
+        /// The tracepoint asked for.
+        tracepoint: String,
+    },
     /// An eBPF map could not be opened as the expected type (ring buffer, array).
     #[error("cannot open eBPF map `{map}`: {}", Chain(.source.as_ref()))]
     Map {

@@ -26,6 +26,9 @@ struct Slot {
 pub struct Sensor {
     process: Slot,
     network: Slot,
+    /// Why inbound connection attempts (the port-scan input) are not fully seen; `None` when
+    /// they are (eBPF TCP with both `inet_sock_set_state` and `tcp_send_reset`).
+    attempts_gap: Option<String>,
     threads: Vec<CaptureThread>,
     kernel_drops: Vec<Array<MapData, u64>>,
 }
@@ -54,6 +57,7 @@ impl Sensor {
         let mut sensor = Sensor {
             process: Slot::none(SourceKind::Ebpf),
             network: Slot::none(SourceKind::Ebpf),
+            attempts_gap: Some("no TCP capture source is running".into()),
             threads: Vec::new(),
             kernel_drops: Vec::new(),
         };
@@ -121,20 +125,34 @@ impl Sensor {
     }
 
     /// What the sensor observes and through which source, and whether it is live right now:
-    /// one [`Capability`] per kind of telemetry, `process` then `network`.
+    /// one [`Capability`] per kind of telemetry, `process`, `network`, then
+    /// `connection_attempts`: inbound attempts including refused and half-open ones, the input
+    /// of port-scan (T1046) detection, live only when the eBPF TCP capture runs with both its
+    /// tracepoints (its detail says what is missing otherwise).
     pub fn capabilities(&self) -> Vec<Capability> {
-        [("process", &self.process), ("network", &self.network)]
+        let live = |slot: &Slot| {
+            slot.thread
+                .and_then(|i| self.threads.get(i))
+                .is_some_and(|t| t.stats().live.load(Ordering::SeqCst))
+        };
+        let mut caps: Vec<Capability> = [("process", &self.process), ("network", &self.network)]
             .into_iter()
             .map(|(name, slot)| Capability {
                 name: name.to_owned(),
                 source: slot.kind.to_string(),
-                live: slot
-                    .thread
-                    .and_then(|i| self.threads.get(i))
-                    .is_some_and(|t| t.stats().live.load(Ordering::SeqCst)),
+                live: live(slot),
                 detail: slot.detail.clone(),
             })
-            .collect()
+            .collect();
+        caps.push(Capability {
+            name: "connection_attempts".to_owned(),
+            source: self.network.kind.to_string(),
+            live: live(&self.network) && self.attempts_gap.is_none(),
+            detail: Some(self.attempts_gap.clone().unwrap_or_else(|| {
+                "inbound attempts, refused and half-open included (port-scan input)".to_owned()
+            })),
+        });
+        caps
     }
 
     /// Records lost so far, all sources together: ring buffers full in the kernel, netlink
@@ -191,6 +209,16 @@ impl Sensor {
                 "Attached the eBPF TCP capture"
             );
             self.network = Slot::running(SourceKind::Ebpf, joined(&loaded.degraded), index);
+            self.attempts_gap = joined(&loaded.degraded).map(|why| {
+                tracing::warn!(
+                    %why,
+                    "Inbound connection attempts are only partly seen: port scans may go undetected"
+                );
+                format!(
+                    "{why}; SYNs to closed ports are not seen, so half-open and connect scans \
+                     are invisible to port-scan (T1046) detection"
+                )
+            });
             self.kernel_drops.push(loaded.drops);
             rings.tcp = Some(loaded.events);
             objects.push(loaded.ebpf);
@@ -232,6 +260,10 @@ impl Sensor {
     /// Starts TCP polling; a failure leaves the network capability down, with why.
     fn start_proc_net(&mut self, config: &SensorConfig, sink: &Sender<Event>, why: &str) {
         let detail = format!("{why}; {}", proc_net::DETAIL);
+        self.attempts_gap = Some(format!(
+            "{why}; /proc/net/tcp polling cannot see connection attempts (refused or \
+             half-open), so port scans (T1046) go undetected"
+        ));
         let started = proc_net::Snapshot::read()
             .map_err(|e| format!("cannot read /proc/net/tcp: {e}"))
             .and_then(|baseline| {

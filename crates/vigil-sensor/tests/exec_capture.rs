@@ -69,12 +69,25 @@ fn proc_connector_source_sees_exec_with_arguments() {
     assert_eq!(str_at(&event, "process.uid"), Some(uid.as_str()));
     assert_child_of_this_test(&event, "proc_connector");
     let caps = h.sensor.capabilities();
-    assert_eq!(caps.len(), 2);
+    assert_eq!(caps.len(), 3);
     assert_eq!(caps[0].source, "proc_connector");
     assert!(caps[0].live);
     assert_eq!(
         (caps[1].name.as_str(), caps[1].source.as_str()),
         ("network", "proc_net")
+    );
+    // Polling cannot see connection attempts: the port-scan input is off, and says why.
+    assert_eq!(
+        (caps[2].name.as_str(), caps[2].live),
+        ("connection_attempts", false)
+    );
+    assert!(
+        caps[2]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("cannot see connection attempts")),
+        "{:?}",
+        caps[2].detail
     );
     h.sensor.stop();
 }
@@ -106,10 +119,14 @@ fn auto_mode_prefers_ebpf_and_stops_when_receiver_is_gone() {
     assert_eq!(sensor.exec_source(), SourceKind::Ebpf);
     assert_eq!(sensor.network_source(), Some(SourceKind::Ebpf));
     let caps = sensor.capabilities();
-    assert_eq!(caps.len(), 2);
+    assert_eq!(caps.len(), 3);
     assert_eq!(
         (caps[0].name.as_str(), caps[0].source.as_str(), caps[0].live),
         ("process", "ebpf", true)
+    );
+    assert_eq!(
+        (caps[2].name.as_str(), caps[2].source.as_str(), caps[2].live),
+        ("connection_attempts", "ebpf", true)
     );
     assert_eq!(
         (caps[1].name.as_str(), caps[1].source.as_str(), caps[1].live),

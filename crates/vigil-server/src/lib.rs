@@ -13,7 +13,9 @@ pub mod ingest;
 pub mod pki;
 pub mod response;
 pub mod risk;
+mod roles;
 mod server;
 pub mod store;
 
+pub use roles::{Role, Roles};
 pub use server::{Server, ServerConfig, ServerError};

@@ -73,8 +73,7 @@ impl Webhook {
                 "the action webhook must be an http:// or https:// URL, not {url:?}"
             ));
         }
-        // reqwest uses the process's rustls provider; ring is the one the fleet TLS uses.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::pki::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

@@ -18,6 +18,7 @@ use crate::fleet::{Enrollment, FleetService, Sessions};
 use crate::ingest::Ingestor;
 use crate::pki::{self, FleetCa};
 use crate::response::{Responder, ResponseConfig};
+use crate::roles::{Role, Roles};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -41,6 +42,8 @@ pub struct ServerConfig {
     pub cert_validity: Duration,
     /// Response settings (external action backend, command expiry).
     pub response: ResponseConfig,
+    /// The roles to run; all by default. Only `detect` can be left out (see [`Roles`]).
+    pub roles: Roles,
 }
 
 /// Default lifetime of agent client certificates.
@@ -63,6 +66,7 @@ impl ServerConfig {
             fleet_names: Vec::new(),
             cert_validity: DEFAULT_CERT_VALIDITY,
             response: ResponseConfig::default(),
+            roles: Roles::all(),
         }
     }
 }
@@ -105,6 +109,14 @@ pub enum ServerError {
     /// A setting is invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// The roles asked for leave out one this build always runs.
+    #[error("the server cannot run without the {missing} role(s) yet (asked for {asked})")]
+    Roles {
+        /// The roles left out that cannot be.
+        missing: String,
+        /// The roles asked for.
+        asked: String,
+    },
     /// A role stopped with an error while running.
     #[error("the {role} stopped: {message}")]
     Serve {
@@ -127,6 +139,7 @@ pub struct Server {
     maps: Arc<vigil_ocsf::fieldmap::FieldMaps>,
     response: ResponseConfig,
     report: LoadReport,
+    roles: Roles,
     enrollment: Arc<Enrollment>,
     tls: ServerTlsConfig,
     ca_path: PathBuf,
@@ -147,6 +160,14 @@ async fn bind(
 impl Server {
     /// Loads the rules, binds both listeners and opens the store, in that order.
     pub async fn bind(config: &ServerConfig) -> Result<Self, ServerError> {
+        let gaps = config.roles.unsupported_gaps();
+        if !gaps.is_empty() {
+            let missing: Vec<_> = gaps.iter().map(|r| r.as_str()).collect();
+            return Err(ServerError::Roles {
+                missing: missing.join(", "),
+                asked: config.roles.to_string(),
+            });
+        }
         let maps = vigil_ocsf::fieldmap::FieldMaps::builtin().map_err(|e| ServerError::Serve {
             role: "rule loader",
             message: e.to_string(),
@@ -192,6 +213,7 @@ impl Server {
             maps: Arc::new(maps),
             response: config.response.clone(),
             report,
+            roles: config.roles.clone(),
         })
     }
 
@@ -239,8 +261,15 @@ impl Server {
             &self.response,
         )
         .map_err(ServerError::Config)?;
-        let detect = DetectWorker::new(Arc::clone(&store), Arc::clone(&bus), self.rules);
-        let detect = tokio::spawn(detect.run(shutdown.clone()));
+        // Without the detect role, events are stored and wait behind the detection cursor
+        // for a server that has it.
+        let detect = if self.roles.has(Role::Detect) {
+            let worker = DetectWorker::new(Arc::clone(&store), Arc::clone(&bus), self.rules);
+            tokio::spawn(worker.run(shutdown.clone()))
+        } else {
+            tracing::warn!("Detection is off (no detect role): events are stored, not scored");
+            tokio::spawn(async {})
+        };
 
         let ingest = Ingestor::start(Arc::clone(&store), Arc::clone(&bus));
         let fleet_svc = FleetService::new(

@@ -28,9 +28,13 @@ enum Command {
     /// Benchmarks that print figures (see docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Feed synthetic, deterministic telemetry into a server (see docs/DETECTION.md).
+    #[command(subcommand)]
+    Inject(cmd::inject::InjectCommand),
 }
 
 fn main() -> ExitCode {
+    vigil_server::pki::install_crypto_provider();
     let cli = Cli::parse();
     output::init_logging();
     let result = match cli.command {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         Command::Server(args) => cmd::up::server(args),
         Command::Rules(c) => cmd::rules::run(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Inject(c) => cmd::inject::run(c),
     };
     match result {
         Ok(code) => code,

@@ -114,14 +114,17 @@ async fn wrong_secret_revoked_expired_and_anonymous_are_refused() {
     open_session(&srv.fleet, id.client_tls()).await.unwrap();
 
     // …until an operator revokes the endpoint.
-    let res = reqwest::Client::new()
-        .post(format!(
-            "{}/api/v1/endpoints/{}/revoke",
-            srv.api, id.sensor_id
-        ))
-        .send()
-        .await
-        .unwrap();
+    let res = {
+        vigil_server::pki::install_crypto_provider();
+        reqwest::Client::new()
+    }
+    .post(format!(
+        "{}/api/v1/endpoints/{}/revoke",
+        srv.api, id.sensor_id
+    ))
+    .send()
+    .await
+    .unwrap();
     assert!(res.status().is_success());
     let status = open_session(&srv.fleet, id.client_tls()).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);

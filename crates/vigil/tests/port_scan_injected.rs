@@ -58,7 +58,10 @@ async fn injected_scan_raises_one_t1046_alert_and_one_busy_port_none() {
         let stop = stop.clone();
         async move { server.run(stop).await.unwrap() }
     });
-    let client = reqwest::Client::new();
+    let client = {
+        vigil_server::pki::install_crypto_provider();
+        reqwest::Client::new()
+    };
     let reg: Value = client
         .post(format!("{api}/api/v1/endpoints"))
         .json(&json!({"hostname": "target"}))

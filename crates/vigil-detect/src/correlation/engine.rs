@@ -11,6 +11,7 @@ use crate::RuleSet;
 use crate::correlation::rule::{Correlations, Feed, Getter};
 use crate::correlation::window::Window;
 use crate::correlation::{CorrelationRule, CorrelationType};
+use crate::lookup::FieldPath;
 use crate::rule::Rule;
 
 /// Bounds on the memory of one [`Correlator`].
@@ -76,6 +77,10 @@ pub struct CorrelationHit {
     /// The group: each `group-by` field (as the rule names it) with its value; an absent
     /// field has the empty value.
     pub group: Vec<(String, String)>,
+    /// For each `group-by` entry, the OCSF attribute its value is read from (the field map's
+    /// first path, e.g. `src_endpoint.ip` for `SourceIp`); `None` for a value taken from
+    /// another correlation's hit.
+    pub group_paths: Vec<Option<String>>,
     /// The count that met the condition: events (`event_count`), distinct values
     /// (`value_count`), or referenced rules seen (`temporal`, in order for
     /// `temporal_ordered`).
@@ -321,6 +326,20 @@ impl Correlator {
                 .zip(group.key.1.iter())
                 .map(|(field, value)| (field.clone(), value.to_string()))
                 .collect(),
+            group_paths: rule
+                .inputs
+                .get(obs.feed.input)
+                .map(|input| {
+                    input
+                        .group
+                        .iter()
+                        .map(|getter| match getter {
+                            Getter::Paths(paths) => paths.first().map(FieldPath::dotted),
+                            Getter::Group(_) => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             count,
             distinct_values: group.window.distinct_values(limits.max_listed_values),
             first_ms: group.window.first_time().unwrap_or(group.newest),

@@ -1,7 +1,7 @@
 //! The OCSF Detection Finding a correlation hit produces.
 
 use serde_json::json;
-use vigil_ocsf::{Analytic, DetectionFinding, Evidence, FindingInfo};
+use vigil_ocsf::{Analytic, DetectionFinding, Evidence, FindingInfo, Observable};
 
 use crate::correlation::{CorrelationHit, CorrelationType};
 
@@ -13,6 +13,12 @@ use crate::correlation::{CorrelationHit, CorrelationType};
 /// lists the hit's sample of event ids as `related_events_uids` and carries the group, count,
 /// distinct values and times as evidence `data`. Its id is derived from the rule, the group
 /// and the newest event, so replaying the same events gives the same finding id.
+///
+/// The same facts sit in standard OCSF attributes too: `count` (the count that met the
+/// condition: the distinct ports of a port scan), `start_time`/`end_time` (the window's oldest
+/// and newest event), `observables` (one per group-by value, named by its OCSF path, e.g.
+/// `src_endpoint.ip`), and the evidence's `src_endpoint`/`dst_endpoint` when the group holds
+/// endpoint attributes (a port scan's scanner and target). docs/DETECTION.md shows an example.
 pub fn correlation_finding(hit: &CorrelationHit, now_ms: i64) -> DetectionFinding {
     let rule = &hit.rule;
     let summary = summary(hit);
@@ -47,6 +53,31 @@ pub fn correlation_finding(hit: &CorrelationHit, now_ms: i64) -> DetectionFindin
     };
     let mut finding = DetectionFinding::new(now_ms, rule.level, info);
     finding.device = hit.device.clone();
+    finding.count = Some(hit.count);
+    finding.start_time = Some(hit.first_ms);
+    finding.end_time = Some(hit.last_ms);
+    let (mut src, mut dst) = (serde_json::Map::new(), serde_json::Map::new());
+    for ((_, value), path) in hit.group.iter().zip(&hit.group_paths) {
+        let Some(path) = path.as_deref().filter(|_| !value.is_empty()) else {
+            continue;
+        };
+        finding.observables.push(Observable::of_path(path, value));
+        let endpoint = match path.split_once('.') {
+            Some(("src_endpoint", attr)) => Some((&mut src, attr)),
+            Some(("dst_endpoint", attr)) => Some((&mut dst, attr)),
+            _ => None,
+        };
+        if let Some((endpoint, attr)) = endpoint.filter(|(_, a)| !a.contains('.')) {
+            let typed = match value.parse::<u16>() {
+                Ok(port) if attr == "port" => json!(port),
+                _ => json!(value),
+            };
+            endpoint.insert(attr.to_owned(), typed);
+        }
+    }
+    let endpoint = |m: serde_json::Map<String, serde_json::Value>| {
+        (!m.is_empty()).then_some(serde_json::Value::Object(m))
+    };
     let group: serde_json::Map<String, serde_json::Value> = hit
         .group
         .iter()
@@ -70,6 +101,8 @@ pub fn correlation_finding(hit: &CorrelationHit, now_ms: i64) -> DetectionFindin
     finding.evidences.push(Evidence {
         process: None,
         actor: None,
+        src_endpoint: endpoint(src),
+        dst_endpoint: endpoint(dst),
         data: Some(data),
     });
     finding

@@ -570,6 +570,37 @@ fn a_hit_becomes_a_finding_that_names_the_group_count_and_span() {
     let data = f.evidences[0].data.as_ref().unwrap();
     assert_eq!(data["correlation"]["count"], 25);
     assert_eq!(data["correlation"]["group"]["SourceIp"], "203.0.113.9");
+    // The same facts in standard OCSF attributes.
+    assert_eq!(f.count, Some(25));
+    assert_eq!(
+        (f.start_time, f.end_time),
+        (Some(hit.first_ms), Some(hit.last_ms))
+    );
+    assert_eq!(
+        f.end_time.zip(f.start_time).map(|(e, s)| e - s),
+        Some(1_200)
+    );
+    let observed: Vec<_> = f
+        .observables
+        .iter()
+        .map(|o| (o.name.as_str(), o.type_id, o.value.as_str()))
+        .collect();
+    assert_eq!(
+        observed,
+        [
+            ("src_endpoint.ip", 2, "203.0.113.9"),
+            ("dst_endpoint.ip", 2, "10.0.0.5")
+        ]
+    );
+    let evidence = &f.evidences[0];
+    assert_eq!(
+        evidence.src_endpoint,
+        Some(serde_json::json!({"ip": "203.0.113.9"}))
+    );
+    assert_eq!(
+        evidence.dst_endpoint,
+        Some(serde_json::json!({"ip": "10.0.0.5"}))
+    );
     assert_eq!(
         f.device.as_ref().map(|d| d.hostname.as_str()),
         Some("web-1")

@@ -316,3 +316,9 @@ fn write_mode(path: &Path, text: &str, mode: u32) -> Result<(), PkiError> {
     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io)?;
     fs::rename(&tmp, path).map_err(io)
 }
+
+/// Makes ring the process's rustls crypto provider (the one the fleet TLS uses), for HTTPS
+/// clients (the action webhook, the CLI) that take the process default. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

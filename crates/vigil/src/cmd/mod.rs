@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod inject;
 pub mod rules;
 pub mod up;

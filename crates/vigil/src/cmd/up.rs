@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use vigil_agent::{Agent, AgentConfig, SourceMode};
 use vigil_detect::{LoadReport, RuleStatus};
-use vigil_server::{Server, ServerConfig};
+use vigil_server::{Roles, Server, ServerConfig};
 
 /// Options shared by `vigil up` and `vigil server`.
 #[derive(Debug, Args)]
@@ -37,6 +37,10 @@ pub struct ServerArgs {
     /// certificate); repeatable.
     #[arg(long = "fleet-name", value_name = "NAME")]
     fleet_names: Vec<String>,
+    /// Server roles to run, comma-separated. Leaving out `detect` stores events without
+    /// scoring them; a later start with it scores them from where detection stopped.
+    #[arg(long, env = "VIGIL_ROLES", default_value = "fleet,ingest,detect,api")]
+    roles: Roles,
 }
 
 /// Options of `vigil up`.
@@ -116,6 +120,7 @@ async fn run(
     );
     config.enroll_secret = args.enroll_secret;
     config.fleet_names = args.fleet_names;
+    config.roles = args.roles;
     let server = Server::bind(&config).await?;
     print_rules_summary(server.rule_report(), &rule_dirs);
     let api = server.api_addr();

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use aya::maps::{Array, HashMap, MapData, RingBuf};
-use aya::programs::BtfTracePoint;
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::programs::{BtfTracePoint, ProgramError};
+use aya::{Btf, BtfError, Ebpf, EbpfLoader};
 
 use super::record::{Listener, ListenerKey, Owner};
 use crate::source::proc_net::ListeningSocket;
@@ -141,11 +141,12 @@ pub(crate) fn load(spec: &ObjectSpec, btf: &Btf) -> Result<LoadedObject, SensorE
 
     let mut degraded = Vec::new();
     for program in spec.programs {
-        match attach(&mut ebpf, program, btf) {
+        let tracepoint = tracepoint_of(program);
+        match attach(&mut ebpf, program, &tracepoint, btf) {
             Ok(()) => {}
             Err(error) if !program.required => {
                 tracing::warn!(%error, hook = program.hook, "An optional eBPF program is off");
-                degraded.push(format!("{} unavailable: {error}", program.hook));
+                degraded.push(format!("tp_btf/{tracepoint} unavailable: {error}"));
             }
             Err(error) => return Err(error),
         }
@@ -159,7 +160,42 @@ pub(crate) fn load(spec: &ObjectSpec, btf: &Btf) -> Result<LoadedObject, SensorE
     })
 }
 
-fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec, btf: &Btf) -> Result<(), SensorError> {
+/// Test seam, documented in docs/DETECTION.md: a comma-separated list of `real=replacement`
+/// tracepoint names. A program whose tracepoint is named there attaches to the replacement
+/// instead, so a test can ask for a tracepoint the kernel does not have and watch the real
+/// loader fail. Unset (the default), every program attaches to its own tracepoint.
+pub(crate) const TRACEPOINT_OVERRIDE_ENV: &str = "VIGIL_SENSOR_TRACEPOINT_OVERRIDE";
+
+/// The tracepoint `spec` attaches to: its own, unless [`TRACEPOINT_OVERRIDE_ENV`] renames it.
+fn tracepoint_of(spec: &ProgramSpec) -> String {
+    let overrides = std::env::var(TRACEPOINT_OVERRIDE_ENV).unwrap_or_default();
+    match override_for(&overrides, spec.tracepoint) {
+        Some(replacement) => {
+            tracing::warn!(
+                tracepoint = spec.tracepoint,
+                replacement,
+                "{TRACEPOINT_OVERRIDE_ENV} renames a tracepoint (a test seam)"
+            );
+            replacement.to_owned()
+        }
+        None => spec.tracepoint.to_owned(),
+    }
+}
+
+/// The replacement `overrides` (`real=replacement,…`) names for `tracepoint`.
+fn override_for<'a>(overrides: &'a str, tracepoint: &str) -> Option<&'a str> {
+    overrides.split(',').find_map(|pair| {
+        let (real, replacement) = pair.split_once('=')?;
+        (real.trim() == tracepoint && !replacement.trim().is_empty()).then(|| replacement.trim())
+    })
+}
+
+fn attach(
+    ebpf: &mut Ebpf,
+    spec: &ProgramSpec,
+    tracepoint: &str,
+    btf: &Btf,
+) -> Result<(), SensorError> {
     let error = |action, source| SensorError::Program {
         program: spec.name,
         hook: spec.hook,
@@ -176,8 +212,14 @@ fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec, btf: &Btf) -> Result<(), SensorEr
         .try_into()
         .map_err(|source| error("load", source))?;
     program
-        .load(spec.tracepoint, btf)
-        .map_err(|source| error("load", source))?;
+        .load(tracepoint, btf)
+        .map_err(|source| match source {
+            ProgramError::Btf(BtfError::UnknownBtfTypeName { .. }) => SensorError::NoTracepoint {
+                program: spec.name,
+                tracepoint: tracepoint.to_owned(),
+            },
+            source => error("load", source),
+        })?;
     program.attach().map_err(|source| error("attach", source))?;
     Ok(())
 }
@@ -237,4 +279,22 @@ pub(crate) fn seed_listeners(
         }
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::override_for;
+
+    #[test]
+    fn tracepoint_overrides_rename_only_what_they_name() {
+        let env = "tcp_send_reset=vigil_no_such_tracepoint, sched_process_fork = other";
+        assert_eq!(
+            override_for(env, "tcp_send_reset"),
+            Some("vigil_no_such_tracepoint")
+        );
+        assert_eq!(override_for(env, "sched_process_fork"), Some("other"));
+        assert_eq!(override_for(env, "inet_sock_set_state"), None);
+        assert_eq!(override_for("", "tcp_send_reset"), None);
+        assert_eq!(override_for("tcp_send_reset=", "tcp_send_reset"), None);
+    }
 }

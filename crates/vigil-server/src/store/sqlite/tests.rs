@@ -325,7 +325,13 @@ async fn an_edge_finding_is_stored_once_and_raises_risk_once() {
         ..Default::default()
     };
     let f = DetectionFinding::new(5, Severity::High, info);
-    assert_eq!(store.insert_findings("s1", std::slice::from_ref(&f)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .insert_findings("s1", std::slice::from_ref(&f))
+            .await
+            .unwrap(),
+        1
+    );
     let risk = store.risk("s1", 5).await.unwrap();
     assert_eq!(store.insert_findings("s1", &[f]).await.unwrap(), 0);
     assert_eq!(store.risk("s1", 5).await.unwrap().score, risk.score);
