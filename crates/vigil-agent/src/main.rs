@@ -29,6 +29,12 @@ struct Args {
     /// Capture source.
     #[arg(long, env = "VIGIL_SENSOR", value_enum, default_value_t = Source::Auto)]
     sensor: Source,
+    /// Seconds between heartbeats.
+    #[arg(long, env = "VIGIL_HEARTBEAT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    heartbeat_secs: u64,
+    /// DNS servers an isolated host may still query (comma-separated addresses).
+    #[arg(long, env = "VIGIL_ISOLATION_DNS", value_delimiter = ',')]
+    isolation_dns: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -75,6 +81,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cfg.ca_pem = Some(pem);
     }
     cfg.enroll_secret = args.enroll_secret;
+    cfg.heartbeat = std::time::Duration::from_secs(args.heartbeat_secs);
+    cfg.isolation_dns = args.isolation_dns;
     cfg.sensor = Some(match args.sensor {
         Source::Auto => SourceMode::Auto,
         Source::Ebpf => SourceMode::Ebpf,

@@ -176,7 +176,10 @@ fn injected_scan_is_detected_under_vigil_up_whose_agent_runs_without_ebpf() {
         || {
             let endpoints = up.get("/api/v1/endpoints");
             let caps = endpoints["items"][0]["capabilities"].clone();
-            caps.is_array().then_some(caps)
+            // Enrollment lists the endpoint before its session reports what it can see.
+            caps.as_array()
+                .is_some_and(|c| !c.is_empty())
+                .then_some(caps)
         },
     );
     let attempts = caps

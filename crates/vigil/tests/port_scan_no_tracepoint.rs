@@ -18,7 +18,11 @@ fn capabilities(up: &common::VigilUp) -> Vec<Value> {
         Duration::from_secs(20),
         || {
             let endpoints = up.get("/api/v1/endpoints");
-            endpoints["items"][0]["capabilities"].as_array().cloned()
+            // Enrollment lists the endpoint before its session reports what it can see.
+            endpoints["items"][0]["capabilities"]
+                .as_array()
+                .filter(|c| !c.is_empty())
+                .cloned()
         },
     )
 }

@@ -1,0 +1,197 @@
+//! A server in this test process and an agent process, driven through the operator API.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use vigil_server::{Server, ServerConfig};
+
+pub const SECRET: &str = "response-system-test-secret";
+
+/// A server running in this process.
+pub struct TestServer {
+    pub api: String,
+    pub fleet: SocketAddr,
+    pub ca: PathBuf,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server on `fleet` (port 0 for any) with the repository's rules.
+    pub async fn start(data: &Path, fleet: SocketAddr) -> Self {
+        let rules = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"));
+        let mut cfg = ServerConfig::new(
+            data.to_owned(),
+            "127.0.0.1:0".parse().unwrap(),
+            fleet,
+            vec![rules],
+        );
+        cfg.enroll_secret = Some(SECRET.into());
+        let server = Server::bind(&cfg).await.expect("server binds");
+        let api = format!("http://{}", server.api_addr());
+        let (fleet, ca) = (server.fleet_addr(), server.ca_path().to_owned());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move { server.run(stop).await.expect("server ran") }
+        });
+        vigil_server::pki::install_crypto_provider();
+        Self {
+            api,
+            fleet,
+            ca,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let res = reqwest::get(format!("{}{path}", self.api)).await.unwrap();
+        assert!(res.status().is_success(), "GET {path}: {}", res.status());
+        res.json().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.api))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Queues a command and waits (bounded) until the endpoint reported its outcome.
+    pub async fn command(&self, sensor: &str, action: &str, args: Value) -> Value {
+        let (status, cmd) = self
+            .post(
+                &format!("/api/v1/endpoints/{sensor}/commands"),
+                json!({"action": action, "args": args, "reason": "system test"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{action}: {cmd}");
+        let id = cmd["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/endpoints/{sensor}/commands/{id}");
+        wait_for(
+            &format!("the {action} command's result"),
+            Duration::from_secs(30),
+            async || {
+                let c = self.get(&path).await;
+                matches!(c["state"].as_str(), Some("succeeded" | "failed")).then_some(c)
+            },
+        )
+        .await
+    }
+
+    /// The only endpoint, once it reports capabilities.
+    pub async fn endpoint(&self) -> Value {
+        wait_for(
+            "the agent's endpoint",
+            Duration::from_secs(30),
+            async || {
+                let eps = self.get("/api/v1/endpoints").await;
+                let ep = eps["items"].as_array()?.first()?.clone();
+                ep["capabilities"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty())
+                    .then_some(ep)
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or panics after `within`.
+pub async fn wait_for<T>(
+    what: &str,
+    within: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `vigil-agent` binary running (in a namespace, or not), stopped on drop.
+pub struct AgentProc {
+    child: Child,
+}
+
+impl AgentProc {
+    pub fn spawn(netns: Option<&str>, server: &TestServer, data: &Path) -> Self {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_vigil-agent")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_vigil-agent")),
+        };
+        let child = cmd
+            .arg("--server")
+            .arg(format!("https://{}", server.fleet))
+            .arg("--ca-cert")
+            .arg(&server.ca)
+            // eBPF: the process connector only works in the initial network namespace.
+            .args(["--enroll-secret", SECRET, "--sensor", "ebpf"])
+            .args(["--heartbeat-secs", "1"])
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "info,aya=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn vigil-agent");
+        Self { child }
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
