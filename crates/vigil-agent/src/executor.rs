@@ -310,3 +310,50 @@ fn action_args(action: &str, event: &Event) -> Result<Value, String> {
         other => Err(format!("{other:?} is not a policy response")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::PriorityItem;
+    use crate::response::ResponderConfig;
+
+    #[tokio::test]
+    async fn a_redelivered_command_is_not_run_again_and_its_result_is_resent() {
+        let data = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let buffer = Arc::new(Buffer::open(data.path(), 100).await.unwrap());
+        let responder = Arc::new(Responder::new(ResponderConfig {
+            data_dir: data.path().to_owned(),
+            ..Default::default()
+        }));
+        let exec = Executor::new(
+            Arc::clone(&buffer),
+            Arc::new(Notify::new()),
+            responder,
+            data.path().to_owned(),
+            vigil_ocsf::Device::default(),
+        )
+        .unwrap();
+        let file = work.path().join("evil");
+        std::fs::write(&file, b"x").unwrap();
+        let cmd = Command {
+            id: "c-1".into(),
+            action: "quarantine".into(),
+            args_json: serde_json::to_vec(&json!({ "path": file })).unwrap(),
+            created_at: 0,
+        };
+        exec.on_command(cmd.clone()).await;
+        assert!(!file.exists());
+        // Running it again would fail (the file is gone): the recorded success is resent.
+        exec.on_command(cmd).await;
+        let queued = buffer.read_priority_after(0, 10).await.unwrap();
+        let results: Vec<_> = queued
+            .iter()
+            .map(|(_, item)| match item {
+                PriorityItem::Result(r) => (r.id.as_str(), r.succeeded),
+                PriorityItem::Finding(_) => panic!("no finding expected"),
+            })
+            .collect();
+        assert_eq!(results, [("c-1", true), ("c-1", true)]);
+    }
+}

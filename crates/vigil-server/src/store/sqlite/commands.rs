@@ -24,7 +24,7 @@ impl SqliteStore {
             c.backend.as_str()
         };
         let expires_at = c.ttl_ms.map(|ttl| now.saturating_add(ttl));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO commands (id, sensor_id, action, args, state, requested_by, reason,
                                    created_at, expires_at, backend)
@@ -94,7 +94,7 @@ impl SqliteStore {
         redeliver: bool,
         now: i64,
     ) -> Result<Vec<Command>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let expired: Vec<String> = sqlx::query_scalar(
             "UPDATE commands SET state = 'expired', completed_at = ?
              WHERE sensor_id = ? AND state = 'queued' AND backend = 'agent'
@@ -191,7 +191,7 @@ impl SqliteStore {
         result: &serde_json::Value,
         now: i64,
     ) -> Result<CompleteOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query("SELECT state, action FROM commands WHERE id = ? AND sensor_id = ?")
             .bind(id)
             .bind(sensor_id)

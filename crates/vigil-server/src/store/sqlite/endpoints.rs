@@ -130,7 +130,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let body = serde_json::to_string(hb)?;
         let caps = serde_json::to_string(&hb.capabilities)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE endpoints SET last_seen = MAX(last_seen, ?), last_heartbeat = ?,
                     capabilities = ?, agent_version = ?, os_name = ?, kernel_release = ?,

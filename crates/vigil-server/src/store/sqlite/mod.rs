@@ -49,6 +49,13 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock at once (waiting up to the
+    /// busy timeout): a deferred transaction that reads and then writes fails with
+    /// `SQLITE_BUSY_SNAPSHOT` when another writer committed in between, which no wait can fix.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -150,7 +157,7 @@ impl super::Store for SqliteStore {
         sensor_id: &str,
         events: &[Event],
     ) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let out = insert_batch(&mut tx, sensor_id, events).await?;
         tx.commit().await?;
         Ok(out)
@@ -160,7 +167,7 @@ impl super::Store for SqliteStore {
         &self,
         batches: &[(String, Vec<Event>)],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut outs = Vec::with_capacity(batches.len());
         for (sensor_id, events) in batches {
             outs.push(insert_batch(&mut tx, sensor_id, events).await?);
@@ -236,7 +243,7 @@ impl super::Store for SqliteStore {
         through_seq: i64,
         findings: &[(String, DetectionFinding)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         response::insert_findings(&mut tx, findings, vigil_ocsf::now_ms()).await?;
         sqlx::query(
             "INSERT INTO cursors (name, seq) VALUES (?, ?)

@@ -14,7 +14,7 @@ impl SqliteStore {
         sensor_id: &str,
         findings: &[DetectionFinding],
     ) -> Result<u32, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let batch: Vec<_> = findings
             .iter()
             .map(|f| (sensor_id.to_owned(), f.clone()))
@@ -40,7 +40,7 @@ impl SqliteStore {
         isolation: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         set_isolation(&mut tx, sensor_id, isolation, now).await?;
         tx.commit().await?;
         Ok(())
@@ -52,7 +52,7 @@ impl SqliteStore {
         tags: &[String],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let known: Option<String> =
             sqlx::query_scalar("SELECT sensor_id FROM endpoints WHERE sensor_id = ?")
                 .bind(sensor_id)
@@ -83,7 +83,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn audit_impl(&self, e: &AuditEntry, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         append_audit(&mut tx, e, now).await?;
         tx.commit().await?;
         Ok(())
@@ -124,7 +124,7 @@ impl SqliteStore {
         now: i64,
     ) -> Result<Policy, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let inserted = sqlx::query(
             "INSERT INTO policies (id, name, description, rules, endpoints, tags, enabled,
                                    revision, created_at, updated_at)
@@ -159,7 +159,7 @@ impl SqliteStore {
         p: &PolicyInput,
         now: i64,
     ) -> Result<Option<Policy>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE policies SET name = ?, description = ?, rules = ?, endpoints = ?, tags = ?,
                     enabled = ?, revision = revision + 1, updated_at = ?
@@ -188,7 +188,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn delete_policy_impl(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let name: Option<String> =
             sqlx::query_scalar("DELETE FROM policies WHERE id = ? RETURNING name")
                 .bind(id)
