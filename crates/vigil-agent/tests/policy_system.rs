@@ -222,3 +222,61 @@ async fn operator_commands_act_on_real_processes_and_files() {
     agent.shutdown().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_denied_exec_is_refused_reported_as_event_and_finding_then_allowed_again() {
+    if !is_root() {
+        return;
+    }
+    let server_data = tempfile::tempdir().unwrap();
+    let agent_data = tempfile::tempdir().unwrap();
+    let bins = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_data.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let agent = start_agent(&server, agent_data.path()).await;
+    let ep = server.endpoint().await;
+    let sensor = ep["sensor_id"].as_str().unwrap().to_owned();
+    let tool = marker_binary(bins.path(), "vigil-denied-tool");
+
+    let done = server
+        .command(&sensor, "deny_exec", json!({"path": tool}))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    let err = Command::new(&tool).arg("0").status().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    // `true` is not denied.
+    assert!(Command::new("/bin/true").status().unwrap().success());
+
+    let path = tool.to_str().unwrap().to_owned();
+    let finding = wait_for("the exec-denied finding", Duration::from_secs(30), async || {
+        let alerts = server.get("/api/v1/alerts").await;
+        alerts["items"]
+            .as_array()?
+            .iter()
+            .find(|f| f["finding_info"]["analytic"]["uid"] == "vigil-exec-deny")
+            .cloned()
+    })
+    .await;
+    assert_eq!(finding["evidences"][0]["process"]["file"]["path"], path.as_str());
+    let event_uid = finding["finding_info"]["related_events_uids"][0].clone();
+    let event = wait_for("the failed-launch event", Duration::from_secs(30), async || {
+        let events = server
+            .get(&format!("/api/v1/events?class_uid=1007&sensor_id={sensor}&limit=1000"))
+            .await;
+        events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["metadata"]["uid"] == event_uid)
+            .cloned()
+    })
+    .await;
+    assert_eq!(event["status_id"], 2, "{event:#}");
+    assert_eq!(event["process"]["file"]["path"], path.as_str());
+
+    let done = server
+        .command(&sensor, "allow_exec", json!({"path": tool}))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert!(Command::new(&tool).arg("0").status().unwrap().success());
+    agent.shutdown().await;
+    server.stop().await;
+}
