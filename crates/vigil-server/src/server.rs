@@ -160,6 +160,11 @@ async fn bind(
 impl Server {
     /// Loads the rules, binds both listeners and opens the store, in that order.
     pub async fn bind(config: &ServerConfig) -> Result<Self, ServerError> {
+        if let Some(url) = config.response.action_webhook.as_deref()
+            && !url.trim().is_empty()
+        {
+            crate::response::Webhook::new(url).map_err(ServerError::Config)?;
+        }
         let gaps = config.roles.unsupported_gaps();
         if !gaps.is_empty() {
             let missing: Vec<_> = gaps.iter().map(|r| r.as_str()).collect();

@@ -87,3 +87,25 @@ fn malformed_rule_is_named_and_skipped() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_bad_action_webhook_is_one_error_line() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("never-created");
+    let rules = tempfile::tempdir().unwrap();
+    let out = vigil_up(&[
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--rules",
+        rules.path().to_str().unwrap(),
+        "--action-webhook",
+        "ftp://soar.example/hook",
+    ]);
+    assert!(!out.status.success());
+    let errs = error_lines(&out);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("ftp://soar.example/hook"), "{}", errs[0]);
+    assert!(!data_dir.exists(), "nothing may be created when start-up fails");
+}

@@ -41,6 +41,13 @@ pub struct ServerArgs {
     /// scoring them; a later start with it scores them from where detection stopped.
     #[arg(long, env = "VIGIL_ROLES", default_value = "fleet,ingest,detect,api")]
     roles: Roles,
+    /// External action backend: commands for endpoints whose sensor cannot carry them out are
+    /// POSTed here (docs/RESPONSE.md). Empty: off, and such commands are refused (503).
+    #[arg(long, env = "VIGIL_ACTION_WEBHOOK", default_value = "")]
+    action_webhook: String,
+    /// Seconds a command waits for its endpoint before it expires.
+    #[arg(long, env = "VIGIL_COMMAND_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    command_ttl_secs: u64,
 }
 
 /// Options of `vigil up`.
@@ -121,6 +128,10 @@ async fn run(
     config.enroll_secret = args.enroll_secret;
     config.fleet_names = args.fleet_names;
     config.roles = args.roles;
+    config.response = vigil_server::response::ResponseConfig {
+        action_webhook: Some(args.action_webhook).filter(|u| !u.trim().is_empty()),
+        command_ttl: Some(Duration::from_secs(args.command_ttl_secs)),
+    };
     let server = Server::bind(&config).await?;
     print_rules_summary(server.rule_report(), &rule_dirs);
     let api = server.api_addr();
