@@ -247,27 +247,40 @@ async fn a_denied_exec_is_refused_reported_as_event_and_finding_then_allowed_aga
     assert!(Command::new("/bin/true").status().unwrap().success());
 
     let path = tool.to_str().unwrap().to_owned();
-    let finding = wait_for("the exec-denied finding", Duration::from_secs(30), async || {
-        let alerts = server.get("/api/v1/alerts").await;
-        alerts["items"]
-            .as_array()?
-            .iter()
-            .find(|f| f["finding_info"]["analytic"]["uid"] == "vigil-exec-deny")
-            .cloned()
-    })
+    let finding = wait_for(
+        "the exec-denied finding",
+        Duration::from_secs(30),
+        async || {
+            let alerts = server.get("/api/v1/alerts").await;
+            alerts["items"]
+                .as_array()?
+                .iter()
+                .find(|f| f["finding_info"]["analytic"]["uid"] == "vigil-exec-deny")
+                .cloned()
+        },
+    )
     .await;
-    assert_eq!(finding["evidences"][0]["process"]["file"]["path"], path.as_str());
+    assert_eq!(
+        finding["evidences"][0]["process"]["file"]["path"],
+        path.as_str()
+    );
     let event_uid = finding["finding_info"]["related_events_uids"][0].clone();
-    let event = wait_for("the failed-launch event", Duration::from_secs(30), async || {
-        let events = server
-            .get(&format!("/api/v1/events?class_uid=1007&sensor_id={sensor}&limit=1000"))
-            .await;
-        events["items"]
-            .as_array()?
-            .iter()
-            .find(|e| e["metadata"]["uid"] == event_uid)
-            .cloned()
-    })
+    let event = wait_for(
+        "the failed-launch event",
+        Duration::from_secs(30),
+        async || {
+            let events = server
+                .get(&format!(
+                    "/api/v1/events?class_uid=1007&sensor_id={sensor}&limit=1000"
+                ))
+                .await;
+            events["items"]
+                .as_array()?
+                .iter()
+                .find(|e| e["metadata"]["uid"] == event_uid)
+                .cloned()
+        },
+    )
     .await;
     assert_eq!(event["status_id"], 2, "{event:#}");
     assert_eq!(event["process"]["file"]["path"], path.as_str());

@@ -14,7 +14,7 @@ use std::process::Output;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::lab::{Lab, Scanner, TARGET, have_tools};
+use common::lab::{Lab, Scanner, have_tools};
 use common::scan::{alerts_from, assert_names_scan, t1046_alerts, wait_for_alert_from};
 use common::{VigilUp, is_root};
 
@@ -46,7 +46,7 @@ fn ok(what: &str, out: &Output) -> String {
 
 /// Runs nmap in `scanner` against the target; returns when it ended.
 fn nmap(scanner: &Scanner, kind: &str, ports: &str) -> Instant {
-    let target = TARGET.to_string();
+    let target = scanner.target.to_string();
     let out = Lab::run(
         &scanner.ns,
         "nmap",
@@ -81,7 +81,7 @@ fn scan_and_expect_one_alert(up: &VigilUp, scanner: &Scanner, kind: &str) -> f64
             t1046_alerts(&up.api)
         )
     });
-    let facts = assert_names_scan(&alert, &source, &TARGET.to_string());
+    let facts = assert_names_scan(&alert, &source, &scanner.target.to_string());
     let latency = if seen >= ended {
         seen.duration_since(ended).as_secs_f64()
     } else {
@@ -143,7 +143,7 @@ fn connect_once(scanner: &Scanner, source: Ipv4Addr, port: u16) -> Output {
             "2",
             "-s",
             &source.to_string(),
-            &TARGET.to_string(),
+            &scanner.target.to_string(),
             &port.to_string(),
         ],
     )
@@ -190,7 +190,7 @@ fn busy_services_and_a_client_using_ten_ports_raise_no_t1046_alert() {
         .into_iter()
         .filter(|a| {
             let src = common::scan::scanner_of(a).unwrap_or_default().to_owned();
-            src.starts_with("10.254.1.") || src == ten.addr.to_string()
+            src.starts_with(&format!("10.{}.1.", lab.net)) || src == ten.addr.to_string()
         })
         .collect();
     assert!(

@@ -107,5 +107,8 @@ fn a_bad_action_webhook_is_one_error_line() {
     let errs = error_lines(&out);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].contains("ftp://soar.example/hook"), "{}", errs[0]);
-    assert!(!data_dir.exists(), "nothing may be created when start-up fails");
+    assert!(
+        !data_dir.exists(),
+        "nothing may be created when start-up fails"
+    );
 }

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -52,8 +52,10 @@ pub enum PriorityItem {
 pub struct Buffer {
     pool: SqlitePool,
     max_events: u64,
-    len: AtomicU64,
-    priority_len: AtomicU64,
+    /// Rows in each table. Signed and never clamped: an ack may delete rows (and subtract
+    /// them) before the push that wrote them has added them, and the sum must still be exact.
+    len: AtomicI64,
+    priority_len: AtomicI64,
     evicted: AtomicU64,
 }
 
@@ -84,20 +86,20 @@ impl Buffer {
         Ok(Self {
             pool,
             max_events: max_events.max(1),
-            len: AtomicU64::new(u64::try_from(len).unwrap_or(0)),
-            priority_len: AtomicU64::new(u64::try_from(priority_len).unwrap_or(0)),
+            len: AtomicI64::new(len),
+            priority_len: AtomicI64::new(priority_len),
             evicted: AtomicU64::new(evicted.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)),
         })
     }
 
     /// Events waiting to be acknowledged.
     pub fn len(&self) -> u64 {
-        self.len.load(Ordering::Relaxed)
+        u64::try_from(self.len.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// Priority items (findings, command results) waiting to be acknowledged.
     pub fn priority_len(&self) -> u64 {
-        self.priority_len.load(Ordering::Relaxed)
+        u64::try_from(self.priority_len.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// Whether nothing is waiting, in either lane.
@@ -126,39 +128,39 @@ impl Buffer {
                 .await?;
         }
         let len = self.len() + events.len() as u64;
-        let excess = len.saturating_sub(self.max_events);
-        if excess > 0 {
-            let excess_i = i64::try_from(excess).unwrap_or(i64::MAX);
-            sqlx::query(
+        let mut evicted = 0u64;
+        if len > self.max_events {
+            let excess = i64::try_from(len - self.max_events).unwrap_or(i64::MAX);
+            let done = sqlx::query(
                 "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)",
             )
-            .bind(excess_i)
+            .bind(excess)
             .execute(&mut *tx)
             .await?;
+            evicted = done.rows_affected();
             sqlx::query(
                 "INSERT INTO counters (name, value) VALUES ('evicted', ?)
                  ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
             )
-            .bind(excess_i)
+            .bind(i64::try_from(evicted).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        if excess > 0 {
-            self.evicted.fetch_add(excess, Ordering::Relaxed);
+        if evicted > 0 {
+            self.evicted.fetch_add(evicted, Ordering::Relaxed);
             tracing::warn!(
-                evicted = excess,
+                evicted,
                 bound = self.max_events,
                 "Agent buffer full: oldest events evicted"
             );
         }
         // Acks may have run while this transaction did: adjust, never overwrite.
-        let added = events.len() as u64;
-        let _ = self
-            .len
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some((n + added).saturating_sub(excess))
-            });
+        let added = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        self.len.fetch_add(
+            added - i64::try_from(evicted).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
         Ok(())
     }
 
@@ -193,11 +195,10 @@ impl Buffer {
             .bind(last)
             .execute(&self.pool)
             .await?;
-        let _ = self
-            .len
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(res.rows_affected()))
-            });
+        self.len.fetch_sub(
+            i64::try_from(res.rows_affected()).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
         Ok(())
     }
 
@@ -314,11 +315,10 @@ impl Buffer {
             .bind(last)
             .execute(&self.pool)
             .await?;
-        let _ = self
-            .priority_len
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(res.rows_affected()))
-            });
+        self.priority_len.fetch_sub(
+            i64::try_from(res.rows_affected()).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
         Ok(())
     }
 

@@ -3,19 +3,19 @@
 //! lab (also while a test panics) stops every process it started, by pid, and deletes every
 //! namespace (which destroys their veth pairs).
 //!
-//! Addresses: the host link is `10.253.<x>.0/30` (host `.1`, target `.2`; `<x>` random, the
-//! only addresses the host itself gets); the scanned address is `10.254.0.1`, on the target's
-//! loopback; scanner `k` (from 1) is `10.254.<k>.2` and up on a `/24` link whose target end is
-//! `10.254.<k>.1`. Nothing outside these namespaces is ever sent a packet.
+//! Addresses: each lab claims a number `<n>` (150..=249) by creating its target namespace
+//! `vigil-scan-<n>-t` (`ip netns add` fails for a name that exists, so concurrent labs — test
+//! processes run in parallel, and the eBPF sensor of each sees the others' traffic — never
+//! share addresses). The host link is `10.253.<n>.0/30` (host `.1`, target `.2`, the only
+//! addresses the host itself gets); the scanned address is `10.<n>.0.1`, on the target's
+//! loopback; scanner `k` (from 1) is `10.<n>.<k>.2` and up on a `/24` link whose target end is
+//! `10.<n>.<k>.1`. Nothing outside these namespaces is ever sent a packet.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// The address scanners scan, on the target's loopback.
-pub const TARGET: Ipv4Addr = Ipv4Addr::new(10, 254, 0, 1);
 
 fn ip(args: &[&str]) -> Output {
     Command::new("ip")
@@ -54,6 +54,8 @@ pub struct Scanner {
     pub ns: String,
     /// Its first address; more follow it (see [`Lab::add_scanner`]).
     pub addr: Ipv4Addr,
+    /// The lab's scanned address.
+    pub target: Ipv4Addr,
 }
 
 impl Scanner {
@@ -68,6 +70,10 @@ impl Scanner {
 #[derive(Debug)]
 pub struct Lab {
     tag: String,
+    /// The lab's number (see the module documentation).
+    pub net: u8,
+    /// The address scanners scan, on the target's loopback.
+    pub target: Ipv4Addr,
     pub target_ns: String,
     host_if: String,
     pub host_addr: Ipv4Addr,
@@ -78,24 +84,34 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Creates the target namespace and its host link, `lo` up with [`TARGET`] on it.
+    /// Creates the target namespace and its host link, `lo` up with the lab's target address on it.
     pub fn create() -> Self {
         let random = RandomState::new().hash_one(Instant::now());
-        let tag = format!("{:05x}", random & 0xf_ffff);
-        let x = u8::try_from(1 + (random >> 24) % 250).unwrap_or(1);
-        // The guard exists before the first command, so a failing step still cleans up.
+        let net = (0..100u64)
+            .map(|k| u8::try_from(150 + (random + k) % 100).unwrap_or(150))
+            .find(|n| {
+                ip(&["netns", "add", &format!("vigil-scan-{n}-t")])
+                    .status
+                    .success()
+            })
+            .expect("a free scan lab number");
+        let tag = net.to_string();
+        // The guard exists before the next command, so a failing step still cleans up.
         let mut lab = Self {
+            net,
+            target: Ipv4Addr::new(10, net, 0, 1),
             target_ns: format!("vigil-scan-{tag}-t"),
             host_if: format!("vgs{tag}h"),
-            host_addr: Ipv4Addr::new(10, 253, x, 1),
-            target_link_addr: Ipv4Addr::new(10, 253, x, 2),
+            host_addr: Ipv4Addr::new(10, 253, net, 1),
+            target_link_addr: Ipv4Addr::new(10, 253, net, 2),
             namespaces: Vec::new(),
             children: Vec::new(),
             tag,
         };
         let t = lab.target_ns.clone();
-        ip_ok(&["netns", "add", &t]);
         lab.namespaces.push(t.clone());
+        // A host link left by a killed run under this number.
+        let _ = ip(&["link", "del", &lab.host_if]);
         ip_ok(&[
             "link",
             "add",
@@ -132,15 +148,15 @@ impl Lab {
             &t,
             "addr",
             "add",
-            &format!("{TARGET}/32"),
+            &format!("{}/32", lab.target),
             "dev",
             "lo",
         ]);
         lab
     }
 
-    /// Adds scanner namespace `k` (1..=250) with `addresses` addresses `10.254.<k>.2…`, routed
-    /// to [`TARGET`] through the target.
+    /// Adds scanner namespace `k` (1..=250) with `addresses` addresses `10.<n>.<k>.2…`, routed
+    /// to the lab's target through the target namespace.
     pub fn add_scanner(&mut self, k: u8, addresses: u8) -> Scanner {
         let ns = format!("vigil-scan-{}-s{k}", self.tag);
         ip_ok(&["netns", "add", &ns]);
@@ -155,13 +171,13 @@ impl Lab {
             &t,
             "addr",
             "add",
-            &format!("10.254.{k}.1/24"),
+            &format!("10.{}.{k}.1/24", self.net),
             "dev",
             &t_if,
         ]);
         ip_ok(&["-n", &t, "link", "set", &t_if, "up"]);
         for i in 0..addresses.max(1) {
-            let addr = format!("10.254.{k}.{}/24", 2 + u16::from(i));
+            let addr = format!("10.{}.{k}.{}/24", self.net, 2 + u16::from(i));
             ip_ok(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"]);
         }
         ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
@@ -171,13 +187,14 @@ impl Lab {
             &ns,
             "route",
             "add",
-            &format!("{TARGET}/32"),
+            &format!("{}/32", self.target),
             "via",
-            &format!("10.254.{k}.1"),
+            &format!("10.{}.{k}.1", self.net),
         ]);
         Scanner {
             ns,
-            addr: Ipv4Addr::new(10, 254, k, 2),
+            addr: Ipv4Addr::new(10, self.net, k, 2),
+            target: self.target,
         }
     }
 
