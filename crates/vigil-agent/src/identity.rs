@@ -158,6 +158,7 @@ pub async fn enroll(
     ca_pem: &str,
     secret: &str,
     host: HostFacts,
+    proposed_sensor_id: &str,
 ) -> Result<AgentIdentity, IdentityError> {
     let (key_pem, csr_pem) = new_key_and_csr()?;
     let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem));
@@ -166,6 +167,7 @@ pub async fn enroll(
         secret: secret.to_owned(),
         host: Some(host),
         csr_pem,
+        proposed_sensor_id: proposed_sensor_id.to_owned(),
     };
     let resp = client.enroll(req).await?.into_inner();
     let id = from_response(resp, key_pem);

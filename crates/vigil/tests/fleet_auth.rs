@@ -89,9 +89,16 @@ async fn wrong_secret_revoked_expired_and_anonymous_are_refused() {
     let srv = start(data.path(), rules.path()).await;
 
     // Wrong secret: refused, nothing stored.
-    let err = identity::enroll(&srv.fleet, agent_dir.path(), &srv.ca_pem, "wrong", host())
-        .await
-        .unwrap_err();
+    let err = identity::enroll(
+        &srv.fleet,
+        agent_dir.path(),
+        &srv.ca_pem,
+        "wrong",
+        host(),
+        "",
+    )
+    .await
+    .unwrap_err();
     match err {
         IdentityError::Refused(status) => {
             assert_eq!(status.code(), Code::Unauthenticated);
@@ -107,11 +114,33 @@ async fn wrong_secret_revoked_expired_and_anonymous_are_refused() {
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(status.message().contains("client certificate is required"));
 
-    // A real enrollment works and its session opens…
-    let id = identity::enroll(&srv.fleet, agent_dir.path(), &srv.ca_pem, SECRET, host())
-        .await
-        .unwrap();
+    // A real enrollment works, keeps the id the agent proposed, and its session opens…
+    let proposed = uuid::Uuid::new_v4().to_string();
+    let id = identity::enroll(
+        &srv.fleet,
+        agent_dir.path(),
+        &srv.ca_pem,
+        SECRET,
+        host(),
+        &proposed,
+    )
+    .await
+    .unwrap();
+    assert_eq!(id.sensor_id, proposed);
     open_session(&srv.fleet, id.client_tls()).await.unwrap();
+    // …and nobody else can take that id by proposing it: they get their own.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = identity::enroll(
+        &srv.fleet,
+        other_dir.path(),
+        &srv.ca_pem,
+        SECRET,
+        host(),
+        &proposed,
+    )
+    .await
+    .unwrap();
+    assert_ne!(other.sensor_id, proposed);
 
     // …until an operator revokes the endpoint.
     let res = {
@@ -162,10 +191,18 @@ async fn wrong_secret_revoked_expired_and_anonymous_are_refused() {
     srv.stop.cancel();
     srv.task.await.unwrap();
 
-    // Nothing any refused caller sent was stored: only the one real enrollment exists.
+    // Nothing any refused caller sent was stored: only the two real enrollments exist.
     let store = SqliteStore::open(data.path()).await.unwrap();
-    let eps = store.endpoints().await.unwrap();
-    assert_eq!(eps.len(), 1);
-    assert_eq!(eps[0].facts.sensor_id, id.sensor_id);
+    let mut ids: Vec<_> = store
+        .endpoints()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.facts.sensor_id)
+        .collect();
+    ids.sort();
+    let mut expected = vec![id.sensor_id.clone(), other.sensor_id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
     assert!(store.events_after(0, 10).await.unwrap().events.is_empty());
 }

@@ -120,6 +120,14 @@ fn process_on_host_becomes_event_and_alert() {
     let ep = &endpoints["items"][0];
     assert_eq!(ep["capabilities"][0]["name"], "process");
     assert_eq!(ep["capabilities"][0]["live"], true);
+    // The id `vigil up` printed for its agent is the endpoint's id in the fleet.
+    let printed = vigil
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("agent: sensor "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("vigil up names its agent");
+    assert_eq!(ep["sensor_id"], printed);
 
     let status = vigil.interrupt();
     assert!(status.success(), "vigil up exited with {status}");

@@ -251,7 +251,16 @@ impl Link {
                 "no enrollment secret was given (--enroll-secret / VIGIL_ENROLL_SECRET)",
             ))?;
         let host = self.hello.host.clone().unwrap_or_default();
-        let id = identity::enroll(&self.cfg.server, &self.cfg.data_dir, ca, secret, host).await?;
+        let proposed = self.hello.sensor_id.clone();
+        let id = identity::enroll(
+            &self.cfg.server,
+            &self.cfg.data_dir,
+            ca,
+            secret,
+            host,
+            &proposed,
+        )
+        .await?;
         tracing::info!(sensor_id = %id.sensor_id, "Enrolled with the fleet server");
         self.identity = Some(id.clone());
         Ok(id)
@@ -398,6 +407,11 @@ impl Link {
                 () = self.wake.notified(), if window_open => {}
                 _ = heartbeat.tick() => {
                     let (cpu_percent, rss_bytes) = self.usage.sample();
+                    // Reading the isolation back runs `nft`: off the async threads.
+                    let read = Arc::clone(&self.isolation);
+                    let isolation = tokio::task::spawn_blocking(move || read())
+                        .await
+                        .unwrap_or_else(|_| "unknown".into());
                     let hb = Heartbeat {
                         time: vigil_ocsf::now_ms(),
                         buffered: self.buffer.len(),
@@ -408,7 +422,7 @@ impl Link {
                         uptime_s: self.usage.uptime_s(),
                         cpu_percent,
                         rss_bytes,
-                        isolation: (self.isolation)(),
+                        isolation,
                     };
                     send(tx, agent_message::Msg::Heartbeat(hb)).await?;
                 }

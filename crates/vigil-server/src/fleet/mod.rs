@@ -123,34 +123,52 @@ impl Fleet for FleetService {
             tracing::warn!("Enrollment refused: wrong secret");
             return Err(Status::unauthenticated("wrong enrollment secret"));
         }
-        let sensor_id = uuid::Uuid::new_v4().to_string();
-        let issued =
-            e.ca.issue_client(&req.csr_pem, &sensor_id, e.cert_validity)
-                .map_err(|err| Status::invalid_argument(err.to_string()))?;
         let host = req.host.unwrap_or_default();
-        let facts = EndpointFacts {
-            sensor_id: sensor_id.clone(),
-            hostname: host.hostname,
-            os_name: host.os_name,
-            kernel_release: host.kernel_release,
-            agent_version: host.agent_version,
-            capabilities: Vec::new(),
-        };
         let token = pki::random_secret();
-        let cert = CertRecord {
-            fingerprint: issued.fingerprint,
-            not_after: issued.not_after_ms,
+        // The agent's own id when it proposes one no endpoint has; a fresh one otherwise.
+        let proposed = uuid::Uuid::parse_str(&req.proposed_sensor_id)
+            .ok()
+            .map(|u| u.to_string());
+        let mut attempt = 0;
+        let (sensor_id, issued) = loop {
+            let sensor_id = match (&proposed, attempt) {
+                (Some(p), 0) => p.clone(),
+                _ => uuid::Uuid::new_v4().to_string(),
+            };
+            attempt += 1;
+            let issued =
+                e.ca.issue_client(&req.csr_pem, &sensor_id, e.cert_validity)
+                    .map_err(|err| Status::invalid_argument(err.to_string()))?;
+            let facts = EndpointFacts {
+                sensor_id: sensor_id.clone(),
+                hostname: host.hostname.clone(),
+                os_name: host.os_name.clone(),
+                kernel_release: host.kernel_release.clone(),
+                agent_version: host.agent_version.clone(),
+                capabilities: Vec::new(),
+            };
+            let cert = CertRecord {
+                fingerprint: issued.fingerprint.clone(),
+                not_after: issued.not_after_ms,
+            };
+            match self
+                .store
+                .enroll_endpoint(
+                    &facts,
+                    &cert,
+                    &pki::hash_secret(&token),
+                    vigil_ocsf::now_ms(),
+                )
+                .await
+            {
+                Ok(()) => break (sensor_id, issued),
+                Err(crate::store::StoreError::Conflict(_)) if attempt < 3 => {
+                    tracing::info!(proposed = %sensor_id, "Proposed sensor id already enrolled; assigning another");
+                }
+                Err(error) => return Err(unavailable(error)),
+            }
         };
-        self.store
-            .enroll_endpoint(
-                &facts,
-                &cert,
-                &pki::hash_secret(&token),
-                vigil_ocsf::now_ms(),
-            )
-            .await
-            .map_err(unavailable)?;
-        tracing::info!(sensor_id = %sensor_id, hostname = %facts.hostname, "Endpoint enrolled");
+        tracing::info!(sensor_id = %sensor_id, hostname = %host.hostname, "Endpoint enrolled");
         Ok(Response::new(EnrollResponse {
             sensor_id,
             cert_pem: issued.cert_pem,

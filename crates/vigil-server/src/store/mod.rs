@@ -262,7 +262,8 @@ pub enum CompleteOutcome {
 pub trait Store: Send + Sync + 'static {
     /// Records (or refreshes) an endpoint when its session opens.
     async fn upsert_endpoint(&self, facts: &EndpointFacts, now: i64) -> Result<(), StoreError>;
-    /// Records a new endpoint with its first certificate and its API token hash.
+    /// Records a new endpoint with its first certificate and its API token hash, in one
+    /// transaction; `Conflict` when an endpoint with that id exists already.
     async fn enroll_endpoint(
         &self,
         facts: &EndpointFacts,

@@ -117,7 +117,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
             hostname: format!("sim-{i}"),
             ..Default::default()
         };
-        ids.push(identity::enroll(&url, &adir, &ca, SECRET, host).await?);
+        ids.push(identity::enroll(&url, &adir, &ca, SECRET, host, "").await?);
     }
     eprintln!(
         "bench: enrolled in {:.1} s; streaming {} events/s for {} s…",

@@ -49,9 +49,52 @@ impl SqliteStore {
         token_hash: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.upsert_endpoint_impl(f, now).await?;
-        self.add_certificate_impl(&f.sensor_id, cert, now).await?;
-        self.add_token_impl(&f.sensor_id, token_hash, now).await
+        let mut tx = self.write_tx().await?;
+        let known: Option<String> =
+            sqlx::query_scalar("SELECT sensor_id FROM endpoints WHERE sensor_id = ?")
+                .bind(&f.sensor_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if known.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "endpoint {} is already enrolled",
+                f.sensor_id
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO endpoints (sensor_id, hostname, os_name, kernel_release, agent_version,
+                                    capabilities, first_seen, last_seen)
+             VALUES (?, ?, ?, ?, ?, '[]', ?, ?)",
+        )
+        .bind(&f.sensor_id)
+        .bind(&f.hostname)
+        .bind(&f.os_name)
+        .bind(&f.kernel_release)
+        .bind(&f.agent_version)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO certificates (fingerprint, sensor_id, issued_at, not_after)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(&cert.fingerprint)
+        .bind(&f.sensor_id)
+        .bind(now)
+        .bind(cert.not_after)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO sensor_tokens (token_hash, sensor_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(&f.sensor_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(super) async fn add_certificate_impl(

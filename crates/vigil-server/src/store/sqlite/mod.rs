@@ -52,7 +52,9 @@ impl SqliteStore {
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock at once (waiting up to the
     /// busy timeout): a deferred transaction that reads and then writes fails with
     /// `SQLITE_BUSY_SNAPSHOT` when another writer committed in between, which no wait can fix.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+    pub(super) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
