@@ -137,6 +137,7 @@ pub struct Server {
     store: Arc<SqliteStore>,
     rules: Arc<RuleSet>,
     maps: Arc<vigil_ocsf::fieldmap::FieldMaps>,
+    catalog: Arc<crate::api::rules::RuleCatalog>,
     response: ResponseConfig,
     report: LoadReport,
     roles: Roles,
@@ -199,6 +200,7 @@ impl Server {
         });
         let store = Arc::new(SqliteStore::open(&config.data_dir).await?);
         let rules = Arc::new(rules);
+        let catalog = Arc::new(crate::api::rules::RuleCatalog::new(&rules, &report));
         crate::response::ensure_default_policy(&*store, &rules).await?;
         Ok(Self {
             enrollment,
@@ -216,6 +218,7 @@ impl Server {
             store,
             rules,
             maps: Arc::new(maps),
+            catalog,
             response: config.response.clone(),
             report,
             roles: config.roles.clone(),
@@ -306,6 +309,7 @@ impl Server {
                     sessions,
                     ingest,
                     responder,
+                    catalog: self.catalog,
                 }),
             )
             .with_graceful_shutdown(async move { api_stop.cancelled().await })

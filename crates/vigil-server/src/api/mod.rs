@@ -5,22 +5,24 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::fleet::Sessions;
 use crate::ingest::Ingestor;
-use crate::store::{EventQuery, FindingQuery, Store};
+use crate::store::Store;
 
+mod alerts;
+#[cfg(test)]
+mod alerts_tests;
 mod edr;
 mod endpoints;
 mod error;
 mod policies;
 #[cfg(test)]
 mod response_tests;
+pub mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +44,8 @@ pub struct ApiState {
     pub ingest: Ingestor,
     /// Queues commands and resolves policies.
     pub responder: crate::response::Responder,
+    /// The rules loaded at start and what became of each.
+    pub catalog: Arc<rules::RuleCatalog>,
 }
 
 impl ApiState {
@@ -71,6 +75,7 @@ impl ApiState {
             store,
             sessions,
             responder,
+            catalog: rules::empty(),
         }
     }
 }
@@ -126,8 +131,14 @@ pub fn app(state: ApiState) -> Router {
         )
         .route("/api/v1/edr/{sensor}/risk", get(edr::risk))
         .layer(axum::extract::DefaultBodyLimit::max(edr::MAX_BODY_BYTES))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/events", get(alerts::events))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route(
+            "/api/v1/alerts/{uid}",
+            get(alerts::one).patch(alerts::update),
+        )
+        .route("/api/v1/alerts/{uid}/comments", post(alerts::comment))
+        .route("/api/v1/rules", get(rules::list))
         .fallback(not_found)
         .with_state(state)
 }
@@ -146,56 +157,4 @@ pub(crate) fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
         Some(0) => Err(ApiError::bad_request("limit must be at least 1")),
         Some(n) => Ok(n.min(MAX_LIMIT)),
     }
-}
-
-/// `GET /api/v1/events` parameters.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventParams {
-    /// Only this OCSF class.
-    class_uid: Option<u32>,
-    /// Only events at or after this time (ms since the epoch).
-    since: Option<i64>,
-    /// Only this endpoint.
-    sensor_id: Option<String>,
-    /// At most this many (default 100, max 1000).
-    limit: Option<u32>,
-}
-
-async fn events(
-    State(st): State<ApiState>,
-    params: Result<Query<EventParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(p) = params?;
-    let q = EventQuery {
-        class_uid: p.class_uid,
-        since: p.since,
-        sensor_id: p.sensor_id,
-        limit: limit(p.limit)?,
-    };
-    let items = st.store.query_events(&q).await?;
-    Ok(Json(json!({ "items": items })))
-}
-
-/// `GET /api/v1/alerts` parameters.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AlertParams {
-    /// Only alerts raised at or after this time (ms since the epoch).
-    since: Option<i64>,
-    /// At most this many (default 100, max 1000).
-    limit: Option<u32>,
-}
-
-async fn alerts(
-    State(st): State<ApiState>,
-    params: Result<Query<AlertParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(p) = params?;
-    let q = FindingQuery {
-        since: p.since,
-        limit: limit(p.limit)?,
-    };
-    let items = st.store.query_findings(&q).await?;
-    Ok(Json(json!({ "items": items })))
 }

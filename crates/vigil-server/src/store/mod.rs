@@ -183,6 +183,13 @@ pub struct EventQuery {
     pub since: Option<i64>,
     /// Only this sensor.
     pub sensor_id: Option<String>,
+    /// Only events with `time < until` (ms).
+    pub until: Option<i64>,
+    /// Only events whose OCSF document contains this text (case-insensitive for ASCII).
+    pub text: Option<String>,
+    /// Only events whose attribute at this dotted OCSF path (`process.file.path`) equals the
+    /// value (compared as text).
+    pub field: Option<(String, String)>,
     /// At most this many, newest first.
     pub limit: u32,
 }
@@ -192,8 +199,66 @@ pub struct EventQuery {
 pub struct FindingQuery {
     /// Only findings with `time >= since` (ms).
     pub since: Option<i64>,
+    /// Only findings with `time < until` (ms).
+    pub until: Option<i64>,
+    /// Only this endpoint's.
+    pub sensor_id: Option<String>,
+    /// Only in this workflow state (`new`, `acknowledged`, `closed`).
+    pub status: Option<String>,
+    /// Only this severe or worse (OCSF severity id).
+    pub min_severity: Option<u8>,
+    /// Only raised by this rule.
+    pub rule_id: Option<String>,
     /// At most this many, newest first.
     pub limit: u32,
+}
+
+/// The analyst's workflow on an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertWorkflow {
+    /// `new`, `acknowledged`, `closed`.
+    pub status: String,
+    /// `true_positive` or `false_positive` once closed.
+    pub verdict: Option<String>,
+    /// Who works on it.
+    pub assignee: Option<String>,
+    /// Last workflow change (ms).
+    pub updated_at: Option<i64>,
+}
+
+/// A change to an alert's workflow; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertUpdate {
+    /// New state.
+    pub status: Option<String>,
+    /// Verdict (required when closing).
+    pub verdict: Option<String>,
+    /// Assignee (`Some("")` clears it).
+    pub assignee: Option<String>,
+}
+
+/// A comment on an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertComment {
+    /// When (ms).
+    pub time: i64,
+    /// Who.
+    pub author: String,
+    /// What.
+    pub text: String,
+}
+
+/// An alert with its workflow and comments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    /// The OCSF Detection Finding.
+    pub finding: serde_json::Value,
+    /// The endpoint it is about.
+    pub sensor_id: String,
+    /// Workflow state.
+    pub workflow: AlertWorkflow,
+    /// Comments, oldest first.
+    pub comments: Vec<AlertComment>,
 }
 
 /// A response command as stored.
@@ -416,6 +481,26 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_policy(&self, id: &str) -> Result<bool, StoreError>;
     /// Every policy, by name.
     async fn policies(&self) -> Result<Vec<Policy>, StoreError>;
-    /// Findings matching a query, newest first, as OCSF documents.
+    /// One alert with its workflow and comments.
+    async fn alert(&self, uid: &str) -> Result<Option<Alert>, StoreError>;
+    /// Changes an alert's workflow (and audits it); `None` when there is no such alert,
+    /// `Conflict` for a transition the workflow does not allow.
+    async fn update_alert(
+        &self,
+        uid: &str,
+        update: &AlertUpdate,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<Alert>, StoreError>;
+    /// Adds a comment; `false` when there is no such alert.
+    async fn comment_alert(
+        &self,
+        uid: &str,
+        author: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Findings matching a query, newest first, as OCSF documents with their workflow under
+    /// `workflow` and their endpoint under `sensor_id`.
     async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<serde_json::Value>, StoreError>;
 }

@@ -16,6 +16,7 @@ use super::{
     StoredEvent,
 };
 
+mod alerts;
 mod commands;
 mod endpoints;
 mod response;
@@ -223,6 +224,20 @@ impl super::Store for SqliteStore {
         if let Some(sensor) = &q.sensor_id {
             qb.push(" AND sensor_id = ").push_bind(sensor.clone());
         }
+        if let Some(until) = q.until {
+            qb.push(" AND time < ").push_bind(until);
+        }
+        if let Some(text) = &q.text {
+            qb.push(" AND instr(lower(body), lower(")
+                .push_bind(text.clone())
+                .push(")) > 0");
+        }
+        if let Some((path, value)) = &q.field {
+            qb.push(" AND CAST(json_extract(body, ")
+                .push_bind(format!("$.{path}"))
+                .push(") AS TEXT) = ")
+                .push_bind(value.clone());
+        }
         qb.push(" ORDER BY time DESC, seq DESC LIMIT ")
             .push_bind(q.limit);
         let rows = qb.build().fetch_all(&self.pool).await?;
@@ -356,16 +371,31 @@ impl super::Store for SqliteStore {
     }
 
     async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<serde_json::Value>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT body FROM findings WHERE time >= ? ORDER BY time DESC, seq DESC LIMIT ?",
-        )
-        .bind(q.since.unwrap_or(i64::MIN))
-        .bind(q.limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("body")?)?))
-            .collect()
+        self.query_findings_impl(q).await
+    }
+
+    async fn alert(&self, uid: &str) -> Result<Option<super::Alert>, StoreError> {
+        self.alert_impl(uid).await
+    }
+
+    async fn update_alert(
+        &self,
+        uid: &str,
+        update: &super::AlertUpdate,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<super::Alert>, StoreError> {
+        self.update_alert_impl(uid, update, actor, now).await
+    }
+
+    async fn comment_alert(
+        &self,
+        uid: &str,
+        author: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.comment_alert_impl(uid, author, text, now).await
     }
 }
 

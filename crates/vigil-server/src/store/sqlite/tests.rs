@@ -63,8 +63,8 @@ async fn findings_and_cursor_commit_together_and_survive_reopen() {
     assert_eq!(store.cursor("detect").await.unwrap(), 42);
     let got = store
         .query_findings(&FindingQuery {
-            since: None,
             limit: 5,
+            ..Default::default()
         })
         .await
         .unwrap();
