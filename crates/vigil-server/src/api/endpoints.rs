@@ -66,13 +66,12 @@ fn view(ep: &Endpoint, now: i64, live: bool) -> Value {
 
 pub(super) async fn list(State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let now = vigil_ocsf::now_ms();
-    let items: Vec<_> = st
-        .store
-        .endpoints()
-        .await?
-        .iter()
-        .map(|ep| view(ep, now, st.sessions.is_live(&ep.facts.sensor_id)))
-        .collect();
+    let mut items = Vec::new();
+    for ep in st.store.endpoints().await? {
+        let mut v = view(&ep, now, st.sessions.is_live(&ep.facts.sensor_id));
+        v["risk"] = json!(st.store.risk(&ep.facts.sensor_id, now).await?);
+        items.push(v);
+    }
     Ok(Json(json!({ "items": items })))
 }
 
@@ -92,7 +91,10 @@ pub(super) async fn one(
 ) -> Result<Json<Value>, ApiError> {
     let ep = find(&st, &id).await?;
     let live = st.sessions.is_live(&ep.facts.sensor_id);
-    Ok(Json(view(&ep, vigil_ocsf::now_ms(), live)))
+    let now = vigil_ocsf::now_ms();
+    let mut v = view(&ep, now, live);
+    v["risk"] = json!(st.store.risk(&ep.facts.sensor_id, now).await?);
+    Ok(Json(v))
 }
 
 #[derive(Debug, Deserialize)]

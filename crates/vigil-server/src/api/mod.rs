@@ -16,6 +16,7 @@ use crate::store::Store;
 mod alerts;
 #[cfg(test)]
 mod alerts_tests;
+pub mod console;
 mod edr;
 mod endpoints;
 mod error;
@@ -139,16 +140,15 @@ pub fn app(state: ApiState) -> Router {
         )
         .route("/api/v1/alerts/{uid}/comments", post(alerts::comment))
         .route("/api/v1/rules", get(rules::list))
-        .fallback(not_found)
+        .fallback(console::serve)
         .with_state(state)
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
-}
+/// What this server offers beyond the core API, so clients (the console) use only what exists.
+pub const FEATURES: &[&str] = &[];
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route; the API lives under /api/v1")
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "features": FEATURES }))
 }
 
 pub(crate) fn limit(requested: Option<u32>) -> Result<u32, ApiError> {

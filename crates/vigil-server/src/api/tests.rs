@@ -59,7 +59,41 @@ async fn bad_query_gets_the_error_shape() {
     let (status, body) = get(&st, "/api/v1/alerts?limit=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["message"], "limit must be at least 1");
-    let (status, body) = get(&st, "/nope").await;
+    let (status, body) = get(&st, "/api/v1/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn the_console_is_served_at_the_root_with_a_strict_policy() {
+    let (_dir, st) = state().await;
+    let res = app(st.clone())
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let html = String::from_utf8_lossy(&bytes);
+    if super::console::built() {
+        // Every asset the page names is served.
+        for asset in html.split('"').filter(|s| s.starts_with("/assets/")) {
+            let res = app(st.clone())
+                .oneshot(Request::get(asset).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{asset}");
+        }
+    } else {
+        assert!(html.contains("built without its web console"), "{html}");
+    }
 }
