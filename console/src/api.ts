@@ -146,7 +146,13 @@ export interface Finding {
     related_events_uids?: string[];
     types?: string[];
   };
-  evidences?: { process?: OcsfProcess; actor?: { process?: OcsfProcess }; data?: unknown }[];
+  evidences?: {
+    process?: OcsfProcess;
+    actor?: { process?: OcsfProcess };
+    src_endpoint?: { ip?: string; port?: number };
+    dst_endpoint?: { ip?: string; port?: number };
+    data?: unknown;
+  }[];
   unmapped?: { response?: { action: string; succeeded: boolean; detail: unknown; time: number }[] };
   workflow?: Workflow;
 }

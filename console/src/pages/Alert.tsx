@@ -90,6 +90,8 @@ export function AlertPage({ uid }: { uid: string }) {
     );
   }
   const rule = rules.data?.items.find((r) => r.id === f.finding_info.analytic.uid);
+  const src = f.evidences?.find((e) => e.src_endpoint?.ip)?.src_endpoint?.ip;
+  const dst = f.evidences?.find((e) => e.dst_endpoint?.ip)?.dst_endpoint?.ip;
   const att = attackLabel(f);
   const update = (body: Record<string, unknown>) => {
     setError(null);
@@ -135,11 +137,26 @@ export function AlertPage({ uid }: { uid: string }) {
             <dd>{att.technique}</dd>
             <dt>Tactic</dt>
             <dd>{att.tactic}</dd>
+            {src && (
+              <>
+                <dt>Source</dt>
+                <dd className="mono">{src}</dd>
+              </>
+            )}
+            {dst && (
+              <>
+                <dt>Target</dt>
+                <dd className="mono">{dst}</dd>
+              </>
+            )}
             {f.count !== undefined && (
               <>
                 <dt>Count</dt>
                 <dd>
-                  {f.count} between {fmtTime(f.start_time)} and {fmtTime(f.end_time)}
+                  {f.count} events between {fmtTime(f.start_time)} and {fmtTime(f.end_time)}
+                  {f.start_time !== undefined && f.end_time !== undefined && (
+                    <span className="muted"> ({((f.end_time - f.start_time) / 1000).toFixed(3)} s)</span>
+                  )}
                 </dd>
               </>
             )}

@@ -11,37 +11,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{VigilUp, is_root, nonce, wait_for};
-
-const CONSOLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../console");
+use common::{CONSOLE, VigilUp, is_root, nonce, wait_for};
 
 fn ready(test: &str) -> bool {
-    if !is_root(test) {
-        return false;
-    }
-    let missing: Vec<&str> = [
-        ("/usr/bin/chromium", "Debian's chromium"),
-        (
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../console/node_modules/playwright-core"
-            ),
-            "console/node_modules (npm ci)",
-        ),
-    ]
-    .iter()
-    .filter(|(p, _)| !Path::new(p).exists())
-    .map(|(_, what)| *what)
-    .collect();
-    let node = Command::new("node").arg("--version").output().is_ok();
-    if !missing.is_empty() || !node || !vigil_server::api::console::built() {
-        eprintln!(
-            "skipping {test}: needs node, {missing:?} and a server built with the console \
-             (run scripts/setup)"
-        );
-        return false;
-    }
-    true
+    is_root(test) && common::console_testable(test)
 }
 
 fn marker_rule(dir: &Path, marker: &str) {

@@ -100,6 +100,16 @@ fn scan_and_expect_one_alert(up: &VigilUp, scanner: &Scanner, kind: &str) -> f64
         facts.ports.iter().all(|p| (1..=150).contains(p)),
         "{facts:?}"
     );
+    // The analyst sees the same alert in the console: scanner, target, ports and time span.
+    if common::console_testable("scan_and_expect_one_alert") {
+        let title = alert["finding_info"]["title"].as_str().unwrap_or_default();
+        let count = format!("{} events between", facts.distinct_ports);
+        common::assert_console_shows_alert(
+            &up.api,
+            title,
+            &[&source, &scanner.target.to_string(), &count, "T1046"],
+        );
+    }
     latency
 }
 

@@ -175,3 +175,58 @@ pub fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Opti
 pub fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// The console's folder.
+pub const CONSOLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../console");
+
+/// Whether the console's browser tests can run here (node, Debian's chromium, the console's
+/// packages, a server built with the console); otherwise says what is missing.
+pub fn console_testable(test: &str) -> bool {
+    let missing: Vec<&str> = [
+        ("/usr/bin/chromium", "Debian's chromium"),
+        (
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../console/node_modules/playwright-core"
+            ),
+            "console/node_modules (npm ci)",
+        ),
+    ]
+    .iter()
+    .filter(|(p, _)| !Path::new(p).exists())
+    .map(|(_, what)| *what)
+    .collect();
+    let node = Command::new("node").arg("--version").output().is_ok();
+    let ok = missing.is_empty() && node && vigil_server::api::console::built();
+    if !ok {
+        eprintln!(
+            "skipping the console part of {test}: needs node, {missing:?} and a server built with \
+             the console (run scripts/setup)"
+        );
+    }
+    ok
+}
+
+/// Opens the console at `api` in headless Chromium and checks that an alert titled `title` is
+/// in the queue and that its page shows every text in `texts`; panics with what the page
+/// showed otherwise.
+pub fn assert_console_shows_alert(api: &str, title: &str, texts: &[&str]) {
+    let out = Command::new("node")
+        .current_dir(CONSOLE)
+        .arg("tests/alert.mjs")
+        .arg(api)
+        .arg(title)
+        .args(texts)
+        .output()
+        .expect("run node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(
+        out.status.success(),
+        "the console does not show the alert:\n{text}"
+    );
+}
