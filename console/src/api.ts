@@ -217,6 +217,7 @@ export interface RuleView {
   attacks: Attack[];
   description?: string;
   path: string;
+  enabled: boolean;
   policies: { policy_id: string; policy: string; response: string; enabled: boolean }[];
 }
 

@@ -87,6 +87,13 @@ export function RulesPage() {
       .then(() => policies.reload())
       .catch((e: unknown) => setError(e instanceof ApiError ? e.message : String(e)));
   };
+  const switchRule = (id: string, enabled: boolean) => {
+    setError(null);
+    api
+      .put(`/rules/${encodeURIComponent(id)}`, { enabled })
+      .then(() => rules.reload())
+      .catch((e: unknown) => setError(e instanceof ApiError ? e.message : String(e)));
+  };
   const c = rules.data?.counts;
   return (
     <section aria-labelledby="rules-title">
@@ -180,6 +187,7 @@ export function RulesPage() {
               <th>ATT&amp;CK</th>
               <th>Logsource</th>
               <th>Responses</th>
+              <th>Enabled</th>
             </tr>
           </thead>
           <tbody>
@@ -201,6 +209,21 @@ export function RulesPage() {
                 <td className="small">{r.logsource}</td>
                 <td className="small">
                   {r.policies.map((p) => `${p.policy}: ${p.response}${p.enabled ? "" : " (off)"}`).join("; ") || "—"}
+                </td>
+                <td>
+                  {r.status === "loaded" && r.id ? (
+                    <label className="switch">
+                      <input
+                        type="checkbox"
+                        checked={r.enabled}
+                        onChange={() => switchRule(r.id!, !r.enabled)}
+                        aria-label={`Enable ${r.title ?? r.id}`}
+                      />
+                      {r.enabled ? "on" : "off"}
+                    </label>
+                  ) : (
+                    "—"
+                  )}
                 </td>
               </tr>
             ))}

@@ -16,6 +16,7 @@ pub mod risk;
 mod roles;
 mod server;
 pub mod store;
+pub mod switches;
 
 pub use roles::{Role, Roles};
 pub use server::{Server, ServerConfig, ServerError};

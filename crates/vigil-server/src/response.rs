@@ -133,9 +133,16 @@ pub struct Responder {
     maps: Arc<FieldMaps>,
     webhook: Option<Webhook>,
     ttl: Duration,
+    switches: crate::switches::RuleSwitches,
 }
 
 impl Responder {
+    /// The same responder, leaving switched-off rules out of the policies it pushes.
+    pub fn with_switches(mut self, switches: crate::switches::RuleSwitches) -> Self {
+        self.switches = switches;
+        self
+    }
+
     /// A responder over the store, live sessions and loaded rules.
     pub fn new(
         store: Arc<dyn Store>,
@@ -157,6 +164,7 @@ impl Responder {
             maps,
             webhook,
             ttl: cfg.command_ttl.unwrap_or(DEFAULT_COMMAND_TTL),
+            switches: crate::switches::RuleSwitches::default(),
         })
     }
 
@@ -279,7 +287,13 @@ impl Responder {
     pub async fn effective_policy(&self, sensor_id: &str) -> Result<PolicyUpdate, StoreError> {
         let tags = self.store.controls(sensor_id).await?.tags;
         let policies = self.store.policies().await?;
-        Ok(effective(&policies, sensor_id, &tags, &self.rules))
+        Ok(effective(
+            &policies,
+            sensor_id,
+            &tags,
+            &self.rules,
+            &self.switches,
+        ))
     }
 }
 
@@ -343,10 +357,14 @@ fn effective(
     sensor_id: &str,
     tags: &[String],
     rules: &RuleSet,
+    switches: &crate::switches::RuleSwitches,
 ) -> PolicyUpdate {
     let mut out = Vec::new();
     for p in policies.iter().filter(|p| p.applies_to(sensor_id, tags)) {
         for r in &p.spec.rules {
+            if r.rule_id.as_deref().is_some_and(|id| !switches.enabled(id)) {
+                continue;
+            }
             let resolved = match (&r.rule_id, &r.sigma) {
                 (Some(id), _) => rules
                     .rules()

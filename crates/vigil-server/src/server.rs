@@ -269,10 +269,17 @@ impl Server {
             &self.response,
         )
         .map_err(ServerError::Config)?;
+        let switches = crate::switches::RuleSwitches::new(store.rules_off().await?);
+        let responder = responder.with_switches(switches.clone());
         // Without the detect role, events are stored and wait behind the detection cursor
         // for a server that has it.
         let detect = if self.roles.has(Role::Detect) {
-            let worker = DetectWorker::new(Arc::clone(&store), Arc::clone(&bus), self.rules);
+            let worker = DetectWorker::with_switches(
+                Arc::clone(&store),
+                Arc::clone(&bus),
+                self.rules,
+                switches.clone(),
+            );
             tokio::spawn(worker.run(shutdown.clone()))
         } else {
             tracing::warn!("Detection is off (no detect role): events are stored, not scored");
@@ -310,6 +317,7 @@ impl Server {
                     ingest,
                     responder,
                     catalog: self.catalog,
+                    switches,
                 }),
             )
             .with_graceful_shutdown(async move { api_stop.cancelled().await })

@@ -47,6 +47,8 @@ pub struct ApiState {
     pub responder: crate::response::Responder,
     /// The rules loaded at start and what became of each.
     pub catalog: Arc<rules::RuleCatalog>,
+    /// Rules switched off by operators.
+    pub switches: crate::switches::RuleSwitches,
 }
 
 impl ApiState {
@@ -77,6 +79,7 @@ impl ApiState {
             sessions,
             responder,
             catalog: rules::empty(),
+            switches: Default::default(),
         }
     }
 }
@@ -140,6 +143,7 @@ pub fn app(state: ApiState) -> Router {
         )
         .route("/api/v1/alerts/{uid}/comments", post(alerts::comment))
         .route("/api/v1/rules", get(rules::list))
+        .route("/api/v1/rules/{id}", put(rules::switch))
         .fallback(console::serve)
         .with_state(state)
 }

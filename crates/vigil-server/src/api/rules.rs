@@ -120,6 +120,7 @@ pub(super) async fn list(State(st): State<ApiState>) -> Result<Json<Value>, ApiE
                 .collect();
             let mut v = json!(r);
             v["policies"] = json!(used_by);
+            v["enabled"] = json!(r.id.as_deref().is_none_or(|id| st.switches.enabled(id)));
             v
         })
         .collect();
@@ -131,6 +132,38 @@ pub(super) async fn list(State(st): State<ApiState>) -> Result<Json<Value>, ApiE
             "unsupported": count("unsupported"), "malformed": count("malformed"),
         },
     })))
+}
+
+/// `PUT /api/v1/rules/{id}` body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SwitchBody {
+    enabled: bool,
+}
+
+/// Switches a loaded rule on or off: off, it raises no finding on the server and is left out
+/// of the policies pushed to agents.
+pub(super) async fn switch(
+    State(st): State<ApiState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Result<Json<SwitchBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body?;
+    let known = st
+        .catalog
+        .rules
+        .iter()
+        .any(|r| r.status == "loaded" && r.id.as_deref() == Some(id.as_str()));
+    if !known {
+        return Err(ApiError::not_found(format!("no loaded rule has id {id}")));
+    }
+    st.store
+        .switch_rule(&id, b.enabled, "operator", vigil_ocsf::now_ms())
+        .await?;
+    st.switches.set(&id, b.enabled);
+    st.responder.policies_changed();
+    tracing::info!(rule = %id, enabled = b.enabled, "Rule switched");
+    Ok(Json(json!({ "id": id, "enabled": b.enabled })))
 }
 
 /// An empty catalog, for states built without a server.

@@ -12,6 +12,7 @@ use vigil_ocsf::DetectionFinding;
 
 use crate::bus::Bus;
 use crate::store::{Store, StoreError, StoredEvent};
+use crate::switches::RuleSwitches;
 
 /// Name of the embedded detection consumer's cursor.
 pub const CONSUMER: &str = "detect";
@@ -25,6 +26,7 @@ pub struct DetectWorker {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     rules: Arc<RuleSet>,
+    switches: RuleSwitches,
     /// Correlation state, one partition per endpoint (its events stay on this worker).
     correlators: HashMap<String, Correlator>,
 }
@@ -32,10 +34,21 @@ pub struct DetectWorker {
 impl DetectWorker {
     /// A worker over the given store, bus and rules.
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, rules: Arc<RuleSet>) -> Self {
+        Self::with_switches(store, bus, rules, RuleSwitches::default())
+    }
+
+    /// A worker that raises no finding for the rules an operator switched off.
+    pub fn with_switches(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        rules: Arc<RuleSet>,
+        switches: RuleSwitches,
+    ) -> Self {
         Self {
             store,
             bus,
             rules,
+            switches,
             correlators: HashMap::new(),
         }
     }
@@ -86,7 +99,10 @@ impl DetectWorker {
         let correlating = !self.rules.correlations().is_empty();
         for stored in events {
             let matched: Vec<&Rule> = self.rules.matches_all(&stored.event).collect();
-            for rule in matched.iter().filter(|r| r.standalone) {
+            for rule in matched
+                .iter()
+                .filter(|r| r.standalone && self.switches.enabled(&r.id))
+            {
                 let mut finding = vigil_detect::finding_for(rule, &stored.event, now);
                 // One finding per (rule, event): re-evaluating a page can never duplicate it, and
                 // an agent that raised the same finding itself shares its id.
@@ -99,6 +115,9 @@ impl DetectWorker {
                     .entry(stored.sensor_id.clone())
                     .or_insert_with(|| Correlator::new(&self.rules, CorrelationLimits::default()));
                 for hit in correlator.observe(&stored.event, &matched) {
+                    if !self.switches.enabled(&hit.rule.id) {
+                        continue;
+                    }
                     let finding = vigil_detect::correlation_finding(&hit, now);
                     out.push((stored.sensor_id.clone(), finding));
                 }
@@ -108,5 +127,58 @@ impl DetectWorker {
             self.correlators.values_mut().for_each(|c| c.expire(newest));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+    use vigil_ocsf::Event;
+
+    use super::*;
+    use crate::bus::InProcessBus;
+    use crate::store::FindingQuery;
+    use crate::store::sqlite::SqliteStore;
+
+    const RULE: &str = "
+title: marker
+id: 5f2c0d4e-1111-4a22-9b33-0c4d5e6f7a81
+logsource: {category: process_creation, product: linux}
+detection: {sel: {CommandLine|contains: switch-test-marker}, condition: sel}
+level: high
+";
+
+    #[tokio::test]
+    async fn a_switched_off_rule_raises_nothing_until_switched_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let maps = vigil_ocsf::fieldmap::FieldMaps::builtin().unwrap();
+        let (rules, _) = RuleSet::load_str(RULE, Path::new("t.yml"), &maps);
+        let switches = RuleSwitches::new(["5f2c0d4e-1111-4a22-9b33-0c4d5e6f7a81".to_owned()]);
+        let mut worker = DetectWorker::with_switches(
+            Arc::clone(&store),
+            Arc::new(InProcessBus::new()),
+            Arc::new(rules),
+            switches.clone(),
+        );
+        let ev = |uid: &str| {
+            Event::from_value(json!({"class_uid": 1007, "activity_id": 1, "time": 1,
+                "metadata": {"uid": uid},
+                "process": {"pid": 7, "cmd_line": "sh -c switch-test-marker"}}))
+            .unwrap()
+        };
+        store.insert_events("s1", &[ev("e1")]).await.unwrap();
+        worker.drain().await.unwrap();
+        let q = FindingQuery {
+            limit: 10,
+            ..Default::default()
+        };
+        assert!(store.query_findings(&q).await.unwrap().is_empty());
+        switches.set("5f2c0d4e-1111-4a22-9b33-0c4d5e6f7a81", true);
+        store.insert_events("s1", &[ev("e2")]).await.unwrap();
+        worker.drain().await.unwrap();
+        assert_eq!(store.query_findings(&q).await.unwrap().len(), 1);
     }
 }

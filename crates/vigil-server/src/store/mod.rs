@@ -481,6 +481,16 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_policy(&self, id: &str) -> Result<bool, StoreError>;
     /// Every policy, by name.
     async fn policies(&self) -> Result<Vec<Policy>, StoreError>;
+    /// Ids of the rules an operator switched off.
+    async fn rules_off(&self) -> Result<Vec<String>, StoreError>;
+    /// Switches a rule on or off (audited).
+    async fn switch_rule(
+        &self,
+        rule_id: &str,
+        enabled: bool,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
     /// One alert with its workflow and comments.
     async fn alert(&self, uid: &str) -> Result<Option<Alert>, StoreError>;
     /// Changes an alert's workflow (and audits it); `None` when there is no such alert,

@@ -354,6 +354,49 @@ impl super::Store for SqliteStore {
         self.policies_impl().await
     }
 
+    async fn rules_off(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT rule_id FROM rule_switches WHERE enabled = 0 ORDER BY rule_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn switch_rule(
+        &self,
+        rule_id: &str,
+        enabled: bool,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO rule_switches (rule_id, enabled, updated_at, updated_by) VALUES (?, ?, ?, ?)
+             ON CONFLICT (rule_id) DO UPDATE SET enabled = excluded.enabled,
+                updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(rule_id)
+        .bind(enabled)
+        .bind(now)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+        let entry = AuditEntry {
+            actor: actor.to_owned(),
+            action: if enabled {
+                "rule.enabled"
+            } else {
+                "rule.disabled"
+            }
+            .into(),
+            target: format!("rule:{rule_id}"),
+            detail: serde_json::json!({}),
+        };
+        response::append_audit(&mut tx, &entry, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn complete_command(
         &self,
         sensor_id: &str,
