@@ -106,7 +106,7 @@ export function EndpointPage({ id }: { id: string }) {
           <p className="muted">
             peak {(e.risk?.high_water ?? 0).toFixed(1)} at {fmtTime(e.risk?.high_water_at)}
           </p>
-          <RiskHistory alerts={alerts.data?.items ?? []} />
+          <RiskHistory id={id} />
         </div>
         <div className="card">
           <h2>Health</h2>
@@ -282,24 +282,26 @@ export function EndpointPage({ id }: { id: string }) {
   );
 }
 
-/** Risk contributions over time, from the endpoint's alerts (newest 50). */
-function RiskHistory({ alerts }: { alerts: Finding[] }) {
-  if (alerts.length === 0) return null;
-  const pts = [...alerts].sort((a, b) => a.time - b.time);
-  const t0 = pts[0].time;
-  const t1 = Math.max(pts[pts.length - 1].time, t0 + 1);
+/** The risk score over the last week (from the server's risk history). */
+function RiskHistory({ id }: { id: string }) {
+  const { data } = useLoad(
+    () => api.get<{ points: [number, number][] }>(`/endpoints/${encodeURIComponent(id)}/risk/history`),
+    [id],
+    ["alert"],
+  );
+  const pts = data?.points ?? [];
+  if (pts.length < 2) return null;
+  const t0 = pts[0][0];
+  const t1 = pts[pts.length - 1][0];
+  const path = pts
+    .map(([t, v], i) => `${i ? "L" : "M"}${(((t - t0) / (t1 - t0)) * 200).toFixed(1)},${(40 - (v / 100) * 38).toFixed(1)}`)
+    .join(" ");
   return (
-    <svg className="spark" viewBox="0 0 200 40" role="img" aria-label="Alerts over time by severity">
-      {pts.map((f) => (
-        <rect
-          key={f.finding_info.uid}
-          x={((f.time - t0) / (t1 - t0)) * 196}
-          y={40 - f.severity_id * 7}
-          width={4}
-          height={f.severity_id * 7}
-          className={`sev-bar sev-${f.severity_id}`}
-        />
-      ))}
-    </svg>
+    <figure className="risk-history">
+      <svg className="spark" viewBox="0 0 200 40" preserveAspectRatio="none" role="img" aria-label="Risk over the last 7 days">
+        <path d={path} className="risk-line" />
+      </svg>
+      <figcaption className="muted small">last 7 days (0–100)</figcaption>
+    </figure>
   );
 }

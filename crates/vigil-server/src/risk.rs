@@ -38,6 +38,38 @@ pub struct Risk {
     pub high_water_at: i64,
 }
 
+/// The score over `[from, to]` at `samples` evenly spaced times, from findings given as
+/// (time, severity id): each adds its contribution at its time, the sum decays and is capped.
+pub fn history(findings: &[(i64, u8)], from: i64, to: i64, samples: usize) -> Vec<(i64, f64)> {
+    let mut sorted = findings.to_vec();
+    sorted.sort_unstable();
+    let samples = samples.max(2);
+    let step = (to - from).max(1) as f64 / (samples - 1) as f64;
+    let mut out = Vec::with_capacity(samples);
+    let (mut score, mut at, mut next) = (0.0f64, i64::MIN, 0usize);
+    for i in 0..samples {
+        let t = from + (step * i as f64).round() as i64;
+        while next < sorted.len() && sorted[next].0 <= t {
+            let (ft, sev) = sorted[next];
+            score = if at == i64::MIN {
+                0.0
+            } else {
+                decayed(score, at, ft)
+            };
+            score = (score + contribution(sev)).min(CAP);
+            at = ft;
+            next += 1;
+        }
+        let now = if at == i64::MIN {
+            0.0
+        } else {
+            decayed(score, at, t)
+        };
+        out.push((t, now));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +81,14 @@ mod tests {
         assert!((decayed(80.0, 0, 2 * h) - 20.0).abs() < 1e-9);
         assert_eq!(decayed(10.0, 5, 5), 10.0);
         assert!(contribution(5) > contribution(4) && contribution(4) > contribution(1));
+    }
+
+    #[test]
+    fn history_rises_with_findings_and_decays_between() {
+        let h = HALF_LIFE_MS as i64;
+        let pts = history(&[(h, 4), (h, 4)], 0, 3 * h, 4);
+        let scores: Vec<f64> = pts.iter().map(|p| (p.1 * 1e6).round() / 1e6).collect();
+        assert_eq!(scores, [0.0, 50.0, 25.0, 12.5]);
+        assert!(history(&[(0, 5), (0, 5), (0, 5)], 0, 1, 2)[0].1 <= CAP);
     }
 }

@@ -235,6 +235,57 @@ pub(super) async fn risk(
     ))
 }
 
+/// `GET /api/v1/endpoints/{id}/risk/history` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RiskHistoryParams {
+    /// How many days back (default 7, at most 90).
+    days: Option<u32>,
+}
+
+/// The risk score over time, derived from the endpoint's findings by the rule the score itself
+/// follows (`crate::risk`): 100 points from `days` ago to now.
+pub(super) async fn risk_history(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    params: Result<Query<RiskHistoryParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let days = i64::from(p.days.unwrap_or(7));
+    if !(1..=90).contains(&days) {
+        return Err(ApiError::bad_request("days must be 1 to 90"));
+    }
+    let ep = find(&st, &id).await?;
+    let now = vigil_ocsf::now_ms();
+    let from = now - days * 86_400_000;
+    // Findings older than seven half-lives add under 1 % of their contribution.
+    let lookback = from - 7 * crate::risk::HALF_LIFE_MS as i64;
+    let q = crate::store::FindingQuery {
+        since: Some(lookback),
+        sensor_id: Some(ep.facts.sensor_id.clone()),
+        limit: super::MAX_LIMIT,
+        ..Default::default()
+    };
+    let findings: Vec<(i64, u8)> = st
+        .store
+        .query_findings(&q)
+        .await?
+        .iter()
+        .filter_map(|f| {
+            Some((
+                f["time"].as_i64()?,
+                u8::try_from(f["severity_id"].as_u64()?).ok()?,
+            ))
+        })
+        .collect();
+    let points = crate::risk::history(&findings, from, now, 100);
+    Ok(Json(json!({
+        "sensor_id": ep.facts.sensor_id,
+        "points": points,
+        "findings": findings.len(),
+    })))
+}
+
 pub(super) async fn commands(
     State(st): State<ApiState>,
     Path(id): Path<String>,

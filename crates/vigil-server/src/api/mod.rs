@@ -104,6 +104,10 @@ pub fn app(state: ApiState) -> Router {
         )
         .route("/api/v1/endpoints/{id}/risk", get(endpoints::risk))
         .route(
+            "/api/v1/endpoints/{id}/risk/history",
+            get(endpoints::risk_history),
+        )
+        .route(
             "/api/v1/endpoints/{id}/commands",
             get(endpoints::commands).post(endpoints::queue_command),
         )
