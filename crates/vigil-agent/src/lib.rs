@@ -13,6 +13,7 @@ pub mod host;
 pub mod identity;
 pub mod link;
 pub mod response;
+pub mod triage;
 
 pub use agent::{Agent, AgentConfig, AgentError};
 pub use vigil_sensor::SourceMode;

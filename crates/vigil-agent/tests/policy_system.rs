@@ -264,20 +264,23 @@ async fn a_denied_exec_is_refused_reported_as_event_and_finding_then_allowed_aga
         finding["evidences"][0]["process"]["file"]["path"],
         path.as_str()
     );
-    let event_uid = finding["finding_info"]["related_events_uids"][0].clone();
+    let event_uid = finding["finding_info"]["related_events_uids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let event = wait_for(
         "the failed-launch event",
         Duration::from_secs(30),
         async || {
             let events = server
                 .get(&format!(
-                    "/api/v1/events?class_uid=1007&sensor_id={sensor}&limit=1000"
+                    "/api/v1/events?class_uid=1007&sensor_id={sensor}&field=metadata.uid&value={event_uid}"
                 ))
                 .await;
             events["items"]
                 .as_array()?
                 .iter()
-                .find(|e| e["metadata"]["uid"] == event_uid)
+                .find(|e| e["metadata"]["uid"] == event_uid.as_str())
                 .cloned()
         },
     )

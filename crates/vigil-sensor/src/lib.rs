@@ -27,3 +27,9 @@ pub use config::{Capability, SensorConfig, SourceKind, SourceMode};
 pub use error::SensorError;
 pub use sensor::Sensor;
 pub use vigil_ocsf;
+
+/// The kernel's socket tables (`/proc/net/{tcp,tcp6,udp,udp6}`) and the processes holding each
+/// socket, for other readers of live host state (the triage package).
+pub mod procnet {
+    pub use crate::source::proc_net::{SocketEntry, SocketOwner, parse_table, socket_owners};
+}

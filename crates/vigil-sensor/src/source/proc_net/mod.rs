@@ -17,8 +17,10 @@ mod table;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-pub(crate) use owners::{SocketOwner, own_netns};
+pub(crate) use owners::own_netns;
+pub use owners::{SocketOwner, socket_owners};
 pub(crate) use poller::{Snapshot, run};
+pub use table::{SocketEntry, parse_table};
 
 /// What a capability says about this source.
 pub(crate) const DETAIL: &str = "polling /proc/net/tcp{,6} every 1 s: lossy; misses sockets \

@@ -15,18 +15,20 @@ const MAX_PROCESSES: usize = 16_384;
 
 /// The process holding a socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SocketOwner {
-    pub(crate) pid: u32,
+pub struct SocketOwner {
+    /// Process id.
+    pub pid: u32,
     /// Real uid.
-    pub(crate) uid: u32,
+    pub uid: u32,
     /// Start in clock ticks since boot.
-    pub(crate) start_ticks: u64,
-    pub(crate) comm: String,
+    pub start_ticks: u64,
+    /// Command name.
+    pub comm: String,
 }
 
 /// The owners of `inodes` that could be found. When several processes share a socket (a fork
 /// after `listen`), the lowest pid, usually the one that opened it, wins.
-pub(crate) fn socket_owners(inodes: &HashSet<u64>) -> HashMap<u64, SocketOwner> {
+pub fn socket_owners(inodes: &HashSet<u64>) -> HashMap<u64, SocketOwner> {
     let mut found = HashMap::new();
     if inodes.is_empty() {
         return found;

@@ -11,21 +11,24 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// One line of the table.
+/// One line of the table (the UDP tables `/proc/net/udp{,6}` share the format).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SocketEntry {
-    pub(crate) local: SocketAddr,
-    pub(crate) remote: SocketAddr,
+pub struct SocketEntry {
+    /// Local address.
+    pub local: SocketAddr,
+    /// Remote address (unspecified for listeners and unconnected UDP sockets).
+    pub remote: SocketAddr,
     /// `TCP_*` of `include/net/tcp_states.h`.
-    pub(crate) state: u8,
-    pub(crate) uid: u32,
+    pub state: u8,
+    /// Owner uid.
+    pub uid: u32,
     /// The socket's inode: the `socket:[N]` links in `/proc/<pid>/fd` name it. 0 for sockets
     /// no file refers to (TIME_WAIT, not yet accepted).
-    pub(crate) inode: u64,
+    pub inode: u64,
 }
 
 /// Parses a whole table; the header and malformed lines are skipped.
-pub(crate) fn parse_table(text: &str) -> Vec<SocketEntry> {
+pub fn parse_table(text: &str) -> Vec<SocketEntry> {
     text.lines().filter_map(parse_line).collect()
 }
 
