@@ -37,6 +37,19 @@ export function EndpointPage({ id }: { id: string }) {
     [id],
     ["alert"],
   );
+  const triage = useLoad(
+    () =>
+      api.get<
+        Items<{
+          id: string;
+          time: number;
+          size: number;
+          summary: { phases?: Record<string, { items: number; truncated: boolean; error: string | null }> };
+        }>
+      >(`/endpoints/${encodeURIComponent(id)}/triage`),
+    [id],
+    ["command"],
+  );
   const [confirm, setConfirm] = useState<{ action: string; args: Record<string, unknown> } | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
   const [form, setForm] = useState({ action: "kill", value: "", reason: "" });
@@ -255,11 +268,60 @@ export function EndpointPage({ id }: { id: string }) {
         </table>
       </div>
 
-      <h2>Triage and live query</h2>
-      <p className="muted">
-        Triage packages and live queries come with the agent&apos;s investigation support; this endpoint reports
-        {e.capabilities.some((c) => c.name === "triage" && c.live) ? "" : " no"} triage capability.
+      <h2>Triage packages</h2>
+      <p>
+        <button
+          type="button"
+          onClick={() => send("triage", {}, form.reason || "from the console")}
+          disabled={!e.capabilities.some((c) => c.name === "triage" && c.live)}
+        >
+          Collect triage package
+        </button>{" "}
+        <span className="muted small">read-only: processes, connections, persistence, recent files</span>
       </p>
+      <div className="table-wrap">
+        <table className="grid" aria-label="Triage packages">
+          <thead>
+            <tr>
+              <th>Collected</th>
+              <th>Size</th>
+              <th>Phases</th>
+              <th>Download</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(triage.data?.items ?? []).map((t) => (
+              <tr key={t.id}>
+                <td>{fmtTime(t.time)}</td>
+                <td>{fmtBytes(t.size)}</td>
+                <td className="small">
+                  {Object.entries(t.summary.phases ?? {}).map(([name, ph]) => (
+                    <span key={name} className={`cap ${ph.error ? "cap-off" : "cap-on"}`} title={ph.error ?? ""}>
+                      {name.replace("_", " ")}: {ph.items}
+                      {ph.truncated ? "+" : ""}
+                    </span>
+                  ))}
+                </td>
+                <td>
+                  <a href={`/api/v1/endpoints/${encodeURIComponent(id)}/triage/${encodeURIComponent(t.id)}`} download>
+                    JSON
+                  </a>
+                </td>
+              </tr>
+            ))}
+            {triage.data?.items.length === 0 && (
+              <tr>
+                <td colSpan={4} className="muted">
+                  No package yet.
+                </td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+      </div>
+
+      <h2>Live query</h2>
+      <p className="muted">Live queries over host tables are not available yet on this server.</p>
 
       {confirm && (
         <Confirm

@@ -177,6 +177,13 @@ impl Agent {
         let (inbox, inbox_rx) = mpsc::channel(INBOX_DEPTH);
         let executor_task = tokio::spawn(Arc::clone(&executor).run(inbox_rx));
         let mut capabilities = capabilities;
+        capabilities.push(Capability {
+            name: "triage".into(),
+            source: "agent".into(),
+            live: true,
+            detail: "read-only triage package: processes, connections, persistence, recent files"
+                .into(),
+        });
         capabilities.extend(
             responder
                 .capabilities()

@@ -122,7 +122,11 @@ impl Executor {
         }
         let args: Value = serde_json::from_slice(&c.args_json).unwrap_or_else(|_| json!({}));
         tracing::info!(command = %c.id, action = %c.action, %args, "Executing command");
-        let outcome = self.responder.execute(&c.action, &args).await;
+        let outcome = if c.action == "triage" {
+            triage_outcome().await
+        } else {
+            self.responder.execute(&c.action, &args).await
+        };
         tracing::info!(command = %c.id, action = %c.action, succeeded = outcome.succeeded, detail = %outcome.detail, "Command done");
         let result = CommandResult {
             id: c.id.clone(),
@@ -252,6 +256,23 @@ impl Executor {
                 return;
             }
         }
+    }
+}
+
+/// Collects a triage package (read-only, off the async threads); the package is the result.
+async fn triage_outcome() -> crate::response::Outcome {
+    let opts = crate::triage::TriageOptions::default();
+    match tokio::task::spawn_blocking(move || crate::triage::collect(&opts)).await {
+        Ok(pkg) => match serde_json::to_value(&pkg) {
+            Ok(detail) => crate::response::Outcome {
+                succeeded: true,
+                detail,
+            },
+            Err(e) => {
+                crate::response::Outcome::error(format!("the package cannot be encoded: {e}"))
+            }
+        },
+        Err(e) => crate::response::Outcome::error(format!("triage did not complete: {e}")),
     }
 }
 

@@ -296,3 +296,47 @@ async fn a_denied_exec_is_refused_reported_as_event_and_finding_then_allowed_aga
     agent.shutdown().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_triage_package_is_stored_listed_and_downloadable() {
+    if !is_root() {
+        return;
+    }
+    let server_data = tempfile::tempdir().unwrap();
+    let agent_data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_data.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let agent = start_agent(&server, agent_data.path()).await;
+    let ep = server.endpoint().await;
+    let sensor = ep["sensor_id"].as_str().unwrap().to_owned();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+
+    let done = server.command(&sensor, "triage", json!({})).await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    let id = done["result"]["package_id"].as_str().unwrap().to_owned();
+    assert!(
+        done["result"]["summary"]["phases"]["processes"]["items"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let list = server
+        .get(&format!("/api/v1/endpoints/{sensor}/triage"))
+        .await;
+    assert_eq!(list["items"][0]["id"], id.as_str());
+    let pkg = server
+        .get(&format!("/api/v1/endpoints/{sensor}/triage/{id}"))
+        .await;
+    assert_eq!(pkg["schema"], "vigil.triage/1");
+    let mine = pkg["phases"]["connections"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["local_port"] == port && c["state"] == "LISTEN")
+        .cloned()
+        .expect("the test's listener in the package");
+    assert_eq!(mine["pid"], std::process::id());
+    drop(listener);
+    agent.shutdown().await;
+    server.stop().await;
+}

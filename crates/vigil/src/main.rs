@@ -31,6 +31,9 @@ enum Command {
     /// Feed synthetic, deterministic telemetry into a server (see docs/DETECTION.md).
     #[command(subcommand)]
     Inject(cmd::inject::InjectCommand),
+    /// Collect this host's live triage package (read-only): processes, connections,
+    /// persistence, recent files.
+    Triage(cmd::triage::TriageArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Rules(c) => cmd::rules::run(c),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Inject(c) => cmd::inject::run(c),
+        Command::Triage(a) => cmd::triage::run(a),
     };
     match result {
         Ok(code) => code,

@@ -112,3 +112,46 @@ fn a_bad_action_webhook_is_one_error_line() {
         "nothing may be created when start-up fails"
     );
 }
+
+#[test]
+fn vigil_triage_writes_a_private_package_and_refuses_to_overwrite() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping vigil_triage_writes_a_private_package: needs root to read /proc");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pkg.json");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("triage")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let done = run(&["--out", out.to_str().unwrap()]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let pkg: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(pkg["schema"], "vigil.triage/1");
+    assert!(
+        pkg["phases"]["processes"]["items"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 1
+    );
+    let again = run(&["--out", out.to_str().unwrap()]);
+    assert!(
+        !again.status.success(),
+        "an existing file is never overwritten"
+    );
+}

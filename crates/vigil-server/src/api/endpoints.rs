@@ -373,3 +373,46 @@ pub(super) async fn set_tags(
         json!({ "sensor_id": ep.facts.sensor_id, "controls": controls }),
     ))
 }
+
+pub(super) async fn triage_list(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let ep = find(&st, &id).await?;
+    let items = st
+        .store
+        .triage_packages(&ep.facts.sensor_id, super::MAX_LIMIT)
+        .await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// The package as a JSON download.
+pub(super) async fn triage_download(
+    State(st): State<ApiState>,
+    Path((id, package)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let ep = find(&st, &id).await?;
+    let body = st
+        .store
+        .triage_package(&ep.facts.sensor_id, &package)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no triage package {package} for {id}")))?;
+    let name = format!(
+        "attachment; filename=\"triage-{}-{package}.json\"",
+        ep.facts.hostname
+    );
+    let disposition = axum::http::HeaderValue::from_str(&name)
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -116,6 +116,11 @@ pub fn app(state: ApiState) -> Router {
             get(endpoints::command),
         )
         .route("/api/v1/endpoints/{id}/tags", put(endpoints::set_tags))
+        .route("/api/v1/endpoints/{id}/triage", get(endpoints::triage_list))
+        .route(
+            "/api/v1/endpoints/{id}/triage/{package}",
+            get(endpoints::triage_download),
+        )
         .route(
             "/api/v1/policies",
             get(policies::list).post(policies::create),

@@ -322,6 +322,19 @@ pub enum CompleteOutcome {
     Unknown,
 }
 
+/// A stored triage package, without its body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriageSummary {
+    /// Package id (the `triage` command's id).
+    pub id: String,
+    /// When it arrived (ms).
+    pub time: i64,
+    /// Size of the JSON document, bytes.
+    pub size: i64,
+    /// Per phase: items, truncation, error.
+    pub summary: serde_json::Value,
+}
+
 /// The durable store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -481,6 +494,15 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_policy(&self, id: &str) -> Result<bool, StoreError>;
     /// Every policy, by name.
     async fn policies(&self) -> Result<Vec<Policy>, StoreError>;
+    /// Triage packages of an endpoint, newest first: (id, time, size, summary).
+    async fn triage_packages(
+        &self,
+        sensor_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TriageSummary>, StoreError>;
+    /// One triage package's JSON text.
+    async fn triage_package(&self, sensor_id: &str, id: &str)
+    -> Result<Option<String>, StoreError>;
     /// Ids of the rules an operator switched off.
     async fn rules_off(&self) -> Result<Vec<String>, StoreError>;
     /// Switches a rule on or off (audited).

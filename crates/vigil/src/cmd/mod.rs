@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod inject;
 pub mod rules;
+pub mod triage;
 pub mod up;

@@ -205,6 +205,14 @@ impl SqliteStore {
             return Ok(CompleteOutcome::AlreadyCompleted);
         }
         let new_state = if succeeded { "succeeded" } else { "failed" };
+        // A triage package is kept on its own; the command's result (and the audit) say where.
+        let stored_result;
+        let result = if action == "triage" && succeeded {
+            stored_result = store_triage(&mut tx, sensor_id, id, result, now).await?;
+            &stored_result
+        } else {
+            result
+        };
         sqlx::query(
             "UPDATE commands SET state = ?, completed_at = ?, result = ?,
                     delivered_at = COALESCE(delivered_at, ?)
@@ -355,4 +363,46 @@ async fn transition(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Keeps a triage package and answers the summary that stands for it in the command's result.
+async fn store_triage(
+    tx: &mut Transaction<'_, Sqlite>,
+    sensor_id: &str,
+    id: &str,
+    package: &serde_json::Value,
+    now: i64,
+) -> Result<serde_json::Value, StoreError> {
+    let body = serde_json::to_string(package)?;
+    let phases: serde_json::Map<String, serde_json::Value> = package["phases"]
+        .as_object()
+        .map(|p| {
+            p.iter()
+                .map(|(name, phase)| {
+                    (
+                        name.clone(),
+                        json!({
+                            "items": phase["items"].as_array().map_or(0, Vec::len),
+                            "truncated": phase["truncated"],
+                            "error": phase["error"],
+                        }),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let summary = json!({ "phases": phases, "schema": package["schema"] });
+    sqlx::query(
+        "INSERT INTO triage_packages (id, sensor_id, time, size, summary, body)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(sensor_id)
+    .bind(now)
+    .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
+    .bind(serde_json::to_string(&summary)?)
+    .bind(&body)
+    .execute(&mut **tx)
+    .await?;
+    Ok(json!({ "package_id": id, "size": body.len(), "summary": summary }))
 }

@@ -354,6 +354,45 @@ impl super::Store for SqliteStore {
         self.policies_impl().await
     }
 
+    async fn triage_packages(
+        &self,
+        sensor_id: &str,
+        limit: u32,
+    ) -> Result<Vec<super::TriageSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time, size, summary FROM triage_packages WHERE sensor_id = ?
+             ORDER BY time DESC, id DESC LIMIT ?",
+        )
+        .bind(sensor_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::TriageSummary {
+                    id: r.try_get("id")?,
+                    time: r.try_get("time")?,
+                    size: r.try_get("size")?,
+                    summary: serde_json::from_str(r.try_get::<&str, _>("summary")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn triage_package(
+        &self,
+        sensor_id: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT body FROM triage_packages WHERE sensor_id = ? AND id = ?")
+                .bind(sensor_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     async fn rules_off(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT rule_id FROM rule_switches WHERE enabled = 0 ORDER BY rule_id",
