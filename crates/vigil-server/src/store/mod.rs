@@ -7,8 +7,14 @@ use async_trait::async_trait;
 use serde::Serialize;
 use vigil_ocsf::{DetectionFinding, Event};
 
+pub mod operators;
 mod response;
 pub mod sqlite;
+
+pub use operators::{
+    ApiToken, NameQuery, NewApiToken, NewOperatorSession, NewUser, OperatorRole, OperatorSession,
+    OperatorStore, User,
+};
 
 pub use response::{
     AuditEntry, AuditQuery, AuditRecord, CommandTransition, POLICY_RESPONSES, Policy, PolicyInput,
@@ -192,6 +198,14 @@ pub struct EventQuery {
 pub struct FindingQuery {
     /// Only findings with `time >= since` (ms).
     pub since: Option<i64>,
+    /// Only findings before this position, `(time, seq)` (paging, newest first).
+    pub before: Option<(i64, i64)>,
+    /// Only findings of at least this severity id (1 informational … 5 critical).
+    pub min_severity: Option<u8>,
+    /// Only findings of this rule (its id).
+    pub rule_id: Option<String>,
+    /// Only findings of this endpoint.
+    pub sensor_id: Option<String>,
     /// At most this many, newest first.
     pub limit: u32,
 }
@@ -257,9 +271,20 @@ pub enum CompleteOutcome {
     Unknown,
 }
 
+/// A finding as listed: its position (for paging) and its OCSF document.
+#[derive(Debug, Clone)]
+pub struct FindingRow {
+    /// Raised (ms), the first half of the paging position.
+    pub time: i64,
+    /// Position in the findings table, the second half.
+    pub seq: i64,
+    /// The OCSF detection finding.
+    pub body: serde_json::Value,
+}
+
 /// The durable store.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OperatorStore + Send + Sync + 'static {
     /// Records (or refreshes) an endpoint when its session opens.
     async fn upsert_endpoint(&self, facts: &EndpointFacts, now: i64) -> Result<(), StoreError>;
     /// Records a new endpoint with its first certificate and its API token hash, in one
@@ -376,8 +401,14 @@ pub trait Store: Send + Sync + 'static {
         result: &serde_json::Value,
         now: i64,
     ) -> Result<CompleteOutcome, StoreError>;
-    /// Commands of an endpoint, newest first.
-    async fn commands(&self, sensor_id: &str, limit: u32) -> Result<Vec<Command>, StoreError>;
+    /// Commands of an endpoint, newest first; with `before`, only those queued before that
+    /// command (paging).
+    async fn commands(
+        &self,
+        sensor_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Command>, StoreError>;
     /// Stores findings an endpoint raised itself (edge detection), skipping ids already held,
     /// and raises its risk; the number newly stored.
     async fn insert_findings(
@@ -397,6 +428,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         sensor_id: &str,
         tags: &[String],
+        actor: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
     /// Appends to the audit log.
@@ -404,18 +436,24 @@ pub trait Store: Send + Sync + 'static {
     /// Reads the audit log, newest first.
     async fn audit_log(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
     /// Creates a policy (`Conflict` when the name is taken).
-    async fn create_policy(&self, p: &PolicyInput, now: i64) -> Result<Policy, StoreError>;
+    async fn create_policy(
+        &self,
+        p: &PolicyInput,
+        actor: &str,
+        now: i64,
+    ) -> Result<Policy, StoreError>;
     /// Replaces a policy's definition; `None` when there is no such policy.
     async fn update_policy(
         &self,
         id: &str,
         p: &PolicyInput,
+        actor: &str,
         now: i64,
     ) -> Result<Option<Policy>, StoreError>;
     /// Deletes a policy; `false` when there is no such policy.
-    async fn delete_policy(&self, id: &str) -> Result<bool, StoreError>;
+    async fn delete_policy(&self, id: &str, actor: &str) -> Result<bool, StoreError>;
     /// Every policy, by name.
     async fn policies(&self) -> Result<Vec<Policy>, StoreError>;
-    /// Findings matching a query, newest first, as OCSF documents.
-    async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Findings matching a query, newest first.
+    async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<FindingRow>, StoreError>;
 }

@@ -12,12 +12,13 @@ use vigil_ocsf::{DetectionFinding, Event};
 use super::{AuditEntry, AuditQuery, AuditRecord, CommandTransition, Policy, PolicyInput};
 use super::{
     CertRecord, Command, CompleteOutcome, Endpoint, EndpointControls, EndpointFacts, EventPage,
-    EventQuery, FindingQuery, HeartbeatRecord, Identity, InsertOutcome, NewCommand, StoreError,
-    StoredEvent,
+    EventQuery, FindingQuery, FindingRow, HeartbeatRecord, Identity, InsertOutcome, NewCommand,
+    StoreError, StoredEvent,
 };
 
 mod commands;
 mod endpoints;
+mod operators;
 mod response;
 #[cfg(test)]
 mod tests;
@@ -305,9 +306,10 @@ impl super::Store for SqliteStore {
         &self,
         sensor_id: &str,
         tags: &[String],
+        actor: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.set_tags_impl(sensor_id, tags, now).await
+        self.set_tags_impl(sensor_id, tags, actor, now).await
     }
 
     async fn audit(&self, entry: &AuditEntry, now: i64) -> Result<(), StoreError> {
@@ -318,21 +320,27 @@ impl super::Store for SqliteStore {
         self.audit_log_impl(q).await
     }
 
-    async fn create_policy(&self, p: &PolicyInput, now: i64) -> Result<Policy, StoreError> {
-        self.create_policy_impl(p, now).await
+    async fn create_policy(
+        &self,
+        p: &PolicyInput,
+        actor: &str,
+        now: i64,
+    ) -> Result<Policy, StoreError> {
+        self.create_policy_impl(p, actor, now).await
     }
 
     async fn update_policy(
         &self,
         id: &str,
         p: &PolicyInput,
+        actor: &str,
         now: i64,
     ) -> Result<Option<Policy>, StoreError> {
-        self.update_policy_impl(id, p, now).await
+        self.update_policy_impl(id, p, actor, now).await
     }
 
-    async fn delete_policy(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_policy_impl(id).await
+    async fn delete_policy(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
+        self.delete_policy_impl(id, actor).await
     }
 
     async fn policies(&self) -> Result<Vec<Policy>, StoreError> {
@@ -351,20 +359,49 @@ impl super::Store for SqliteStore {
             .await
     }
 
-    async fn commands(&self, sensor_id: &str, limit: u32) -> Result<Vec<Command>, StoreError> {
-        self.commands_impl(sensor_id, limit).await
+    async fn commands(
+        &self,
+        sensor_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Command>, StoreError> {
+        self.commands_impl(sensor_id, before, limit).await
     }
 
-    async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<serde_json::Value>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT body FROM findings WHERE time >= ? ORDER BY time DESC, seq DESC LIMIT ?",
-        )
-        .bind(q.since.unwrap_or(i64::MIN))
-        .bind(q.limit)
-        .fetch_all(&self.pool)
-        .await?;
+    async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<FindingRow>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT time, seq, body FROM findings WHERE 1 = 1");
+        if let Some(since) = q.since {
+            qb.push(" AND time >= ").push_bind(since);
+        }
+        if let Some((time, seq)) = q.before {
+            qb.push(" AND (time < ")
+                .push_bind(time)
+                .push(" OR (time = ")
+                .push_bind(time)
+                .push(" AND seq < ")
+                .push_bind(seq)
+                .push("))");
+        }
+        if let Some(sev) = q.min_severity {
+            qb.push(" AND severity_id >= ").push_bind(i64::from(sev));
+        }
+        if let Some(rule) = &q.rule_id {
+            qb.push(" AND rule_id = ").push_bind(rule.clone());
+        }
+        if let Some(sensor) = &q.sensor_id {
+            qb.push(" AND sensor_id = ").push_bind(sensor.clone());
+        }
+        qb.push(" ORDER BY time DESC, seq DESC LIMIT ")
+            .push_bind(q.limit);
+        let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("body")?)?))
+            .map(|r| {
+                Ok(FindingRow {
+                    time: r.try_get("time")?,
+                    seq: r.try_get("seq")?,
+                    body: serde_json::from_str(r.try_get::<&str, _>("body")?)?,
+                })
+            })
             .collect()
     }
 }
