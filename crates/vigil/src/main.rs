@@ -31,6 +31,12 @@ enum Command {
     /// Feed synthetic, deterministic telemetry into a server (see docs/DETECTION.md).
     #[command(subcommand)]
     Inject(cmd::inject::InjectCommand),
+    /// Manage operators (on the data directory's store; see docs/API.md).
+    #[command(subcommand)]
+    User(cmd::user::UserCommand),
+    /// Manage operator API tokens (on the data directory's store).
+    #[command(subcommand)]
+    Token(cmd::user::TokenCommand),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +49,8 @@ fn main() -> ExitCode {
         Command::Rules(c) => cmd::rules::run(c),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Inject(c) => cmd::inject::run(c),
+        Command::User(c) => cmd::user::run_user(c),
+        Command::Token(c) => cmd::user::run_token(c),
     };
     match result {
         Ok(code) => code,

@@ -12,13 +12,23 @@ use common::scan::{alerts_from, assert_names_scan, wait_for_alert_from};
 use common::server::InProcess;
 use vigil_server::Roles;
 
+/// Runs `vigil inject scan` with an admin's API token for the server it names (so it can
+/// register a sensor).
 fn inject(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["inject", "scan"])
+    let server = args
+        .iter()
+        .position(|a| *a == "--server")
+        .and_then(|i| args.get(i + 1))
+        .filter(|s| s.starts_with("http://"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(["inject", "scan"])
         .args(args)
         .env_remove("VIGIL_SENSOR_TOKEN")
-        .output()
-        .expect("run vigil inject")
+        .env_remove("VIGIL_API_TOKEN");
+    if let Some(server) = server {
+        cmd.env("VIGIL_API_TOKEN", common::operator::admin_token(server));
+    }
+    cmd.output().expect("run vigil inject")
 }
 
 fn text(out: &Output) -> (String, String) {

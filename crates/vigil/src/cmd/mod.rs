@@ -4,3 +4,4 @@ pub mod bench;
 pub mod inject;
 pub mod rules;
 pub mod up;
+pub mod user;
