@@ -19,10 +19,14 @@ use crate::live::LiveFeed;
 use crate::store::{EventQuery, FindingQuery, Store};
 
 pub mod auth;
+#[cfg(test)]
+mod auth_tests;
 mod edr;
 mod endpoints;
 mod error;
 mod live;
+#[cfg(test)]
+mod live_tests;
 pub mod openapi;
 mod policies;
 #[cfg(test)]

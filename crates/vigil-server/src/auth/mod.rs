@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use crate::store::{NewUser, OperatorRole, Store, StoreError};
 
-mod limiter;
+pub mod limiter;
 
 pub use limiter::{Lockout, LoginLimiter};
 

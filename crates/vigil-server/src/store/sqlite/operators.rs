@@ -308,7 +308,7 @@ impl OperatorStore for SqliteStore {
         now: i64,
     ) -> Result<Option<(ApiToken, User)>, StoreError> {
         let row = sqlx::query(
-            "SELECT t.*, u.name, u.role AS user_role, u.created_at AS user_created_at,
+            "SELECT t.*, u.role AS user_role, u.created_at AS user_created_at,
                     u.updated_at AS user_updated_at
              FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.token_hash = ?",
         )
