@@ -151,7 +151,11 @@ impl Drop for VigilUp {
 
 /// A blocking GET returning JSON, as the server's admin ([`operator::admin_token`]).
 pub fn get_json(url: &str) -> Value {
-    let token = operator::admin_token(url);
+    get_json_with(url, &operator::admin_token(url))
+}
+
+/// A blocking GET returning JSON, with this API token.
+pub fn get_json_with(url: &str, token: &str) -> Value {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
