@@ -150,7 +150,8 @@ async fn admin_token(api: &str) -> String {
         .post(format!("{api}/api/v1/tokens"))
         .header("cookie", cookie)
         .header("x-csrf-token", login["csrf_token"].as_str().unwrap())
-        .json(&json!({"name": "system-test"}))
+        // Unique: a test may restart the server on the same store.
+        .json(&json!({"name": format!("system-test-{}", uuid::Uuid::new_v4().simple())}))
         .send()
         .await
         .unwrap();
