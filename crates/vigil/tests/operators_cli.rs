@@ -10,8 +10,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// A `vigil server` child, killed on drop if still running.
+struct Srv(Child);
+
+impl Drop for Srv {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `vigil server` on free ports; its stdout up to the API line, and the API URL.
-fn server(data: &Path, env: &[(&str, &str)]) -> (Child, Vec<String>, String) {
+fn server(data: &Path, env: &[(&str, &str)]) -> (Srv, Vec<String>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("server")
         .arg("--data-dir")
@@ -25,6 +37,7 @@ fn server(data: &Path, env: &[(&str, &str)]) -> (Child, Vec<String>, String) {
         .spawn()
         .expect("spawn vigil server");
     let stdout = child.stdout.take().unwrap();
+    let child = Srv(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -44,12 +57,12 @@ fn server(data: &Path, env: &[(&str, &str)]) -> (Child, Vec<String>, String) {
     }
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: Srv) {
     let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
+    while child.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "vigil server did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -164,7 +164,7 @@ pub fn get_json_with(url: &str, token: &str) -> Value {
         vigil_server::pki::install_crypto_provider();
         let res = reqwest::Client::new()
             .get(url)
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .send()
             .await
             .expect("GET");
