@@ -31,32 +31,41 @@ const NAV = [
 
 export function App() {
   const route = useRoute();
-  const [needLogin, setNeedLogin] = useState(false);
+  const [auth, setAuth] = useState<"unknown" | "needed" | "ok">("unknown");
   const [user, setUser] = useState<string | null>(null);
   const [live, setLive] = useState(liveState());
   useEffect(() => onLiveState(setLive), []);
   useEffect(() => {
-    setUnauthorizedHandler(() => setNeedLogin(true));
+    setUnauthorizedHandler(() => setAuth("needed"));
     api
       .get<{ features?: string[] }>("/health")
       .then((h) => {
-        if (!h.features?.includes("auth")) return;
+        if (!h.features?.includes("auth")) {
+          setAuth("ok");
+          return;
+        }
+        // A console session answers with its CSRF token, so a reload keeps working.
         return api
-          .get<{ user?: { name?: string; role?: string } }>("/auth/me")
-          .then((me) => setUser(me.user?.name ? `${me.user.name} (${me.user.role ?? ""})` : null));
+          .get<{ user?: string; role?: string; csrf_token?: string }>("/auth/me")
+          .then((me) => {
+            if (me.csrf_token) setCsrfToken(me.csrf_token);
+            setUser(me.user ? `${me.user} (${me.role ?? ""})` : null);
+            setAuth("ok");
+          });
       })
-      .catch(() => {
-        /* not logged in: the 401 handler shows the login page */
-      });
+      .catch(() => setAuth("needed"));
   }, []);
 
-  if (needLogin) {
+  if (auth === "unknown") {
+    return <p className="muted">Loading…</p>;
+  }
+  if (auth === "needed") {
     return (
       <LoginPage
         onLoggedIn={(name, csrf) => {
           setCsrfToken(csrf);
           setUser(name);
-          setNeedLogin(false);
+          setAuth("ok");
         }}
       />
     );
@@ -107,7 +116,7 @@ export function App() {
                 api.post("/auth/logout").finally(() => {
                   setCsrfToken(null);
                   setUser(null);
-                  setNeedLogin(true);
+                  setAuth("needed");
                 });
               }}
             >

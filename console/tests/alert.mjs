@@ -4,6 +4,8 @@
 // prints what the page showed otherwise. Console and page errors fail it too.
 import { chromium } from "playwright-core";
 
+import { loggedIn } from "./login.mjs";
+
 const [base, title, ...texts] = process.argv.slice(2);
 if (!base || !title) {
   console.error("usage: alert.mjs <base-url> <alert title> <text>...");
@@ -14,7 +16,7 @@ const browser = await chromium.launch({ executablePath: exe, args: ["--no-sandbo
 const problems = [];
 let shown = "";
 try {
-  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+  const page = await (await loggedIn(browser, base, { width: 1366, height: 768 })).newPage();
   page.on("console", (m) => m.type() === "error" && problems.push(`console error: ${m.text()}`));
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   await page.goto(`${base}/#/alerts`);

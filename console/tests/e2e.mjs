@@ -6,6 +6,8 @@
 import { spawnSync } from "node:child_process";
 import { chromium } from "playwright-core";
 
+import { loggedIn } from "./login.mjs";
+
 const [base, marker, exe = "/usr/bin/chromium"] = process.argv.slice(2);
 if (!base || !marker) {
   console.error("usage: e2e.mjs <base-url> <marker> [<chromium>]");
@@ -21,7 +23,7 @@ const shot = async (page, name) => {
 };
 
 async function check(viewport) {
-  const page = await browser.newPage({ viewport });
+  const page = await (await loggedIn(browser, base, viewport)).newPage();
   page.on("console", (m) => {
     if (m.type() === "error") problems.push(`console error at ${viewport.width}px: ${m.text()}`);
   });

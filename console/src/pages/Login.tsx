@@ -13,8 +13,8 @@ export function LoginPage({ onLoggedIn }: { onLoggedIn: (user: string, csrf: str
     setBusy(true);
     setError(null);
     api
-      .post<{ user?: { name?: string; role?: string }; csrf_token?: string }>("/auth/login", { username, password })
-      .then((r) => onLoggedIn(`${r.user?.name ?? username} (${r.user?.role ?? ""})`, r.csrf_token ?? null))
+      .post<{ user?: string; role?: string; csrf_token?: string }>("/auth/login", { username, password })
+      .then((r) => onLoggedIn(`${r.user ?? username} (${r.role ?? ""})`, r.csrf_token ?? null))
       .catch((err: unknown) => setError(err instanceof ApiError ? err.message : "login failed"))
       .finally(() => setBusy(false));
   };

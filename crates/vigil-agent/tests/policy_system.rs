@@ -76,7 +76,9 @@ async fn a_kill_policy_acts_offline_and_its_finding_arrives_later() {
     let server_data = tempfile::tempdir().unwrap();
     let agent_data = tempfile::tempdir().unwrap();
     let bins = tempfile::tempdir().unwrap();
-    let server = TestServer::start(server_data.path(), "127.0.0.1:0".parse().unwrap()).await;
+    // The server restarts on the same port: take one below the ephemeral range, which
+    // parallel tests' outgoing connections draw their source ports from.
+    let server = TestServer::start(server_data.path(), common::system::quiet_port()).await;
     let fleet = server.fleet;
 
     let (status, policy) = server

@@ -6,10 +6,12 @@
 //! in-process) and the scale-out deployment run the same code. It never depends on the agent.
 
 pub mod api;
+pub mod auth;
 pub mod bus;
 pub mod detect;
 pub mod fleet;
 pub mod ingest;
+pub mod live;
 pub mod pki;
 pub mod response;
 pub mod risk;
@@ -19,4 +21,4 @@ pub mod store;
 pub mod switches;
 
 pub use roles::{Role, Roles};
-pub use server::{Server, ServerConfig, ServerError};
+pub use server::{FirstAdminConfig, Server, ServerConfig, ServerError};

@@ -333,7 +333,9 @@ pub async fn ensure_default_policy(store: &dyn Store, rules: &RuleSet) -> Result
         tags: vec!["*".into()],
         enabled: true,
     };
-    store.create_policy(&input, vigil_ocsf::now_ms()).await?;
+    store
+        .create_policy(&input, "system", vigil_ocsf::now_ms())
+        .await?;
     Ok(())
 }
 

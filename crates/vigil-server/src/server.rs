@@ -11,11 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use vigil_detect::{LoadReport, RuleSet};
 
-use crate::api::{ApiState, app};
+use crate::api::{ApiState, AuthState, app};
+use crate::auth::{AuthConfig, FirstAdmin};
 use crate::bus::{Bus, InProcessBus};
 use crate::detect::DetectWorker;
 use crate::fleet::{Enrollment, FleetService, Sessions};
 use crate::ingest::Ingestor;
+use crate::live::{LiveFeed, LiveStore};
 use crate::pki::{self, FleetCa};
 use crate::response::{Responder, ResponseConfig};
 use crate::roles::{Role, Roles};
@@ -44,6 +46,28 @@ pub struct ServerConfig {
     pub response: ResponseConfig,
     /// The roles to run; all by default. Only `detect` can be left out (see [`Roles`]).
     pub roles: Roles,
+    /// Operator sessions (cookie flags, expiry).
+    pub auth: AuthConfig,
+    /// The administrator created at start when no operator exists yet.
+    pub first_admin: FirstAdminConfig,
+}
+
+/// The first administrator, created at start when the store has no operator.
+#[derive(Debug, Clone)]
+pub struct FirstAdminConfig {
+    /// Login name (default `admin`).
+    pub name: String,
+    /// Password; `None` generates one, which [`Server::first_admin`] returns to be shown once.
+    pub password: Option<String>,
+}
+
+impl Default for FirstAdminConfig {
+    fn default() -> Self {
+        Self {
+            name: "admin".into(),
+            password: None,
+        }
+    }
 }
 
 /// Default lifetime of agent client certificates.
@@ -67,6 +91,8 @@ impl ServerConfig {
             cert_validity: DEFAULT_CERT_VALIDITY,
             response: ResponseConfig::default(),
             roles: Roles::all(),
+            auth: AuthConfig::default(),
+            first_admin: FirstAdminConfig::default(),
         }
     }
 }
@@ -106,6 +132,9 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    /// The first administrator could not be created.
+    #[error("cannot create the first administrator: {0}")]
+    FirstAdmin(#[from] crate::auth::FirstAdminError),
     /// A setting is invalid.
     #[error("configuration: {0}")]
     Config(String),
@@ -146,6 +175,8 @@ pub struct Server {
     ca_path: PathBuf,
     secret_path: Option<PathBuf>,
     enroll_secret: String,
+    auth: AuthConfig,
+    first_admin: Option<FirstAdmin>,
 }
 
 async fn bind(
@@ -202,7 +233,18 @@ impl Server {
         let rules = Arc::new(rules);
         let catalog = Arc::new(crate::api::rules::RuleCatalog::new(&rules, &report));
         crate::response::ensure_default_policy(&*store, &rules).await?;
+        let first_admin = crate::auth::ensure_first_admin(
+            &*store,
+            &config.first_admin.name,
+            config.first_admin.password.as_deref(),
+        )
+        .await?;
+        if let Some(a) = &first_admin {
+            tracing::info!(user = %a.name, "Created the first administrator");
+        }
         Ok(Self {
+            auth: config.auth.clone(),
+            first_admin,
             enrollment,
             tls,
             ca_path: config.data_dir.join("fleet-ca.crt"),
@@ -250,6 +292,12 @@ impl Server {
         &self.enroll_secret
     }
 
+    /// The administrator this start created (there was no operator before), with its
+    /// password when it was generated; `None` when operators existed.
+    pub fn first_admin(&self) -> Option<&FirstAdmin> {
+        self.first_admin.as_ref()
+    }
+
     /// What loading the rules found.
     pub fn rule_report(&self) -> &LoadReport {
         &self.report
@@ -257,10 +305,18 @@ impl Server {
 
     /// Runs every role until `shutdown` is cancelled, then stops them and closes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
-        let store: Arc<dyn Store> = self.store.clone();
+        // Every role writes through the live store, so the operators' feed hears of each
+        // committed alert and command change whoever made it.
+        let live = LiveFeed::default();
+        let store: Arc<dyn Store> = Arc::new(LiveStore::new(self.store.clone(), live.clone()));
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
 
         let sessions = Sessions::default();
+        let watcher = tokio::spawn(live.clone().watch_endpoints(
+            Arc::clone(&store),
+            sessions.clone(),
+            shutdown.clone(),
+        ));
         let responder = Responder::new(
             Arc::clone(&store),
             sessions.clone(),
@@ -318,13 +374,16 @@ impl Server {
                     responder,
                     catalog: self.catalog,
                     switches,
-                }),
+                    auth: Arc::new(AuthState::new(self.auth)),
+                    live,
+                })
+                .into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(async move { api_stop.cancelled().await })
             .into_future(),
         );
 
-        let (fleet, api, detect) = tokio::join!(fleet, api, detect);
+        let (fleet, api, detect, _) = tokio::join!(fleet, api, detect, watcher);
         self.store.close().await;
         fleet
             .map_err(|e| serve_err("fleet service", &e))?

@@ -34,6 +34,12 @@ enum Command {
     /// Collect this host's live triage package (read-only): processes, connections,
     /// persistence, recent files.
     Triage(cmd::triage::TriageArgs),
+    /// Manage operators (on the data directory's store; see docs/API.md).
+    #[command(subcommand)]
+    User(cmd::user::UserCommand),
+    /// Manage operator API tokens (on the data directory's store).
+    #[command(subcommand)]
+    Token(cmd::user::TokenCommand),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,8 @@ fn main() -> ExitCode {
         Command::Bench(c) => cmd::bench::run(c),
         Command::Inject(c) => cmd::inject::run(c),
         Command::Triage(a) => cmd::triage::run(a),
+        Command::User(c) => cmd::user::run_user(c),
+        Command::Token(c) => cmd::user::run_token(c),
     };
     match result {
         Ok(code) => code,

@@ -66,6 +66,7 @@ fn an_analyst_works_an_alert_in_the_console() {
 
     let out = Command::new("node")
         .current_dir(CONSOLE)
+        .env("VIGIL_E2E_PASSWORD", common::operator::ADMIN_PASSWORD)
         .args(["tests/e2e.mjs", &vigil.api, &marker])
         .output()
         .expect("run node");

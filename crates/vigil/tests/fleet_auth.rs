@@ -1,6 +1,8 @@
 //! The fleet refuses a wrong enrollment secret, a revoked endpoint, an expired certificate and
 //! an anonymous session, with a clear error, and stores nothing any of them sends.
 
+mod common;
+
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -33,6 +35,7 @@ async fn start(data: &std::path::Path, rules: &std::path::Path) -> Running {
         vec![rules.to_owned()],
     );
     cfg.enroll_secret = Some(SECRET.into());
+    cfg.first_admin.password = Some(common::operator::ADMIN_PASSWORD.into());
     let server = Server::bind(&cfg).await.unwrap();
     let fleet = format!("https://{}", server.fleet_addr());
     let api = format!("http://{}", server.api_addr());
@@ -151,6 +154,7 @@ async fn wrong_secret_revoked_expired_and_anonymous_are_refused() {
         "{}/api/v1/endpoints/{}/revoke",
         srv.api, id.sensor_id
     ))
+    .bearer_auth(common::operator::admin_token(&srv.api))
     .send()
     .await
     .unwrap();

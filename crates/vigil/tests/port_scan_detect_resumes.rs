@@ -29,6 +29,7 @@ fn a_scan_stored_while_detection_is_off_is_alerted_when_it_comes_back() {
         .args(["inject", "scan", "--server", &server.api, "--ports", "120"])
         .args(["--source", "198.51.100.99", "--target", "192.0.2.20"])
         .env_remove("VIGIL_SENSOR_TOKEN")
+        .env("VIGIL_API_TOKEN", server.token())
         .output()
         .expect("run vigil inject");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -12,13 +12,23 @@ use common::scan::{alerts_from, assert_names_scan, wait_for_alert_from};
 use common::server::InProcess;
 use vigil_server::Roles;
 
+/// Runs `vigil inject scan`; without `--sensor`, with an admin's API token for the server it
+/// names (so it can register a sensor).
 fn inject(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["inject", "scan"])
+    let server = args
+        .iter()
+        .position(|a| *a == "--server")
+        .and_then(|i| args.get(i + 1))
+        .filter(|s| s.starts_with("http://") && !args.contains(&"--sensor"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(["inject", "scan"])
         .args(args)
         .env_remove("VIGIL_SENSOR_TOKEN")
-        .output()
-        .expect("run vigil inject")
+        .env_remove("VIGIL_API_TOKEN");
+    if let Some(server) = server {
+        cmd.env("VIGIL_API_TOKEN", common::operator::admin_token(server));
+    }
+    cmd.output().expect("run vigil inject")
 }
 
 fn text(out: &Output) -> (String, String) {
@@ -143,6 +153,16 @@ fn injected_scan_into_a_server_without_agents_raises_one_t1046_alert() {
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+    // Registering a sensor is an admin's act.
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["inject", "scan", "--server", &api])
+        .env_remove("VIGIL_SENSOR_TOKEN")
+        .env_remove("VIGIL_API_TOKEN")
+        .output()
+        .expect("run vigil inject");
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("needs an admin's API token"), "{stderr}");
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let unreachable = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);

@@ -2,6 +2,8 @@
 //! raise exactly one T1046 alert through the detection worker's correlation; one busy port does
 //! not.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -22,6 +24,7 @@ fn attempt(i: usize, src: &str, port: u16, t0: i64) -> Value {
 async fn t1046_alerts(client: &reqwest::Client, api: &str) -> Vec<Value> {
     let alerts: Value = client
         .get(format!("{api}/api/v1/alerts"))
+        .bearer_auth(common::operator::admin_token(api))
         .send()
         .await
         .unwrap()
@@ -45,12 +48,13 @@ async fn t1046_alerts(client: &reqwest::Client, api: &str) -> Vec<Value> {
 async fn injected_scan_raises_one_t1046_alert_and_one_busy_port_none() {
     let data = tempfile::tempdir().unwrap();
     let rules = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"));
-    let cfg = ServerConfig::new(
+    let mut cfg = ServerConfig::new(
         data.path().to_owned(),
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
         vec![rules],
     );
+    cfg.first_admin.password = Some(common::operator::ADMIN_PASSWORD.into());
     let server = Server::bind(&cfg).await.unwrap();
     let api = format!("http://{}", server.api_addr());
     let stop = CancellationToken::new();
@@ -64,6 +68,7 @@ async fn injected_scan_raises_one_t1046_alert_and_one_busy_port_none() {
     };
     let reg: Value = client
         .post(format!("{api}/api/v1/endpoints"))
+        .bearer_auth(common::operator::admin_token(&api))
         .json(&json!({"hostname": "target"}))
         .send()
         .await

@@ -10,10 +10,15 @@ use tokio_util::sync::CancellationToken;
 use vigil_server::{Server, ServerConfig};
 
 pub const SECRET: &str = "response-system-test-secret";
+/// The first admin's password: the test logs in with it and calls the API with a token it
+/// creates (see [`TestServer::start`]).
+pub const ADMIN_PASSWORD: &str = "response-system-test-admin";
 
 /// A server running in this process.
 pub struct TestServer {
     pub api: String,
+    /// An admin API token, sent with every call.
+    pub token: String,
     pub fleet: SocketAddr,
     pub ca: PathBuf,
     stop: CancellationToken,
@@ -31,7 +36,19 @@ impl TestServer {
             vec![rules],
         );
         cfg.enroll_secret = Some(SECRET.into());
-        let server = Server::bind(&cfg).await.expect("server binds");
+        cfg.first_admin.password = Some(ADMIN_PASSWORD.into());
+        // A restarted server takes its old port again; a parallel test's outgoing connection
+        // may hold it as its source port for a moment.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let server = loop {
+            match Server::bind(&cfg).await {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline && e.to_string().contains("in use") => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("server binds: {e}"),
+            }
+        };
         let api = format!("http://{}", server.api_addr());
         let (fleet, ca) = (server.fleet_addr(), server.ca_path().to_owned());
         let stop = CancellationToken::new();
@@ -40,8 +57,10 @@ impl TestServer {
             async move { server.run(stop).await.expect("server ran") }
         });
         vigil_server::pki::install_crypto_provider();
+        let token = admin_token(&api).await;
         Self {
             api,
+            token,
             fleet,
             ca,
             stop,
@@ -58,7 +77,12 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        let res = reqwest::get(format!("{}{path}", self.api)).await.unwrap();
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
         assert!(res.status().is_success(), "GET {path}: {}", res.status());
         res.json().await.unwrap()
     }
@@ -66,6 +90,7 @@ impl TestServer {
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let res = reqwest::Client::new()
             .post(format!("{}{path}", self.api))
+            .bearer_auth(&self.token)
             .json(&body)
             .send()
             .await
@@ -112,6 +137,38 @@ impl TestServer {
         )
         .await
     }
+}
+
+/// Logs in as `admin` and creates an API token over the API, as an operator would.
+async fn admin_token(api: &str) -> String {
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{api}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "login: {}", res.status());
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let login: Value = res.json().await.unwrap();
+    let res = client
+        .post(format!("{api}/api/v1/tokens"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", login["csrf_token"].as_str().unwrap())
+        // Unique: a test may restart the server on the same store.
+        .json(&json!({"name": format!("system-test-{}", uuid::Uuid::new_v4().simple())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let t: Value = res.json().await.unwrap();
+    t["token"].as_str().unwrap().to_owned()
 }
 
 impl Drop for TestServer {
@@ -194,4 +251,17 @@ impl Drop for AgentProc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A free loopback address whose port lies below Linux's ephemeral range (32768–60999), so
+/// no outgoing connection takes it as a source port while a test restarts a server on it.
+pub fn quiet_port() -> SocketAddr {
+    let start = 20_000 + std::process::id() % 10_000;
+    (0..10_000)
+        .map(|k| 20_000 + (start - 20_000 + k) % 10_000)
+        .find_map(|port| {
+            let addr = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).ok()?));
+            std::net::TcpListener::bind(addr).ok().map(|_| addr)
+        })
+        .expect("a free port below the ephemeral range")
 }

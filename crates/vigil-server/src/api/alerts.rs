@@ -1,12 +1,13 @@
 //! `/api/v1/alerts…` (findings with the analyst's workflow) and `/api/v1/events` (search).
 
-use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState, limit};
+use super::auth::Principal;
+use super::{ApiError, ApiState, limit, list_body, paginate};
 use crate::store::{AlertUpdate, EventQuery, FindingQuery};
 
 /// `GET /api/v1/events` parameters.
@@ -82,10 +83,44 @@ pub(super) struct AlertParams {
     status: Option<String>,
     /// Only this severe or worse: an OCSF severity id (1 informational … 5 critical).
     min_severity: Option<u8>,
+    /// Only this severe or worse, by name (`low`, `medium`, `high`, `critical`,
+    /// `informational`) or OCSF severity id.
+    severity: Option<String>,
     /// Only raised by this rule.
     rule_id: Option<String>,
+    /// The `next` of the previous page.
+    cursor: Option<String>,
     /// At most this many (default 100, max 1000).
     limit: Option<u32>,
+}
+
+/// An OCSF severity id from a name or a number.
+fn severity_id(s: &str) -> Result<u8, ApiError> {
+    let id = match s.to_ascii_lowercase().as_str() {
+        "informational" | "info" => 1,
+        "low" => 2,
+        "medium" => 3,
+        "high" => 4,
+        "critical" => 5,
+        other => other.parse().unwrap_or(0),
+    };
+    if (1..=6).contains(&id) {
+        Ok(id)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "severity {s:?}: expected informational, low, medium, high, critical or 1 to 6"
+        )))
+    }
+}
+
+/// A `time.seq` cursor.
+fn position_cursor(cursor: &str) -> Result<(i64, i64), ApiError> {
+    cursor
+        .split_once('.')
+        .and_then(|(t, s)| Some((t.parse().ok()?, s.parse().ok()?)))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("cursor {cursor:?} is not one this list gave"))
+        })
 }
 
 pub(super) async fn list(
@@ -100,19 +135,28 @@ pub(super) async fn list(
             "status {s:?} is not one of new, acknowledged, closed"
         )));
     }
+    let limit = limit(p.limit)?;
+    let min_severity = match (p.min_severity, p.severity.as_deref()) {
+        (Some(n), _) => Some(n),
+        (None, Some(s)) => Some(severity_id(s)?),
+        (None, None) => None,
+    };
     let q = FindingQuery {
         since: p.since,
         until: p.until,
+        before: p.cursor.as_deref().map(position_cursor).transpose()?,
         sensor_id: p
             .sensor_id
             .map(|s| s.strip_prefix("edr:").map(str::to_owned).unwrap_or(s)),
         status: p.status,
-        min_severity: p.min_severity,
+        min_severity,
         rule_id: p.rule_id,
-        limit: limit(p.limit)?,
+        limit: limit + 1,
     };
-    let items = st.store.query_findings(&q).await?;
-    Ok(Json(json!({ "items": items })))
+    let rows = st.store.query_findings(&q).await?;
+    let (rows, next) = paginate(rows, limit, |r| format!("{}.{}", r.time, r.seq));
+    let items: Vec<Value> = rows.into_iter().map(|r| r.body).collect();
+    Ok(list_body(&items, next))
 }
 
 pub(super) async fn one(
@@ -138,6 +182,7 @@ pub(super) struct UpdateBody {
 
 pub(super) async fn update(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     Path(uid): Path<String>,
     body: Result<Json<UpdateBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -149,7 +194,7 @@ pub(super) async fn update(
     };
     let alert = st
         .store
-        .update_alert(&uid, &update, "operator", vigil_ocsf::now_ms())
+        .update_alert(&uid, &update, &who.actor(), vigil_ocsf::now_ms())
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict(m) => ApiError::bad_request(m),
@@ -168,6 +213,7 @@ pub(super) struct CommentBody {
 
 pub(super) async fn comment(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     Path(uid): Path<String>,
     body: Result<Json<CommentBody>, JsonRejection>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
@@ -178,7 +224,7 @@ pub(super) async fn comment(
     }
     if !st
         .store
-        .comment_alert(&uid, "operator", text, vigil_ocsf::now_ms())
+        .comment_alert(&uid, &who.actor(), text, vigil_ocsf::now_ms())
         .await?
     {
         return Err(ApiError::not_found(format!("no alert {uid}")));

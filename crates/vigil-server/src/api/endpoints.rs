@@ -3,12 +3,14 @@
 //! Health is derived from the time of the last contact (any message: session, batch,
 //! heartbeat), against [`ONLINE_WITHIN_MS`] and [`STALE_WITHIN_MS`].
 
-use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState, limit};
+use super::auth::Principal;
+use super::{ApiError, ApiState, limit, list_body, paginate};
 use crate::store::Endpoint;
 
 /// An endpoint heard from within this many ms is `online` (three default heartbeats).
@@ -46,7 +48,9 @@ pub fn isolation_status(
     }
 }
 
-fn view(ep: &Endpoint, now: i64, live: bool) -> Value {
+/// An endpoint as the API and the live feed show it: the stored record with its health,
+/// whether its session is live, its `edr:` uid and its isolation status.
+pub fn view(ep: &Endpoint, now: i64, live: bool) -> Value {
     let mut v = serde_json::to_value(ep).unwrap_or(Value::Null);
     if let Some(obj) = v.as_object_mut() {
         obj.insert("status".into(), json!(health(ep.last_seen, now)));
@@ -64,15 +68,89 @@ fn view(ep: &Endpoint, now: i64, live: bool) -> Value {
     v
 }
 
-pub(super) async fn list(State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/v1/endpoints` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListParams {
+    /// Only endpoints with this health: `online`, `stale` or `offline`.
+    status: Option<String>,
+    /// Only endpoints with this operator tag.
+    tag: Option<String>,
+    /// Only endpoints whose host name contains this (case-insensitive).
+    hostname: Option<String>,
+    /// The `next` of the previous page.
+    cursor: Option<String>,
+    /// At most this many (default 100, max 1000).
+    limit: Option<u32>,
+}
+
+/// Endpoints, most recently seen first (ties by id); the cursor is `last_seen.sensor_id`.
+pub(super) async fn list(
+    State(st): State<ApiState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    if let Some(s) = p.status.as_deref()
+        && !matches!(s, "online" | "stale" | "offline")
+    {
+        return Err(ApiError::bad_request(format!(
+            "status {s:?}: expected online, stale or offline"
+        )));
+    }
+    let after = p
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.split_once('.')
+                .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.to_owned())))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("cursor {c:?} is not one this list gave"))
+                })
+        })
+        .transpose()?;
+    let limit = limit(p.limit)?;
     let now = vigil_ocsf::now_ms();
-    let mut items = Vec::new();
-    for ep in st.store.endpoints().await? {
-        let mut v = view(&ep, now, st.sessions.is_live(&ep.facts.sensor_id));
+    let needle = p.hostname.map(|h| h.to_lowercase());
+    let mut eps = st.store.endpoints().await?;
+    eps.sort_by(|a, b| {
+        b.last_seen
+            .cmp(&a.last_seen)
+            .then_with(|| a.facts.sensor_id.cmp(&b.facts.sensor_id))
+    });
+    let eps: Vec<_> = eps
+        .into_iter()
+        .filter(|e| {
+            after.as_ref().is_none_or(|(t, id)| {
+                e.last_seen < *t || (e.last_seen == *t && e.facts.sensor_id > *id)
+            })
+        })
+        .filter(|e| {
+            p.status
+                .as_deref()
+                .is_none_or(|s| health(e.last_seen, now) == s)
+        })
+        .filter(|e| p.tag.as_ref().is_none_or(|t| e.controls.tags.contains(t)))
+        .filter(|e| {
+            needle
+                .as_deref()
+                .is_none_or(|n| e.facts.hostname.to_lowercase().contains(n))
+        })
+        .take(
+            usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        )
+        .collect();
+    let (eps, next) = paginate(eps, limit, |e| {
+        format!("{}.{}", e.last_seen, e.facts.sensor_id)
+    });
+    let mut items = Vec::with_capacity(eps.len());
+    for ep in &eps {
+        let mut v = view(ep, now, st.sessions.is_live(&ep.facts.sensor_id));
         v["risk"] = json!(st.store.risk(&ep.facts.sensor_id, now).await?);
         items.push(v);
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(list_body(&items, next))
 }
 
 async fn find(st: &ApiState, id: &str) -> Result<Endpoint, ApiError> {
@@ -119,25 +197,32 @@ pub(super) async fn heartbeats(
 
 pub(super) async fn revoke(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_revoked(st, &id, true).await
+    set_revoked(st, &who, &id, true).await
 }
 
 pub(super) async fn reinstate(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_revoked(st, &id, false).await
+    set_revoked(st, &who, &id, false).await
 }
 
-async fn set_revoked(st: ApiState, id: &str, revoked: bool) -> Result<Json<Value>, ApiError> {
+async fn set_revoked(
+    st: ApiState,
+    who: &Principal,
+    id: &str,
+    revoked: bool,
+) -> Result<Json<Value>, ApiError> {
     let ep = find(&st, id).await?;
     let sensor_id = ep.facts.sensor_id;
     let now = vigil_ocsf::now_ms();
     st.store.set_revoked(&sensor_id, revoked, now).await?;
     let entry = crate::store::AuditEntry {
-        actor: "operator".into(),
+        actor: who.actor(),
         action: if revoked {
             "endpoint.revoked"
         } else {
@@ -193,6 +278,7 @@ pub(super) struct RegisterBody {
 
 pub(super) async fn register(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     body: Result<Json<RegisterBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     let Json(b) = body?;
@@ -214,7 +300,14 @@ pub(super) async fn register(
     st.store
         .add_token(&sensor_id, &crate::pki::hash_secret(&token), now)
         .await?;
-    tracing::info!(sensor_id = %sensor_id, "Registered an HTTP fleet API sensor");
+    let entry = crate::store::AuditEntry {
+        actor: who.actor(),
+        action: "endpoint.registered".into(),
+        target: format!("endpoint:{sensor_id}"),
+        detail: json!({ "hostname": facts.hostname }),
+    };
+    st.store.audit(&entry, now).await?;
+    tracing::info!(sensor_id = %sensor_id, by = %who.actor(), "Registered an HTTP fleet API sensor");
     Ok((
         axum::http::StatusCode::CREATED,
         Json(json!({ "sensor_id": sensor_id, "uid": format!("edr:{sensor_id}"), "token": token })),
@@ -271,12 +364,7 @@ pub(super) async fn risk_history(
         .query_findings(&q)
         .await?
         .iter()
-        .filter_map(|f| {
-            Some((
-                f["time"].as_i64()?,
-                u8::try_from(f["severity_id"].as_u64()?).ok()?,
-            ))
-        })
+        .filter_map(|f| Some((f.time, u8::try_from(f.body["severity_id"].as_u64()?).ok()?)))
         .collect();
     let points = crate::risk::history(&findings, from, now, 100);
     Ok(Json(json!({
@@ -286,13 +374,41 @@ pub(super) async fn risk_history(
     })))
 }
 
+/// `GET /api/v1/endpoints/{id}/commands` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CommandParams {
+    /// Only commands in this state (`queued`, `delivered`, `succeeded`, `failed`, `expired`).
+    state: Option<String>,
+    /// Only commands with this action.
+    action: Option<String>,
+    /// The `next` of the previous page (a command id).
+    cursor: Option<String>,
+    /// At most this many (default 100, max 1000).
+    limit: Option<u32>,
+}
+
+/// Commands of an endpoint, newest first. `state` and `action` filter the page the store
+/// returned, so a filtered page may hold fewer than `limit` items while `next` is present.
 pub(super) async fn commands(
     State(st): State<ApiState>,
     Path(id): Path<String>,
+    params: Result<Query<CommandParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let limit = limit(p.limit)?;
     let ep = find(&st, &id).await?;
-    let items = st.store.commands(&ep.facts.sensor_id, 1000).await?;
-    Ok(Json(json!({ "items": items })))
+    let cmds = st
+        .store
+        .commands(&ep.facts.sensor_id, p.cursor.as_deref(), limit + 1)
+        .await?;
+    let (cmds, next) = paginate(cmds, limit, |c| c.id.clone());
+    let items: Vec<_> = cmds
+        .into_iter()
+        .filter(|c| p.state.as_ref().is_none_or(|s| c.state == *s))
+        .filter(|c| p.action.as_ref().is_none_or(|a| c.action == *a))
+        .collect();
+    Ok(list_body(&items, next))
 }
 
 /// `POST /api/v1/endpoints/{id}/commands` body.
@@ -312,13 +428,14 @@ fn empty_args() -> Value {
 
 pub(super) async fn queue_command(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     let Json(b) = body?;
     let queued = st
         .responder
-        .queue(&id, &b.action, b.args, &b.reason, "operator")
+        .queue(&id, &b.action, b.args, &b.reason, &who.actor())
         .await?;
     Ok((axum::http::StatusCode::CREATED, Json(json!(queued))))
 }
@@ -347,6 +464,7 @@ pub(super) struct TagsBody {
 
 pub(super) async fn set_tags(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: Result<Json<TagsBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -365,7 +483,12 @@ pub(super) async fn set_tags(
     tags.sort();
     tags.dedup();
     st.store
-        .set_tags(&ep.facts.sensor_id, &tags, vigil_ocsf::now_ms())
+        .set_tags(
+            &ep.facts.sensor_id,
+            &tags,
+            &who.actor(),
+            vigil_ocsf::now_ms(),
+        )
         .await?;
     st.responder.policies_changed();
     let controls = st.store.controls(&ep.facts.sensor_id).await?;

@@ -13,25 +13,19 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds to wait before trying again (`Retry-After`), for 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// 400 with a message saying what to fix.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
-            message: message.into(),
-        }
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: message.into(),
-        }
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 }
 
@@ -42,7 +36,21 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// 429: try again after `seconds`.
+    pub fn too_many(message: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// 401.
@@ -80,11 +88,11 @@ impl From<StoreError> for ApiError {
             return Self::new(StatusCode::CONFLICT, "conflict", message);
         }
         tracing::error!(%error, "Store failure while serving the API");
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "store_unavailable",
-            message: "the store could not serve this request; see the server log".into(),
-        }
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store could not serve this request; see the server log",
+        )
     }
 }
 
@@ -97,7 +105,12 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 

@@ -1,32 +1,49 @@
 //! The operator API: REST + JSON under `/api/v1`.
 //!
-//! Lists answer `{ "items": [...] }`, newest first; every error answers the shape of
-//! [`ApiError`]. [`app`] builds the router so tests can drive it without a socket.
+//! Lists answer `{ "items": [...], "next": "<cursor>" }`, newest first (or by name), with
+//! `next` present only when more items exist (pass it back as `cursor`); every error answers
+//! the shape of [`ApiError`]. [`app`] builds the router from the table in [`routes`], where
+//! every route declares who may call it; tests drive it without a socket. docs/API.md
+//! describes it for operators, `openapi.json` for tools.
 
 use std::sync::Arc;
 
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::fleet::Sessions;
 use crate::ingest::Ingestor;
+use crate::live::LiveFeed;
 use crate::store::Store;
 
 mod alerts;
 #[cfg(test)]
 mod alerts_tests;
+pub mod auth;
+#[cfg(test)]
+mod auth_tests;
 pub mod console;
 mod edr;
 mod endpoints;
 mod error;
+mod live;
+#[cfg(test)]
+mod live_tests;
+pub mod openapi;
 mod policies;
 #[cfg(test)]
 mod response_tests;
+pub mod routes;
 pub mod rules;
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;
+mod users;
 
+pub use auth::{AuthState, Principal};
+pub use endpoints::view as endpoint_view;
 pub use error::ApiError;
 
 /// Items a list returns when `limit` is not given.
@@ -45,6 +62,10 @@ pub struct ApiState {
     pub ingest: Ingestor,
     /// Queues commands and resolves policies.
     pub responder: crate::response::Responder,
+    /// Operator sessions, login limits, live feed tickets.
+    pub auth: Arc<AuthState>,
+    /// The operators' live feed.
+    pub live: LiveFeed,
     /// The rules loaded at start and what became of each.
     pub catalog: Arc<rules::RuleCatalog>,
     /// Rules switched off by operators.
@@ -52,12 +73,15 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// A state over a fresh in-process bus and the repository's own rules, for tests.
+    /// A state over a fresh in-process bus and the repository's own rules, for tests. The
+    /// store is wrapped in a [`crate::live::LiveStore`] as the server wraps it.
     #[cfg(test)]
     pub(crate) fn for_tests(
         store: Arc<dyn Store>,
         response: &crate::response::ResponseConfig,
     ) -> Self {
+        let live = LiveFeed::default();
+        let store: Arc<dyn Store> = Arc::new(crate::live::LiveStore::new(store, live.clone()));
         let sessions = Sessions::default();
         let maps = Arc::new(vigil_ocsf::fieldmap::FieldMaps::builtin().unwrap());
         let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"));
@@ -78,87 +102,62 @@ impl ApiState {
             store,
             sessions,
             responder,
+            auth: Arc::default(),
+            live,
             catalog: rules::empty(),
             switches: Default::default(),
         }
     }
 }
 
-/// The operator API router.
+/// The operator API router: every route of [`routes::routes`] behind its access guard.
 pub fn app(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .route(
-            "/api/v1/endpoints",
-            get(endpoints::list).post(endpoints::register),
-        )
-        .route("/api/v1/endpoints/{id}", get(endpoints::one))
-        .route(
-            "/api/v1/endpoints/{id}/heartbeats",
-            get(endpoints::heartbeats),
-        )
-        .route("/api/v1/endpoints/{id}/revoke", post(endpoints::revoke))
-        .route(
-            "/api/v1/endpoints/{id}/reinstate",
-            post(endpoints::reinstate),
-        )
-        .route("/api/v1/endpoints/{id}/risk", get(endpoints::risk))
-        .route(
-            "/api/v1/endpoints/{id}/risk/history",
-            get(endpoints::risk_history),
-        )
-        .route(
-            "/api/v1/endpoints/{id}/commands",
-            get(endpoints::commands).post(endpoints::queue_command),
-        )
-        .route(
-            "/api/v1/endpoints/{id}/commands/{command}",
-            get(endpoints::command),
-        )
-        .route("/api/v1/endpoints/{id}/tags", put(endpoints::set_tags))
-        .route("/api/v1/endpoints/{id}/triage", get(endpoints::triage_list))
-        .route(
-            "/api/v1/endpoints/{id}/triage/{package}",
-            get(endpoints::triage_download),
-        )
-        .route(
-            "/api/v1/policies",
-            get(policies::list).post(policies::create),
-        )
-        .route(
-            "/api/v1/policies/{id}",
-            get(policies::one)
-                .put(policies::replace)
-                .delete(policies::delete),
-        )
-        .route("/api/v1/audit", get(policies::audit))
-        .route("/api/v1/edr/{sensor}/heartbeat", post(edr::heartbeat))
-        .route("/api/v1/edr/{sensor}/events", post(edr::events))
-        .route(
-            "/api/v1/edr/{sensor}/pending-commands",
-            get(edr::pending_commands),
-        )
-        .route(
-            "/api/v1/edr/{sensor}/commands/{id}/result",
-            post(edr::command_result),
-        )
-        .route("/api/v1/edr/{sensor}/risk", get(edr::risk))
+    let mut router = Router::new();
+    for r in routes::routes() {
+        let guard = axum::middleware::from_fn_with_state((state.clone(), r.access), auth::guard);
+        router = router.route(r.path, r.handler.layer(guard));
+    }
+    router
         .layer(axum::extract::DefaultBodyLimit::max(edr::MAX_BODY_BYTES))
-        .route("/api/v1/events", get(alerts::events))
-        .route("/api/v1/alerts", get(alerts::list))
-        .route(
-            "/api/v1/alerts/{uid}",
-            get(alerts::one).patch(alerts::update),
-        )
-        .route("/api/v1/alerts/{uid}/comments", post(alerts::comment))
-        .route("/api/v1/rules", get(rules::list))
-        .route("/api/v1/rules/{id}", put(rules::switch))
         .fallback(console::serve)
         .with_state(state)
 }
 
+/// A list answer: at most `limit` of `items` (fetched with one extra to know whether more
+/// exist) and, when more exist, `next`: the cursor of the last item shown.
+pub(crate) fn page<T: Serialize>(
+    items: Vec<T>,
+    limit: u32,
+    cursor: impl Fn(&T) -> String,
+) -> Json<Value> {
+    let (items, next) = paginate(items, limit, cursor);
+    list_body(&items, next)
+}
+
+/// The first `limit` items and, when there were more, the cursor of the last one kept.
+pub(crate) fn paginate<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    cursor: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = if more { items.last().map(cursor) } else { None };
+    (items, next)
+}
+
+/// `{ "items": …, "next": … }`, `next` only when given.
+pub(crate) fn list_body(items: &impl Serialize, next: Option<String>) -> Json<Value> {
+    let mut body = json!({ "items": items });
+    if let Some(n) = next {
+        body["next"] = json!(n);
+    }
+    Json(body)
+}
+
 /// What this server offers beyond the core API, so clients (the console) use only what exists.
-pub const FEATURES: &[&str] = &[];
+pub const FEATURES: &[&str] = &["auth", "live"];
 
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "features": FEATURES }))

@@ -145,6 +145,7 @@ pub(super) struct SwitchBody {
 /// of the policies pushed to agents.
 pub(super) async fn switch(
     State(st): State<ApiState>,
+    axum::Extension(who): axum::Extension<super::auth::Principal>,
     axum::extract::Path(id): axum::extract::Path<String>,
     body: Result<Json<SwitchBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -158,7 +159,7 @@ pub(super) async fn switch(
         return Err(ApiError::not_found(format!("no loaded rule has id {id}")));
     }
     st.store
-        .switch_rule(&id, b.enabled, "operator", vigil_ocsf::now_ms())
+        .switch_rule(&id, b.enabled, &who.actor(), vigil_ocsf::now_ms())
         .await?;
     st.switches.set(&id, b.enabled);
     st.responder.policies_changed();

@@ -8,11 +8,14 @@ use tower::ServiceExt;
 use super::{ApiState, app};
 use crate::store::sqlite::SqliteStore;
 
+/// GET as the test admin.
 async fn get(state: &ApiState, uri: &str) -> (StatusCode, Value) {
-    let res = app(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
+    let token = super::test_support::admin(state).await;
+    let req = Request::get(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
         .unwrap();
+    let res = app(state.clone()).oneshot(req).await.unwrap();
     let status = res.status();
     let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
         .await

@@ -15,6 +15,7 @@ pub struct Sessions {
     inner: Arc<Mutex<HashMap<String, SessionHandle>>>,
     next: Arc<AtomicU64>,
     policies: Arc<watch::Sender<u64>>,
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl Default for Sessions {
@@ -23,6 +24,7 @@ impl Default for Sessions {
             inner: Arc::default(),
             next: Arc::default(),
             policies: Arc::new(watch::channel(0).0),
+            changes: Arc::new(watch::channel(0).0),
         }
     }
 }
@@ -49,6 +51,7 @@ impl Sessions {
         if let Some(old) = map.insert(sensor_id.to_owned(), handle.clone()) {
             old.stop.cancel();
         }
+        self.changes.send_modify(|n| *n += 1);
         handle
     }
 
@@ -57,6 +60,7 @@ impl Sessions {
         let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if map.get(sensor_id).is_some_and(|h| h.id == handle.id) {
             map.remove(sensor_id);
+            self.changes.send_modify(|n| *n += 1);
         }
     }
 
@@ -83,6 +87,11 @@ impl Sessions {
     /// Watches policy changes.
     pub fn policy_changes(&self) -> watch::Receiver<u64> {
         self.policies.subscribe()
+    }
+
+    /// Watches sessions opening and closing (for the operators' live feed).
+    pub fn session_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Whether an endpoint has a live session.

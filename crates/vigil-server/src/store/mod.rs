@@ -7,8 +7,14 @@ use async_trait::async_trait;
 use serde::Serialize;
 use vigil_ocsf::{DetectionFinding, Event};
 
+pub mod operators;
 mod response;
 pub mod sqlite;
+
+pub use operators::{
+    ApiToken, NameQuery, NewApiToken, NewOperatorSession, NewUser, OperatorRole, OperatorSession,
+    OperatorStore, User,
+};
 
 pub use response::{
     AuditEntry, AuditQuery, AuditRecord, CommandTransition, POLICY_RESPONSES, Policy, PolicyInput,
@@ -201,6 +207,8 @@ pub struct FindingQuery {
     pub since: Option<i64>,
     /// Only findings with `time < until` (ms).
     pub until: Option<i64>,
+    /// Only findings before this position, `(time, seq)` (paging, newest first).
+    pub before: Option<(i64, i64)>,
     /// Only this endpoint's.
     pub sensor_id: Option<String>,
     /// Only in this workflow state (`new`, `acknowledged`, `closed`).
@@ -335,9 +343,20 @@ pub struct TriageSummary {
     pub summary: serde_json::Value,
 }
 
+/// A finding as listed: its position (for paging) and its OCSF document.
+#[derive(Debug, Clone)]
+pub struct FindingRow {
+    /// Raised (ms), the first half of the paging position.
+    pub time: i64,
+    /// Position in the findings table, the second half.
+    pub seq: i64,
+    /// The OCSF detection finding.
+    pub body: serde_json::Value,
+}
+
 /// The durable store.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OperatorStore + Send + Sync + 'static {
     /// Records (or refreshes) an endpoint when its session opens.
     async fn upsert_endpoint(&self, facts: &EndpointFacts, now: i64) -> Result<(), StoreError>;
     /// Records a new endpoint with its first certificate and its API token hash, in one
@@ -454,8 +473,14 @@ pub trait Store: Send + Sync + 'static {
         result: &serde_json::Value,
         now: i64,
     ) -> Result<CompleteOutcome, StoreError>;
-    /// Commands of an endpoint, newest first.
-    async fn commands(&self, sensor_id: &str, limit: u32) -> Result<Vec<Command>, StoreError>;
+    /// Commands of an endpoint, newest first; with `before`, only those queued before that
+    /// command (paging).
+    async fn commands(
+        &self,
+        sensor_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Command>, StoreError>;
     /// Stores findings an endpoint raised itself (edge detection), skipping ids already held,
     /// and raises its risk; the number newly stored.
     async fn insert_findings(
@@ -475,6 +500,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         sensor_id: &str,
         tags: &[String],
+        actor: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
     /// Appends to the audit log.
@@ -482,16 +508,22 @@ pub trait Store: Send + Sync + 'static {
     /// Reads the audit log, newest first.
     async fn audit_log(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
     /// Creates a policy (`Conflict` when the name is taken).
-    async fn create_policy(&self, p: &PolicyInput, now: i64) -> Result<Policy, StoreError>;
+    async fn create_policy(
+        &self,
+        p: &PolicyInput,
+        actor: &str,
+        now: i64,
+    ) -> Result<Policy, StoreError>;
     /// Replaces a policy's definition; `None` when there is no such policy.
     async fn update_policy(
         &self,
         id: &str,
         p: &PolicyInput,
+        actor: &str,
         now: i64,
     ) -> Result<Option<Policy>, StoreError>;
     /// Deletes a policy; `false` when there is no such policy.
-    async fn delete_policy(&self, id: &str) -> Result<bool, StoreError>;
+    async fn delete_policy(&self, id: &str, actor: &str) -> Result<bool, StoreError>;
     /// Every policy, by name.
     async fn policies(&self) -> Result<Vec<Policy>, StoreError>;
     /// Triage packages of an endpoint, newest first: (id, time, size, summary).
@@ -532,7 +564,7 @@ pub trait Store: Send + Sync + 'static {
         text: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Findings matching a query, newest first, as OCSF documents with their workflow under
-    /// `workflow` and their endpoint under `sensor_id`.
-    async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Findings matching a query, newest first: each OCSF document with its workflow under
+    /// `workflow` and its endpoint under `sensor_id`.
+    async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<FindingRow>, StoreError>;
 }

@@ -39,6 +39,10 @@ pub struct ScanArgs {
     /// The sensor's bearer token.
     #[arg(long, env = "VIGIL_SENSOR_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// An admin's operator API token (`vgl_…`, from `vigil token create`), needed to register
+    /// a new sensor when no `--sensor` is given.
+    #[arg(long, env = "VIGIL_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
     /// How many distinct ports to try.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
     ports: u16,
@@ -204,7 +208,7 @@ async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
              `POST /api/v1/endpoints` returned, or the agent's identity.json)"
         ),
         (None, Some(_)) => bail!("--token needs --sensor: which sensor is it the token of?"),
-        (None, None) => register(&client, &base).await?,
+        (None, None) => register(&client, &base, args.api_token.as_deref()).await?,
     };
     let last = u32::from(args.first_port) + u32::from(args.ports) - 1;
     if last > u32::from(u16::MAX) {
@@ -295,9 +299,21 @@ fn api_base(server: &str) -> anyhow::Result<String> {
 }
 
 /// Registers a new third-party sensor and prints its id and token.
-async fn register(client: &reqwest::Client, base: &str) -> anyhow::Result<SensorAuth> {
+async fn register(
+    client: &reqwest::Client,
+    base: &str,
+    api_token: Option<&str>,
+) -> anyhow::Result<SensorAuth> {
+    let Some(api_token) = api_token else {
+        bail!(
+            "registering a sensor needs an admin's API token: pass --api-token or set \
+             VIGIL_API_TOKEN (`vigil token create NAME --user ADMIN`), or pass --sensor and \
+             --token of a sensor registered earlier"
+        );
+    };
     let res = client
         .post(format!("{base}/api/v1/endpoints"))
+        .bearer_auth(api_token)
         .json(&json!({"hostname": "vigil-inject", "os_name": "injected"}))
         .send()
         .await

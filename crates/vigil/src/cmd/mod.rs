@@ -5,3 +5,4 @@ pub mod inject;
 pub mod rules;
 pub mod triage;
 pub mod up;
+pub mod user;

@@ -48,6 +48,19 @@ pub struct ServerArgs {
     /// Seconds a command waits for its endpoint before it expires.
     #[arg(long, env = "VIGIL_COMMAND_TTL_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
     command_ttl_secs: u64,
+    /// Name of the first administrator, created when no operator exists. Its password comes
+    /// from `VIGIL_ADMIN_PASSWORD`, or is generated and printed once.
+    #[arg(long, env = "VIGIL_ADMIN_USER", default_value = "admin")]
+    admin_user: String,
+    /// Mark the console's session cookie `Secure` (when the API is reached over HTTPS).
+    #[arg(long, env = "VIGIL_COOKIE_SECURE")]
+    cookie_secure: bool,
+    /// Minutes an unused console session lasts.
+    #[arg(long, env = "VIGIL_SESSION_IDLE_MINS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    session_idle_mins: u64,
+    /// Hours a console session lasts at most.
+    #[arg(long, env = "VIGIL_SESSION_MAX_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..))]
+    session_max_hours: u64,
 }
 
 /// Options of `vigil up`.
@@ -132,8 +145,38 @@ async fn run(
         action_webhook: Some(args.action_webhook).filter(|u| !u.trim().is_empty()),
         command_ttl: Some(Duration::from_secs(args.command_ttl_secs)),
     };
+    config.auth = vigil_server::auth::AuthConfig {
+        cookie_secure: args.cookie_secure,
+        session_idle: Duration::from_secs(args.session_idle_mins * 60),
+        session_absolute: Duration::from_secs(args.session_max_hours * 3600),
+    };
+    // From the environment only: a password on the command line shows in `ps`.
+    config.first_admin = vigil_server::FirstAdminConfig {
+        name: args.admin_user,
+        password: std::env::var("VIGIL_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty()),
+    };
     let server = Server::bind(&config).await?;
     print_rules_summary(server.rule_report(), &rule_dirs);
+    match server.first_admin() {
+        Some(a) => match &a.generated_password {
+            Some(p) => println!(
+                "admin: created the first administrator {:?} with password {p} (shown once; \
+                 change it with `vigil user passwd {}`)",
+                a.name, a.name
+            ),
+            None => println!(
+                "admin: created the first administrator {:?} with the password from \
+                 VIGIL_ADMIN_PASSWORD",
+                a.name
+            ),
+        },
+        None if config.first_admin.password.is_some() => {
+            println!("admin: operators exist already; VIGIL_ADMIN_PASSWORD is not used")
+        }
+        None => {}
+    }
     let api = server.api_addr();
     let fleet = server.fleet_addr();
     let ca_path = &server.ca_path().to_owned();
@@ -189,7 +232,10 @@ async fn run(
         );
     }
     println!("API listening on http://{api}");
-    println!("  try: curl -s http://{api}/api/v1/alerts");
+    println!(
+        "  try: curl -s -H \"Authorization: Bearer $(vigil token create cli --user ADMIN \
+         --data-dir DIR)\" http://{api}/api/v1/alerts (docs/API.md)"
+    );
     println!("Ctrl-C stops (the local agent flushes its buffer first).");
 
     tokio::select! {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod operator;
 pub mod scan;
 pub mod server;
 
@@ -65,6 +66,7 @@ impl VigilUp {
             .arg(data_dir)
             .args(["--listen", listen])
             .args(extra)
+            .env("VIGIL_ADMIN_PASSWORD", operator::ADMIN_PASSWORD)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info,aya=warn")
             .stdout(Stdio::piped())
@@ -106,7 +108,12 @@ impl VigilUp {
         }
     }
 
-    /// GET a JSON document from the API.
+    /// An admin API token for this server.
+    pub fn token(&self) -> String {
+        operator::admin_token(&self.api)
+    }
+
+    /// GET a JSON document from the API (as the admin).
     pub fn get(&self, path_and_query: &str) -> Value {
         get_json(&format!("{}{path_and_query}", self.api))
     }
@@ -142,15 +149,25 @@ impl Drop for VigilUp {
     }
 }
 
-/// A blocking GET returning JSON.
+/// A blocking GET returning JSON, as the server's admin ([`operator::admin_token`]).
 pub fn get_json(url: &str) -> Value {
+    get_json_with(url, &operator::admin_token(url))
+}
+
+/// A blocking GET returning JSON, with this API token.
+pub fn get_json_with(url: &str, token: &str) -> Value {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
         vigil_server::pki::install_crypto_provider();
-        let res = reqwest::get(url).await.expect("GET");
+        let res = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
         assert!(res.status().is_success(), "GET {url}: {}", res.status());
         res.json::<Value>().await.expect("JSON body")
     })
@@ -213,6 +230,7 @@ pub fn console_testable(test: &str) -> bool {
 pub fn assert_console_shows_alert(api: &str, title: &str, texts: &[&str]) {
     let out = Command::new("node")
         .current_dir(CONSOLE)
+        .env("VIGIL_E2E_PASSWORD", operator::ADMIN_PASSWORD)
         .arg("tests/alert.mjs")
         .arg(api)
         .arg(title)

@@ -31,6 +31,7 @@ impl InProcess {
             vec![rules],
         );
         cfg.roles = roles;
+        cfg.first_admin.password = Some(super::operator::ADMIN_PASSWORD.into());
         let server = runtime.block_on(Server::bind(&cfg)).expect("server binds");
         let api = format!("http://{}", server.api_addr());
         let stop = CancellationToken::new();
@@ -41,6 +42,11 @@ impl InProcess {
             runtime: Some(runtime),
             task: Some(task),
         }
+    }
+
+    /// An admin API token for this server.
+    pub fn token(&self) -> String {
+        super::operator::admin_token(&self.api)
     }
 
     /// Stops the server and waits until it has closed its store.

@@ -17,6 +17,9 @@ struct Fixture {
     token: String,
 }
 
+/// Calls the API. `token` is the bearer token sent; without one, a call to an operator route
+/// (anything outside `/api/v1/edr/`) is made as the test admin (`test_support::admin`), and a
+/// call to the fleet API is made with no credentials.
 pub(crate) async fn call(
     st: &ApiState,
     method: &str,
@@ -24,8 +27,13 @@ pub(crate) async fn call(
     token: Option<&str>,
     body: Option<String>,
 ) -> (StatusCode, Value) {
+    let admin = if token.is_none() && !uri.starts_with("/api/v1/edr/") {
+        Some(crate::api::test_support::admin(st).await)
+    } else {
+        None
+    };
     let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
+    if let Some(t) = token.or(admin.as_deref()) {
         req = req.header("authorization", format!("Bearer {t}"));
     }
     let req = match body {

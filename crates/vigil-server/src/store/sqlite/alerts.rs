@@ -1,12 +1,13 @@
 //! Alerts: findings with the analyst's workflow and comments.
 
 use serde_json::{Value, json};
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row};
 
 use super::SqliteStore;
 use crate::store::{
-    Alert, AlertComment, AlertUpdate, AlertWorkflow, AuditEntry, FindingQuery, StoreError,
+    Alert, AlertComment, AlertUpdate, AlertWorkflow, AuditEntry, FindingQuery, FindingRow,
+    StoreError,
 };
 
 /// The workflow states and the moves between them.
@@ -23,34 +24,51 @@ impl SqliteStore {
     pub(super) async fn query_findings_impl(
         &self,
         q: &FindingQuery,
-    ) -> Result<Vec<Value>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT body, sensor_id, status, verdict, assignee, updated_at FROM findings
-             WHERE time >= ? AND time < ?
-               AND (? IS NULL OR sensor_id = ?)
-               AND (? IS NULL OR status = ?)
-               AND severity_id >= ?
-               AND (? IS NULL OR rule_id = ?)
-             ORDER BY time DESC, seq DESC LIMIT ?",
-        )
-        .bind(q.since.unwrap_or(i64::MIN))
-        .bind(q.until.unwrap_or(i64::MAX))
-        .bind(q.sensor_id.as_deref())
-        .bind(q.sensor_id.as_deref())
-        .bind(q.status.as_deref())
-        .bind(q.status.as_deref())
-        .bind(q.min_severity.unwrap_or(0))
-        .bind(q.rule_id.as_deref())
-        .bind(q.rule_id.as_deref())
-        .bind(q.limit)
-        .fetch_all(&self.pool)
-        .await?;
+    ) -> Result<Vec<FindingRow>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT time, seq, body, sensor_id, status, verdict, assignee, updated_at
+             FROM findings WHERE 1 = 1",
+        );
+        if let Some(since) = q.since {
+            qb.push(" AND time >= ").push_bind(since);
+        }
+        if let Some(until) = q.until {
+            qb.push(" AND time < ").push_bind(until);
+        }
+        if let Some((time, seq)) = q.before {
+            qb.push(" AND (time < ")
+                .push_bind(time)
+                .push(" OR (time = ")
+                .push_bind(time)
+                .push(" AND seq < ")
+                .push_bind(seq)
+                .push("))");
+        }
+        if let Some(sensor) = &q.sensor_id {
+            qb.push(" AND sensor_id = ").push_bind(sensor.clone());
+        }
+        if let Some(status) = &q.status {
+            qb.push(" AND status = ").push_bind(status.clone());
+        }
+        if let Some(sev) = q.min_severity {
+            qb.push(" AND severity_id >= ").push_bind(i64::from(sev));
+        }
+        if let Some(rule) = &q.rule_id {
+            qb.push(" AND rule_id = ").push_bind(rule.clone());
+        }
+        qb.push(" ORDER BY time DESC, seq DESC LIMIT ")
+            .push_bind(q.limit);
+        let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
-                let mut v: Value = serde_json::from_str(r.try_get::<&str, _>("body")?)?;
-                v["workflow"] = json!(workflow_from(r)?);
-                v["sensor_id"] = json!(r.try_get::<&str, _>("sensor_id")?);
-                Ok(v)
+                let mut body: Value = serde_json::from_str(r.try_get::<&str, _>("body")?)?;
+                body["workflow"] = json!(workflow_from(r)?);
+                body["sensor_id"] = json!(r.try_get::<&str, _>("sensor_id")?);
+                Ok(FindingRow {
+                    time: r.try_get("time")?,
+                    seq: r.try_get("seq")?,
+                    body,
+                })
             })
             .collect()
     }

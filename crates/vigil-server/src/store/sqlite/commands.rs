@@ -248,12 +248,18 @@ impl SqliteStore {
     pub(super) async fn commands_impl(
         &self,
         sensor_id: &str,
+        before: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Command>, StoreError> {
+        // Paging by the position of the command the previous page ended with.
         let rows = sqlx::query(
-            "SELECT * FROM commands WHERE sensor_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            "SELECT * FROM commands WHERE sensor_id = ?
+               AND (? IS NULL OR (created_at, id) < (SELECT created_at, id FROM commands WHERE id = ?))
+             ORDER BY created_at DESC, id DESC LIMIT ?",
         )
         .bind(sensor_id)
+        .bind(before)
+        .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

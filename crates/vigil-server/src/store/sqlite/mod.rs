@@ -12,13 +12,14 @@ use vigil_ocsf::{DetectionFinding, Event};
 use super::{AuditEntry, AuditQuery, AuditRecord, CommandTransition, Policy, PolicyInput};
 use super::{
     CertRecord, Command, CompleteOutcome, Endpoint, EndpointControls, EndpointFacts, EventPage,
-    EventQuery, FindingQuery, HeartbeatRecord, Identity, InsertOutcome, NewCommand, StoreError,
-    StoredEvent,
+    EventQuery, FindingQuery, FindingRow, HeartbeatRecord, Identity, InsertOutcome, NewCommand,
+    StoreError, StoredEvent,
 };
 
 mod alerts;
 mod commands;
 mod endpoints;
+mod operators;
 mod response;
 #[cfg(test)]
 mod tests;
@@ -320,9 +321,10 @@ impl super::Store for SqliteStore {
         &self,
         sensor_id: &str,
         tags: &[String],
+        actor: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.set_tags_impl(sensor_id, tags, now).await
+        self.set_tags_impl(sensor_id, tags, actor, now).await
     }
 
     async fn audit(&self, entry: &AuditEntry, now: i64) -> Result<(), StoreError> {
@@ -333,21 +335,27 @@ impl super::Store for SqliteStore {
         self.audit_log_impl(q).await
     }
 
-    async fn create_policy(&self, p: &PolicyInput, now: i64) -> Result<Policy, StoreError> {
-        self.create_policy_impl(p, now).await
+    async fn create_policy(
+        &self,
+        p: &PolicyInput,
+        actor: &str,
+        now: i64,
+    ) -> Result<Policy, StoreError> {
+        self.create_policy_impl(p, actor, now).await
     }
 
     async fn update_policy(
         &self,
         id: &str,
         p: &PolicyInput,
+        actor: &str,
         now: i64,
     ) -> Result<Option<Policy>, StoreError> {
-        self.update_policy_impl(id, p, now).await
+        self.update_policy_impl(id, p, actor, now).await
     }
 
-    async fn delete_policy(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_policy_impl(id).await
+    async fn delete_policy(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
+        self.delete_policy_impl(id, actor).await
     }
 
     async fn policies(&self) -> Result<Vec<Policy>, StoreError> {
@@ -448,11 +456,16 @@ impl super::Store for SqliteStore {
             .await
     }
 
-    async fn commands(&self, sensor_id: &str, limit: u32) -> Result<Vec<Command>, StoreError> {
-        self.commands_impl(sensor_id, limit).await
+    async fn commands(
+        &self,
+        sensor_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Command>, StoreError> {
+        self.commands_impl(sensor_id, before, limit).await
     }
 
-    async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<serde_json::Value>, StoreError> {
+    async fn query_findings(&self, q: &FindingQuery) -> Result<Vec<FindingRow>, StoreError> {
         self.query_findings_impl(q).await
     }
 

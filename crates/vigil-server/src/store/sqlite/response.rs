@@ -50,6 +50,7 @@ impl SqliteStore {
         &self,
         sensor_id: &str,
         tags: &[String],
+        actor: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
@@ -72,7 +73,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         let entry = AuditEntry {
-            actor: "operator".into(),
+            actor: actor.into(),
             action: "endpoint.tags_set".into(),
             target: format!("endpoint:{sensor_id}"),
             detail: json!({ "tags": tags }),
@@ -121,6 +122,7 @@ impl SqliteStore {
     pub(super) async fn create_policy_impl(
         &self,
         p: &PolicyInput,
+        actor: &str,
         now: i64,
     ) -> Result<Policy, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
@@ -142,7 +144,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await;
         conflict_on_name(inserted, &p.name)?;
-        audit_policy(&mut tx, "policy.created", &id, p, now).await?;
+        audit_policy(&mut tx, actor, "policy.created", &id, p, now).await?;
         tx.commit().await?;
         Ok(Policy {
             id,
@@ -157,6 +159,7 @@ impl SqliteStore {
         &self,
         id: &str,
         p: &PolicyInput,
+        actor: &str,
         now: i64,
     ) -> Result<Option<Policy>, StoreError> {
         let mut tx = self.write_tx().await?;
@@ -178,7 +181,7 @@ impl SqliteStore {
         if conflict_on_name(updated, &p.name)? == 0 {
             return Ok(None);
         }
-        audit_policy(&mut tx, "policy.updated", id, p, now).await?;
+        audit_policy(&mut tx, actor, "policy.updated", id, p, now).await?;
         let row = sqlx::query("SELECT * FROM policies WHERE id = ?")
             .bind(id)
             .fetch_one(&mut *tx)
@@ -187,7 +190,11 @@ impl SqliteStore {
         policy_from(&row).map(Some)
     }
 
-    pub(super) async fn delete_policy_impl(&self, id: &str) -> Result<bool, StoreError> {
+    pub(super) async fn delete_policy_impl(
+        &self,
+        id: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let name: Option<String> =
             sqlx::query_scalar("DELETE FROM policies WHERE id = ? RETURNING name")
@@ -198,7 +205,7 @@ impl SqliteStore {
             return Ok(false);
         };
         let entry = AuditEntry {
-            actor: "operator".into(),
+            actor: actor.into(),
             action: "policy.deleted".into(),
             target: format!("policy:{id}"),
             detail: json!({ "name": name }),
@@ -232,13 +239,14 @@ fn conflict_on_name(
 
 async fn audit_policy(
     tx: &mut Transaction<'_, Sqlite>,
+    actor: &str,
     action: &str,
     id: &str,
     p: &PolicyInput,
     now: i64,
 ) -> Result<(), StoreError> {
     let entry = AuditEntry {
-        actor: "operator".into(),
+        actor: actor.into(),
         action: action.into(),
         target: format!("policy:{id}"),
         detail: serde_json::to_value(p)?,

@@ -69,7 +69,7 @@ async fn findings_and_cursor_commit_together_and_survive_reopen() {
         .await
         .unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0]["severity_id"], 4);
+    assert_eq!(got[0].body["severity_id"], 4);
 }
 
 #[tokio::test]
@@ -271,9 +271,12 @@ async fn policies_are_versioned_unique_by_name_and_audited() {
         tags: vec!["prod".into()],
         enabled: true,
     };
-    let p = store.create_policy(&input, 5).await.unwrap();
+    let p = store.create_policy(&input, "user:alice", 5).await.unwrap();
     assert_eq!(p.revision, 1);
-    let dup = store.create_policy(&input, 6).await.unwrap_err();
+    let dup = store
+        .create_policy(&input, "user:alice", 6)
+        .await
+        .unwrap_err();
     assert!(
         matches!(dup, crate::store::StoreError::Conflict(_)),
         "{dup}"
@@ -281,7 +284,7 @@ async fn policies_are_versioned_unique_by_name_and_audited() {
     let mut changed = input.clone();
     changed.rules[0].response = "alert".into();
     let p2 = store
-        .update_policy(&p.id, &changed, 7)
+        .update_policy(&p.id, &changed, "token:ci", 7)
         .await
         .unwrap()
         .unwrap();
@@ -291,14 +294,14 @@ async fn policies_are_versioned_unique_by_name_and_audited() {
     );
     assert!(
         store
-            .update_policy("nope", &changed, 8)
+            .update_policy("nope", &changed, "token:ci", 8)
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(store.policies().await.unwrap(), vec![p2.clone()]);
-    assert!(store.delete_policy(&p.id).await.unwrap());
-    assert!(!store.delete_policy(&p.id).await.unwrap());
+    assert!(store.delete_policy(&p.id, "user:alice").await.unwrap());
+    assert!(!store.delete_policy(&p.id, "user:alice").await.unwrap());
     let audit = store
         .audit_log(&crate::store::AuditQuery {
             target: Some(format!("policy:{}", p.id)),
@@ -312,6 +315,8 @@ async fn policies_are_versioned_unique_by_name_and_audited() {
         actions,
         ["policy.deleted", "policy.updated", "policy.created"]
     );
+    let actors: Vec<_> = audit.iter().map(|a| a.actor.as_str()).collect();
+    assert_eq!(actors, ["user:alice", "token:ci", "user:alice"]);
 }
 
 #[tokio::test]
