@@ -17,6 +17,7 @@ mod finding;
 mod network;
 mod objects;
 mod process;
+mod raw;
 
 pub use event::{Event, EventError, class};
 pub use finding::{
@@ -27,6 +28,7 @@ pub use network::{
     ConnectionInfo, Direction, NetworkActivity, NetworkActivityId, NetworkEndpoint,
     NetworkUnmapped, StatusId,
 };
+pub use raw::RawEvent;
 pub use objects::{Actor, Device, File, Metadata, Os, Product, User};
 pub use process::{
     ExitStatus, LaunchType, Process, ProcessActivity, ProcessActivityId, ProcessEntity,
