@@ -28,12 +28,12 @@ pub use network::{
     ConnectionInfo, Direction, NetworkActivity, NetworkActivityId, NetworkEndpoint,
     NetworkUnmapped, StatusId,
 };
-pub use raw::RawEvent;
 pub use objects::{Actor, Device, File, Metadata, Os, Product, User};
 pub use process::{
     ExitStatus, LaunchType, Process, ProcessActivity, ProcessActivityId, ProcessEntity,
     ProcessUnmapped, Session, signal_name,
 };
+pub use raw::RawEvent;
 
 /// The OCSF schema version every Vigil event declares in `metadata.version`.
 pub const OCSF_VERSION: &str = "1.8.0";

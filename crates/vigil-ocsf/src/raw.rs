@@ -48,7 +48,13 @@ impl RawEvent {
         }
         // Pass 2: the top-level members as raw slices.
         let members = members(bytes)?;
-        let last = |name: &str| members.iter().rev().find(|(k, _)| k.as_ref() == name).map(|m| m.1);
+        let last = |name: &str| {
+            members
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_ref() == name)
+                .map(|m| m.1)
+        };
         let class_uid = last("class_uid")
             .and_then(|raw| serde_json::from_str::<u64>(raw.get()).ok())
             .and_then(|c| u32::try_from(c).ok())
@@ -130,15 +136,26 @@ fn metadata(raw: Option<&RawValue>) -> Result<(String, Cow<'_, str>), EventError
     Ok((uid, Cow::Owned(serde_json::to_string(&map)?)))
 }
 
-/// `device` as it will be stored: the member as it came (or an empty object when it is absent
-/// or not an object) with `uid` set to the authenticated endpoint.
+/// `device` as it will be stored: the member as it came, minus any `uid` it claims, plus `uid`
+/// set to the authenticated endpoint; `{"uid": …}` alone when it is absent or not an object.
 fn device(raw: Option<&RawValue>, device_uid: &str) -> Result<String, EventError> {
-    let mut map = match raw {
-        Some(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get())?,
-        _ => Map::new(),
-    };
-    map.insert("uid".into(), Value::String(device_uid.to_owned()));
-    Ok(serde_json::to_string(&map)?)
+    let mut out = String::with_capacity(raw.map_or(0, |r| r.get().len()) + device_uid.len() + 10);
+    out.push('{');
+    if let Some(raw) = raw.filter(|r| r.get().starts_with('{')) {
+        for (key, value) in members(raw.get().as_bytes())? {
+            if key == "uid" {
+                continue;
+            }
+            out.push_str(&serde_json::to_string(key.as_ref())?);
+            out.push(':');
+            out.push_str(value.get());
+            out.push(',');
+        }
+    }
+    out.push_str(r#""uid":"#);
+    out.push_str(&serde_json::to_string(device_uid)?);
+    out.push('}');
+    Ok(out)
 }
 
 /// The members of a JSON object, in document order, values as raw slices.
@@ -340,14 +357,19 @@ mod tests {
                 String::from_utf8_lossy(doc)
             );
         }
-        let deep = format!("{{\"class_uid\":1,\"time\":1,\"x\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        let deep = format!(
+            "{{\"class_uid\":1,\"time\":1,\"x\":{}1{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
         assert!(via_value(deep.as_bytes(), "me").is_err());
         assert!(RawEvent::from_json_stamped(deep.as_bytes(), "me").is_err());
     }
 
     #[test]
     fn from_event_round_trips() {
-        let ev = Event::from_json(br#"{"class_uid":1007,"time":5,"metadata":{"uid":"a"}}"#).unwrap();
+        let ev =
+            Event::from_json(br#"{"class_uid":1007,"time":5,"metadata":{"uid":"a"}}"#).unwrap();
         let raw = RawEvent::from_event(&ev);
         assert_eq!(parsed(&raw), ev);
     }

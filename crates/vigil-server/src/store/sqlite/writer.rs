@@ -166,7 +166,8 @@ struct Stmt(NonNull<ffi::sqlite3_stmt>);
 
 impl Stmt {
     fn prepare(db: &Db, sql: &str) -> Result<Self, StoreError> {
-        let len = c_int::try_from(sql.len()).map_err(|_| StoreError::Engine("SQL too long".into()))?;
+        let len =
+            c_int::try_from(sql.len()).map_err(|_| StoreError::Engine("SQL too long".into()))?;
         let mut raw = ptr::null_mut();
         // SAFETY: `sql` outlives the call and its length is given; `raw` receives the statement.
         let rc = unsafe {
