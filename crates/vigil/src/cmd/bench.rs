@@ -380,3 +380,25 @@ fn proc_hwm_bytes(pid: u32) -> Option<u64> {
         .ok()?;
     Some(kb * 1024)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_events_are_valid_ocsf() {
+        let wire = synthetic("s", 7, 3);
+        let ev = vigil_ocsf::Event::from_json(&wire.ocsf_json).unwrap();
+        assert_eq!(ev.uid, wire.uid);
+        assert_eq!(ev.class_uid, 1007);
+        assert_eq!(ev.time, wire.time);
+        assert_eq!(
+            ev.get("process.cmd_line").and_then(|v| v.as_str()),
+            Some("/usr/bin/python3 worker.py --job 7")
+        );
+        assert_eq!(
+            ev.get("actor.process.file.path").and_then(|v| v.as_str()),
+            Some("/usr/bin/bash")
+        );
+    }
+}
