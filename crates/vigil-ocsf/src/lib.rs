@@ -17,6 +17,7 @@ mod finding;
 mod network;
 mod objects;
 mod process;
+mod raw;
 
 pub use event::{Event, EventError, class};
 pub use finding::{
@@ -32,6 +33,7 @@ pub use process::{
     ExitStatus, LaunchType, Process, ProcessActivity, ProcessActivityId, ProcessEntity,
     ProcessUnmapped, Session, signal_name,
 };
+pub use raw::RawEvent;
 
 /// The OCSF schema version every Vigil event declares in `metadata.version`.
 pub const OCSF_VERSION: &str = "1.8.0";

@@ -2,7 +2,7 @@
 //! and commits findings together with the new cursor.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 use tokio_util::sync::CancellationToken;
@@ -16,8 +16,13 @@ use crate::switches::RuleSwitches;
 
 /// Name of the embedded detection consumer's cursor.
 pub const CONSUMER: &str = "detect";
-/// Events evaluated per store round trip.
-const PAGE: u32 = 512;
+/// Events evaluated per store round trip (and per cursor commit, one fsync each): large enough
+/// that a busy fleet costs the write lock a few commits a second, not hundreds.
+const PAGE: u32 = 4096;
+/// Most log positions evaluated between two commits of the cursor.
+const COMMIT_EVENTS: i64 = 32_768;
+/// Longest time between two commits while the worker is behind.
+const COMMIT_EVERY: Duration = Duration::from_millis(250);
 /// How long to wait before retrying after a store error.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -75,21 +80,40 @@ impl DetectWorker {
     }
 
     /// Evaluates everything after the cursor.
+    ///
+    /// Findings and the cursor are committed together (one write transaction, one fsync)
+    /// when the worker has caught up, or every [`COMMIT_EVENTS`] events or [`COMMIT_EVERY`]
+    /// while it is behind: under a busy fleet every commit waits for the event writer's lock,
+    /// so committing per page would leave the worker waiting instead of evaluating. A crash
+    /// re-evaluates at most that much, and finding ids are deterministic, so nothing is
+    /// duplicated.
     async fn drain(&mut self) -> Result<(), StoreError> {
         let mut cursor = self.store.cursor(CONSUMER).await?;
+        let mut committed = cursor;
+        let mut findings = Vec::new();
+        let mut since = Instant::now();
         loop {
             let page = self.store.events_after(cursor, PAGE).await?;
-            let Some(last) = page.last_seq else {
-                return Ok(());
-            };
-            let findings = self.evaluate(&page.events);
-            if !findings.is_empty() {
-                tracing::info!(count = findings.len(), "Detection findings raised");
+            if let Some(last) = page.last_seq {
+                findings.extend(self.evaluate(&page.events));
+                cursor = last;
             }
-            self.store
-                .commit_findings(CONSUMER, last, &findings)
-                .await?;
-            cursor = last;
+            let caught_up = page.last_seq.is_none();
+            let due = cursor - committed >= COMMIT_EVENTS || since.elapsed() >= COMMIT_EVERY;
+            if cursor > committed && (caught_up || due) {
+                if !findings.is_empty() {
+                    tracing::info!(count = findings.len(), "Detection findings raised");
+                }
+                self.store
+                    .commit_findings(CONSUMER, cursor, &findings)
+                    .await?;
+                findings.clear();
+                committed = cursor;
+                since = Instant::now();
+            }
+            if caught_up {
+                return Ok(());
+            }
         }
     }
 

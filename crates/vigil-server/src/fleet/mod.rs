@@ -382,11 +382,10 @@ impl Session {
         let mut events = Vec::with_capacity(batch.events.len());
         let mut invalid = 0u32;
         for wire in &batch.events {
-            match vigil_ocsf::Event::try_from(wire) {
-                Ok(mut ev) => {
-                    ev.stamp_device_uid(&self.sensor_id);
-                    events.push(ev);
-                }
+            // Validated as strictly as a full parse, stamped with this session's endpoint, and
+            // kept as the bytes the agent sent; the wire's envelope copies are re-derived.
+            match vigil_ocsf::RawEvent::from_json_stamped(&wire.ocsf_json, &self.sensor_id) {
+                Ok(ev) => events.push(ev),
                 Err(error) => {
                     invalid += 1;
                     tracing::warn!(sensor_id = %self.sensor_id, uid = %wire.uid, %error, "Dropping invalid event");

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
-use vigil_ocsf::Event;
+use vigil_ocsf::RawEvent;
 
 use crate::bus::Bus;
 use crate::store::{InsertOutcome, Store, StoreError};
@@ -23,7 +23,7 @@ type Reply = oneshot::Sender<Result<InsertOutcome, String>>;
 /// Hands batches to the group-commit writer.
 #[derive(Clone)]
 pub struct Ingestor {
-    tx: mpsc::Sender<(String, Vec<Event>, Reply)>,
+    tx: mpsc::Sender<(String, Vec<RawEvent>, Reply)>,
 }
 
 /// Why a batch was not stored.
@@ -49,7 +49,7 @@ impl Ingestor {
     pub async fn submit(
         &self,
         sensor_id: &str,
-        events: Vec<Event>,
+        events: Vec<RawEvent>,
     ) -> Result<InsertOutcome, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -64,7 +64,7 @@ impl Ingestor {
 }
 
 async fn writer(
-    mut rx: mpsc::Receiver<(String, Vec<Event>, Reply)>,
+    mut rx: mpsc::Receiver<(String, Vec<RawEvent>, Reply)>,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
 ) {
@@ -84,7 +84,7 @@ async fn writer(
             .into_iter()
             .map(|(sensor, evs, reply)| ((sensor, evs), reply))
             .unzip();
-        match store.insert_event_batches(&batches).await {
+        match store.insert_event_batches(batches).await {
             Ok(outcomes) => {
                 if outcomes.iter().any(|o| o.stored > 0) {
                     bus.events_stored();

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use serde::Serialize;
-use vigil_ocsf::{DetectionFinding, Event};
+use vigil_ocsf::{DetectionFinding, Event, RawEvent};
 
 pub mod operators;
 mod response;
@@ -33,6 +33,9 @@ pub enum StoreError {
     /// A stored document could not be encoded or decoded.
     #[error("stored document is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The database engine failed an operation made outside sqlx (the event writer).
+    #[error("database error: {0}")]
+    Engine(String),
     /// The change conflicts with what is stored (a name already taken).
     #[error("{0}")]
     Conflict(String),
@@ -425,7 +428,7 @@ pub trait Store: OperatorStore + Send + Sync + 'static {
     /// events already held; one outcome per batch, in order.
     async fn insert_event_batches(
         &self,
-        batches: &[(String, Vec<Event>)],
+        batches: Vec<(String, Vec<RawEvent>)>,
     ) -> Result<Vec<InsertOutcome>, StoreError>;
     /// Up to `limit` rows of the durable log after `seq`, oldest first.
     async fn events_after(&self, seq: i64, limit: u32) -> Result<EventPage, StoreError>;

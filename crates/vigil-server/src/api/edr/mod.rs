@@ -171,6 +171,10 @@ pub(super) async fn events(
     let sensor_id = authorize(&st, &headers, &sensor).await?;
     let Json(body) = body?;
     let events = parse_events(body, &sensor_id)?;
+    let events = events
+        .iter()
+        .map(vigil_ocsf::RawEvent::from_event)
+        .collect();
     let out = st.ingest.submit(&sensor_id, events).await.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

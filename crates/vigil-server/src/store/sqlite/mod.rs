@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
-use vigil_ocsf::{DetectionFinding, Event};
+use vigil_ocsf::{DetectionFinding, Event, RawEvent};
 
 use super::{AuditEntry, AuditQuery, AuditRecord, CommandTransition, Policy, PolicyInput};
 use super::{
@@ -23,11 +23,14 @@ mod operators;
 mod response;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 /// SQLite-backed [`super::Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The event log's own writer connection (group commits of ingested events).
+    events: std::sync::Arc<writer::EventWriter>,
 }
 
 impl SqliteStore {
@@ -45,10 +48,11 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        let events = std::sync::Arc::new(writer::EventWriter::start(&opts).await?);
+        Ok(Self { pool, events })
     }
 
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock at once (waiting up to the
@@ -60,8 +64,9 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Closes the event writer and the pool, checkpointing the WAL.
     pub async fn close(&self) {
+        self.events.close().await;
         self.pool.close().await;
     }
 }
@@ -161,28 +166,24 @@ impl super::Store for SqliteStore {
         sensor_id: &str,
         events: &[Event],
     ) -> Result<InsertOutcome, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let out = insert_batch(&mut tx, sensor_id, events).await?;
-        tx.commit().await?;
-        Ok(out)
+        let raw = events.iter().map(RawEvent::from_event).collect();
+        let mut outs = self
+            .insert_event_batches(vec![(sensor_id.to_owned(), raw)])
+            .await?;
+        Ok(outs.pop().unwrap_or_default())
     }
 
     async fn insert_event_batches(
         &self,
-        batches: &[(String, Vec<Event>)],
+        batches: Vec<(String, Vec<RawEvent>)>,
     ) -> Result<Vec<InsertOutcome>, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let mut outs = Vec::with_capacity(batches.len());
-        for (sensor_id, events) in batches {
-            outs.push(insert_batch(&mut tx, sensor_id, events).await?);
-        }
-        tx.commit().await?;
-        Ok(outs)
+        self.events.insert(batches).await
     }
 
     async fn events_after(&self, seq: i64, limit: u32) -> Result<EventPage, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, sensor_id, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, uid, sensor_id, class_uid, time, body FROM events
+             WHERE seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(seq)
         .bind(limit)
@@ -193,22 +194,27 @@ impl super::Store for SqliteStore {
             last_seq: None,
         };
         for r in rows {
-            out.last_seq = Some(r.try_get("seq")?);
+            let seq: i64 = r.try_get("seq")?;
+            out.last_seq = Some(seq);
+            // The envelope columns were read out of the body when it was validated on the way
+            // in; a body that no longer parses is skipped rather than wedging the log.
             let body: &str = r.try_get("body")?;
-            let value: serde_json::Value = serde_json::from_str(body)?;
-            // Stored bodies passed envelope validation on the way in; a row that no longer does
-            // is skipped rather than wedging the log.
-            let Ok(event) = Event::from_value(value) else {
-                tracing::warn!(
-                    seq = r.try_get::<i64, _>("seq")?,
-                    "Skipping malformed stored event"
-                );
-                continue;
+            let data = match serde_json::from_str::<serde_json::Value>(body) {
+                Ok(data) if data.is_object() => data,
+                _ => {
+                    tracing::warn!(seq, "Skipping malformed stored event");
+                    continue;
+                }
             };
             out.events.push(StoredEvent {
-                seq: r.try_get("seq")?,
+                seq,
                 sensor_id: r.try_get("sensor_id")?,
-                event,
+                event: Event {
+                    uid: r.try_get("uid")?,
+                    class_uid: r.try_get("class_uid")?,
+                    time: r.try_get("time")?,
+                    data,
+                },
             });
         }
         Ok(out)
@@ -492,38 +498,4 @@ impl super::Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.comment_alert_impl(uid, author, text, now).await
     }
-}
-
-/// Rows per multi-row INSERT (5 parameters each, well under SQLite's 32,766).
-const INSERT_CHUNK: usize = 200;
-
-/// Inserts a sensor's events with multi-row statements: one round trip to SQLite per chunk.
-async fn insert_batch(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    sensor_id: &str,
-    events: &[Event],
-) -> Result<InsertOutcome, StoreError> {
-    let mut out = InsertOutcome::default();
-    for chunk in events.chunks(INSERT_CHUNK) {
-        let bodies = chunk
-            .iter()
-            .map(|ev| serde_json::to_string(&ev.data))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut qb =
-            QueryBuilder::new("INSERT INTO events (uid, sensor_id, class_uid, time, body) ");
-        qb.push_values(chunk.iter().zip(bodies), |mut row, (ev, body)| {
-            row.push_bind(ev.uid.as_str())
-                .push_bind(sensor_id)
-                .push_bind(ev.class_uid)
-                .push_bind(ev.time)
-                .push_bind(body);
-        });
-        qb.push(" ON CONFLICT (uid) DO NOTHING");
-        let inserted = qb.build().execute(&mut **tx).await?.rows_affected();
-        let inserted = u32::try_from(inserted).unwrap_or(u32::MAX);
-        let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-        out.stored += inserted;
-        out.duplicates += n.saturating_sub(inserted);
-    }
-    Ok(out)
 }
