@@ -233,7 +233,7 @@ impl Store for LiveStore {
 
     async fn insert_event_batches(
         &self,
-        batches: &[(String, Vec<Event>)],
+        batches: Vec<(String, Vec<vigil_ocsf::RawEvent>)>,
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         self.inner.insert_event_batches(batches).await
     }
