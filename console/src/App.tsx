@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import { api, setCsrfToken, setUnauthorizedHandler } from "./api";
 import { liveState, onLiveState } from "./live";
 import { AlertPage } from "./pages/Alert";
+import { AuditPage } from "./pages/Audit";
 import { AlertsPage } from "./pages/Alerts";
 import { EndpointPage } from "./pages/Endpoint";
 import { EventsPage } from "./pages/Events";
@@ -33,6 +34,7 @@ export function App() {
   const route = useRoute();
   const [auth, setAuth] = useState<"unknown" | "needed" | "ok">("unknown");
   const [user, setUser] = useState<string | null>(null);
+  const [admin, setAdmin] = useState(false);
   const [live, setLive] = useState(liveState());
   useEffect(() => onLiveState(setLive), []);
   useEffect(() => {
@@ -50,6 +52,7 @@ export function App() {
           .then((me) => {
             if (me.csrf_token) setCsrfToken(me.csrf_token);
             setUser(me.user ? `${me.user} (${me.role ?? ""})` : null);
+            setAdmin(me.role === "admin");
             setAuth("ok");
           });
       })
@@ -65,6 +68,7 @@ export function App() {
         onLoggedIn={(name, csrf) => {
           setCsrfToken(csrf);
           setUser(name);
+          setAdmin(name.endsWith("(admin)"));
           setAuth("ok");
         }}
       />
@@ -86,6 +90,9 @@ export function App() {
     case "rules":
       body = <RulesPage />;
       break;
+    case "audit":
+      body = <AuditPage />;
+      break;
     default:
       body = <FleetPage />;
   }
@@ -102,6 +109,11 @@ export function App() {
               {label}
             </a>
           ))}
+          {admin && (
+            <a href="#/audit" aria-current={current === "audit" ? "page" : undefined}>
+              Audit
+            </a>
+          )}
         </nav>
         <span className={`live live-${live}`} title="How the console hears about changes">
           {live === "live" ? "● live" : live === "polling" ? "● polling" : "○ connecting"}

@@ -108,6 +108,12 @@ async function check(viewport) {
   await page.locator("table[aria-label=Policies]").getByText("default").waitFor();
   await noOverflow("the rules page");
   await shot(page, `rules-${viewport.width}`);
+
+  step("the audit log names who did what");
+  await page.getByRole("link", { name: "Audit" }).click();
+  await page.locator("table[aria-label='Audit log']").getByText("alert.updated").first().waitFor({ timeout: 20000 });
+  await page.locator("table[aria-label='Audit log']").getByText("user:admin").first().waitFor();
+  await noOverflow("the audit page");
   await page.close();
 }
 
