@@ -28,7 +28,7 @@ pub use network::{
     ConnectionInfo, Direction, NetworkActivity, NetworkActivityId, NetworkEndpoint,
     NetworkUnmapped, StatusId,
 };
-pub use objects::{Actor, Device, File, Metadata, Os, Product, User};
+pub use objects::{Actor, Device, File, Fingerprint, Metadata, Os, Product, User};
 pub use process::{
     ExitStatus, LaunchType, Process, ProcessActivity, ProcessActivityId, ProcessEntity,
     ProcessUnmapped, Session, signal_name,

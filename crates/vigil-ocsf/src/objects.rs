@@ -93,6 +93,31 @@ pub struct File {
     pub path: String,
     /// File type (1 = Regular File).
     pub type_id: u8,
+    /// Content hashes (`fingerprint` objects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hashes: Vec<Fingerprint>,
+}
+
+/// `fingerprint`: a hash of a file's content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// 3 = SHA-256.
+    pub algorithm_id: u8,
+    /// Caption of `algorithm_id`.
+    pub algorithm: String,
+    /// Lowercase hex digest.
+    pub value: String,
+}
+
+impl Fingerprint {
+    /// A SHA-256 fingerprint.
+    pub fn sha256(hex: impl Into<String>) -> Self {
+        Self {
+            algorithm_id: 3,
+            algorithm: "SHA-256".into(),
+            value: hex.into(),
+        }
+    }
 }
 
 impl File {
@@ -103,6 +128,7 @@ impl File {
             name,
             path: path.to_owned(),
             type_id: 1,
+            hashes: Vec::new(),
         }
     }
 }

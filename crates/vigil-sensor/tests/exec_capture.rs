@@ -173,3 +173,30 @@ fn sensor_can_move_between_threads() {
     fn send_and_sync<T: Send + Sync>() {}
     send_and_sync::<Sensor>();
 }
+
+#[test]
+fn ebpf_exec_carries_the_sha256_of_the_image() {
+    skip_unless_root!();
+    let mut h = Harness::start(SourceMode::Ebpf);
+    let nonce = nonce("vigil-hash");
+    // sh stays while it sleeps, so its image is there to read.
+    let script = format!("sleep 1; true {nonce}");
+    let mut child = spawn(Command::new("/bin/sh").args(["-c", script.as_str()]));
+    let event = h.wait_for("sh -c with the nonce", cmd_line_contains(&nonce));
+    let _ = child.kill();
+    let _ = child.wait();
+    let image = std::fs::canonicalize("/bin/sh").unwrap();
+    let expected = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&image).unwrap()))
+    };
+    let hashes = event
+        .get("process.file.hashes")
+        .and_then(|h| h.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(hashes.len(), 1, "{hashes:?}");
+    assert_eq!(hashes[0]["algorithm_id"], 3);
+    assert_eq!(hashes[0]["value"], expected.as_str());
+    h.sensor.stop();
+}

@@ -3,6 +3,7 @@
 //! host costs bounded memory.
 
 mod cache;
+mod hashes;
 mod path;
 mod processes;
 pub(crate) mod procfs;
@@ -38,6 +39,8 @@ pub(crate) struct Enrichment {
     pub(crate) ancestry: Vec<ProcessEntity>,
     /// For forks and exits: the image the process was running, as the sensor last knew it.
     pub(crate) image: Option<KnownProcess>,
+    /// For execs: SHA-256 of the new image.
+    pub(crate) exe_sha256: Option<String>,
 }
 
 /// Per-source enrichment state; one per capture thread, so no locking.
@@ -45,6 +48,7 @@ pub(crate) struct Enrichment {
 pub(crate) struct Enricher {
     users: UserNames,
     processes: ProcessCache,
+    hashes: hashes::ExeHashes,
     hz: u64,
 }
 
@@ -53,6 +57,7 @@ impl Enricher {
         Self {
             users: UserNames::new(),
             processes: ProcessCache::new(),
+            hashes: hashes::ExeHashes::default(),
             hz: clock::ticks_per_sec(),
         }
     }
@@ -79,7 +84,9 @@ impl Enricher {
                 ppid: obs.task.ppid,
             },
         );
-        self.lineage(&obs.task, clocks)
+        let mut enrichment = self.lineage(&obs.task, clocks);
+        enrichment.exe_sha256 = self.hashes.of_pid(obs.task.pid);
+        enrichment
     }
 
     /// A new process runs its parent's image: remembers it so, and names it and its parents.
@@ -160,6 +167,7 @@ impl Enricher {
             parent,
             ancestry,
             image: None,
+            exe_sha256: None,
         }
     }
 

@@ -1,8 +1,8 @@
 //! Exec, fork and exit observations → OCSF Process Activity `Launch` / `Terminate`.
 
 use vigil_ocsf::{
-    Device, Event, EventError, ExitStatus, File, LaunchType, Metadata, Process, ProcessActivity,
-    ProcessActivityId, Session,
+    Device, Event, EventError, ExitStatus, File, Fingerprint, LaunchType, Metadata, Process,
+    ProcessActivity, ProcessActivityId, Session,
 };
 
 use crate::SourceKind;
@@ -101,7 +101,15 @@ fn process(
         uid: task.start_ticks.map(|t| process_uid(task.pid, t)),
         name,
         cmd_line,
-        file: exe.map(File::regular),
+        file: exe.map(|path| File {
+            hashes: enrichment
+                .exe_sha256
+                .clone()
+                .map(Fingerprint::sha256)
+                .into_iter()
+                .collect(),
+            ..File::regular(path)
+        }),
         user: enrichment.user,
         created_time: task.created_ms,
         parent_process: enrichment.parent.map(Box::new),

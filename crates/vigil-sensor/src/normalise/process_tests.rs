@@ -53,6 +53,7 @@ fn enrichment() -> Enrichment {
             ..Default::default()
         }],
         image: None,
+        exe_sha256: None,
     }
 }
 
