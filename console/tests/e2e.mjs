@@ -93,6 +93,9 @@ async function check(viewport) {
   await page.locator("dd a").first().click();
   await page.getByRole("heading", { name: "Commands" }).waitFor();
   await page.getByRole("button", { name: "Isolate host" }).waitFor();
+  await page.getByLabel("Live query").fill("SELECT count(*) AS processes FROM processes");
+  await page.getByRole("button", { name: "Run query" }).click();
+  await page.locator("table[aria-label='Live query result'] td").first().waitFor({ timeout: 30000 });
   await noOverflow("the endpoint page");
 
   step("events search");

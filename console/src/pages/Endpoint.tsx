@@ -3,6 +3,7 @@ import { useState } from "react";
 import { ApiError, api, query } from "../api";
 import type { Command, Endpoint, Finding, Heartbeat, Items, OcsfEvent, Risk } from "../api";
 import { Badge, Confirm, ErrorNote, Severity, fmtAgo, fmtBytes, fmtTime, useLoad } from "../util";
+import { LiveQuery } from "../components/LiveQuery";
 import { describeEvent } from "./Events";
 
 type Row = Endpoint & { risk?: Risk };
@@ -321,7 +322,11 @@ export function EndpointPage({ id }: { id: string }) {
       </div>
 
       <h2>Live query</h2>
-      <p className="muted">Live queries over host tables are not available yet on this server.</p>
+      {e.capabilities.some((c) => c.name === "query" && c.live) ? (
+        <LiveQuery endpoint={e.sensor_id} />
+      ) : (
+        <p className="muted">This endpoint&apos;s sensor does not answer live queries.</p>
+      )}
 
       {confirm && (
         <Confirm

@@ -178,6 +178,12 @@ impl Agent {
         let executor_task = tokio::spawn(Arc::clone(&executor).run(inbox_rx));
         let mut capabilities = capabilities;
         capabilities.push(Capability {
+            name: "query".into(),
+            source: "agent".into(),
+            live: true,
+            detail: "read-only SQL over live host tables (see the query module)".into(),
+        });
+        capabilities.push(Capability {
             name: "triage".into(),
             source: "agent".into(),
             live: true,

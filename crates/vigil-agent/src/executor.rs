@@ -122,10 +122,10 @@ impl Executor {
         }
         let args: Value = serde_json::from_slice(&c.args_json).unwrap_or_else(|_| json!({}));
         tracing::info!(command = %c.id, action = %c.action, %args, "Executing command");
-        let outcome = if c.action == "triage" {
-            triage_outcome().await
-        } else {
-            self.responder.execute(&c.action, &args).await
+        let outcome = match c.action.as_str() {
+            "triage" => triage_outcome().await,
+            "query" => query_outcome(&args).await,
+            _ => self.responder.execute(&c.action, &args).await,
         };
         tracing::info!(command = %c.id, action = %c.action, succeeded = outcome.succeeded, detail = %outcome.detail, "Command done");
         let result = CommandResult {
@@ -273,6 +273,37 @@ async fn triage_outcome() -> crate::response::Outcome {
             }
         },
         Err(e) => crate::response::Outcome::error(format!("triage did not complete: {e}")),
+    }
+}
+
+/// Answers a live query: `{"sql": "...", "timeout_s": N, "max_rows": N}`.
+async fn query_outcome(args: &Value) -> crate::response::Outcome {
+    let Some(sql) = args.get("sql").and_then(Value::as_str) else {
+        return crate::response::Outcome::error("a query needs \"sql\": the SELECT to run");
+    };
+    let timeout = args
+        .get("timeout_s")
+        .and_then(Value::as_u64)
+        .map_or(crate::query::DEFAULT_TIMEOUT, |s| {
+            std::time::Duration::from_secs(s.clamp(1, 60))
+        });
+    let max_rows =
+        args.get("max_rows")
+            .and_then(Value::as_u64)
+            .map_or(crate::query::MAX_ROWS, |n| {
+                usize::try_from(n)
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, crate::query::MAX_ROWS)
+            });
+    match crate::query::run(sql, timeout, max_rows).await {
+        Ok(r) => match serde_json::to_value(&r) {
+            Ok(detail) => crate::response::Outcome {
+                succeeded: true,
+                detail,
+            },
+            Err(e) => crate::response::Outcome::error(e),
+        },
+        Err(e) => crate::response::Outcome::error(e),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod executor;
 pub mod host;
 pub mod identity;
 pub mod link;
+pub mod query;
 pub mod response;
 pub mod triage;
 

@@ -342,3 +342,69 @@ async fn an_operator_triage_package_is_stored_listed_and_downloadable() {
     agent.shutdown().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fleet_live_query_is_answered_per_host() {
+    if !is_root() {
+        return;
+    }
+    let server_data = tempfile::tempdir().unwrap();
+    let agent_data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_data.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let agent = start_agent(&server, agent_data.path()).await;
+    let ep = server.endpoint().await;
+    let sensor = ep["sensor_id"].as_str().unwrap().to_owned();
+    let mut child = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+    let pid = child.id();
+
+    let (status, q) = server
+        .post(
+            "/api/v1/queries",
+            json!({"sql": format!("SELECT pid, name FROM processes WHERE pid = {pid}"),
+                   "tags": ["*"], "timeout_s": 10}),
+        )
+        .await;
+    assert_eq!(status, 201, "{q}");
+    let id = q["id"].as_str().unwrap().to_owned();
+    let answer = wait_for("the host's answer", Duration::from_secs(30), async || {
+        let a = server.get(&format!("/api/v1/queries/{id}")).await;
+        (a["summary"]["answered"] == 1).then_some(a)
+    })
+    .await;
+    let host = &answer["hosts"][0];
+    assert_eq!(host["sensor_id"], sensor.as_str());
+    assert_eq!(host["result"]["columns"], json!(["pid", "name"]));
+    assert_eq!(host["result"]["rows"], json!([[pid, "sleep"]]));
+
+    // A write is refused by the agent, and says so.
+    let (_, q) = server
+        .post(
+            "/api/v1/queries",
+            json!({"sql": "DELETE FROM processes", "endpoints": [sensor.as_str()]}),
+        )
+        .await;
+    let id = q["id"].as_str().unwrap().to_owned();
+    let answer = wait_for("the refusal", Duration::from_secs(30), async || {
+        let a = server.get(&format!("/api/v1/queries/{id}")).await;
+        (a["summary"]["failed"] == 1).then_some(a)
+    })
+    .await;
+    assert!(
+        answer["hosts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("read-only"),
+        "{answer:#}"
+    );
+    let (status, _) = server
+        .post(
+            "/api/v1/queries",
+            json!({"sql": "SELECT 1", "endpoints": ["no-such-endpoint"]}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let _ = child.kill();
+    let _ = child.wait();
+    agent.shutdown().await;
+    server.stop().await;
+}

@@ -432,6 +432,17 @@ fn validate_args(action: &str, args: &Value) -> Result<(), String> {
             }
         }
         "restore" => text("id").map(drop),
+        "query" => {
+            let sql = text("sql")?;
+            if sql.len() > 16 * 1024 {
+                return Err("sql is longer than 16 KiB".into());
+            }
+            match obj.get("timeout_s") {
+                None => Ok(()),
+                Some(t) if t.as_u64().is_some_and(|t| (1..=60).contains(&t)) => Ok(()),
+                Some(t) => Err(format!("timeout_s {t} must be 1 to 60 seconds")),
+            }
+        }
         "logoff" => text("user").map(drop),
         "deny_exec" | "allow_exec" => {
             match (

@@ -19,9 +19,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 mod files;
-mod net;
+pub(crate) mod net;
 mod persistence;
-mod procs;
+pub(crate) mod procs;
 
 pub use files::RecentFile;
 pub use net::Connection;
@@ -113,7 +113,7 @@ pub struct Package {
 }
 
 /// What a phase produces: items, whether it hit its bound, or why it failed.
-type PhaseResult<T> = Result<(Vec<T>, bool), (Vec<T>, String)>;
+pub(crate) type PhaseResult<T> = Result<(Vec<T>, bool), (Vec<T>, String)>;
 
 fn run<T>(f: impl FnOnce() -> PhaseResult<T>) -> Phase<T> {
     let start = Instant::now();

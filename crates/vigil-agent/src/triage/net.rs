@@ -53,7 +53,7 @@ fn tcp_state(s: u8) -> &'static str {
     }
 }
 
-pub(super) fn collect() -> PhaseResult<Connection> {
+pub(crate) fn collect() -> PhaseResult<Connection> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let mut truncated = false;

@@ -35,7 +35,7 @@ pub struct ProcessNode {
     pub kernel_thread: bool,
 }
 
-pub(super) fn collect() -> PhaseResult<ProcessNode> {
+pub(crate) fn collect() -> PhaseResult<ProcessNode> {
     let dir = fs::read_dir("/proc").map_err(|e| (Vec::new(), format!("cannot list /proc: {e}")))?;
     let mut pids: Vec<u32> = dir
         .flatten()

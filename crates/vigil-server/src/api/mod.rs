@@ -32,6 +32,7 @@ mod live;
 mod live_tests;
 pub mod openapi;
 mod policies;
+mod queries;
 #[cfg(test)]
 mod response_tests;
 pub mod routes;

@@ -6,7 +6,9 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use super::{ApiState, alerts, auth, edr, endpoints, live, openapi, policies, rules, users};
+use super::{
+    ApiState, alerts, auth, edr, endpoints, live, openapi, policies, queries, rules, users,
+};
 use crate::store::OperatorRole;
 
 /// Who may call a route.
@@ -258,6 +260,20 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/alerts/{uid}/comments",
             Role(Analyst),
             alerts::comment,
+        ),
+        // Live queries across the fleet.
+        route(get.clone(), "/api/v1/queries", Role(Viewer), queries::list),
+        route(
+            post.clone(),
+            "/api/v1/queries",
+            Role(Analyst),
+            queries::create,
+        ),
+        route(
+            get.clone(),
+            "/api/v1/queries/{id}",
+            Role(Viewer),
+            queries::one,
         ),
         // Detection content.
         route(get.clone(), "/api/v1/rules", Role(Viewer), rules::list),

@@ -326,6 +326,18 @@ impl Store for LiveStore {
         self.inner.triage_package(sensor_id, id).await
     }
 
+    async fn create_live_query(&self, q: &LiveQuery) -> Result<(), StoreError> {
+        self.inner.create_live_query(q).await
+    }
+
+    async fn live_query(&self, id: &str) -> Result<Option<LiveQuery>, StoreError> {
+        self.inner.live_query(id).await
+    }
+
+    async fn live_queries(&self, limit: u32) -> Result<Vec<LiveQuery>, StoreError> {
+        self.inner.live_queries(limit).await
+    }
+
     async fn rules_off(&self) -> Result<Vec<String>, StoreError> {
         self.inner.rules_off().await
     }

@@ -333,6 +333,34 @@ pub enum CompleteOutcome {
     Unknown,
 }
 
+/// One host of a live query.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct QueryTarget {
+    /// The endpoint.
+    pub sensor_id: String,
+    /// Its `query` command, when one was queued.
+    pub command_id: Option<String>,
+    /// Why none was (the endpoint cannot answer queries).
+    pub refused: Option<String>,
+}
+
+/// A live query sent to a selection of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveQuery {
+    /// Query id.
+    pub id: String,
+    /// The SQL.
+    pub sql: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// When (ms).
+    pub created_at: i64,
+    /// Hosts that have not answered by then did not answer in time (ms).
+    pub deadline: i64,
+    /// The hosts asked.
+    pub targets: Vec<QueryTarget>,
+}
+
 /// A stored triage package, without its body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TriageSummary {
@@ -538,6 +566,12 @@ pub trait Store: OperatorStore + Send + Sync + 'static {
     /// One triage package's JSON text.
     async fn triage_package(&self, sensor_id: &str, id: &str)
     -> Result<Option<String>, StoreError>;
+    /// Records a live query.
+    async fn create_live_query(&self, q: &LiveQuery) -> Result<(), StoreError>;
+    /// One live query.
+    async fn live_query(&self, id: &str) -> Result<Option<LiveQuery>, StoreError>;
+    /// Live queries, newest first.
+    async fn live_queries(&self, limit: u32) -> Result<Vec<LiveQuery>, StoreError>;
     /// Ids of the rules an operator switched off.
     async fn rules_off(&self) -> Result<Vec<String>, StoreError>;
     /// Switches a rule on or off (audited).

@@ -407,6 +407,39 @@ impl super::Store for SqliteStore {
         )
     }
 
+    async fn create_live_query(&self, q: &super::LiveQuery) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO live_queries (id, sql, requested_by, created_at, deadline, targets)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&q.id)
+        .bind(&q.sql)
+        .bind(&q.requested_by)
+        .bind(q.created_at)
+        .bind(q.deadline)
+        .bind(serde_json::to_string(&q.targets)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn live_query(&self, id: &str) -> Result<Option<super::LiveQuery>, StoreError> {
+        let row = sqlx::query("SELECT * FROM live_queries WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(live_query_from).transpose()
+    }
+
+    async fn live_queries(&self, limit: u32) -> Result<Vec<super::LiveQuery>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM live_queries ORDER BY created_at DESC, id DESC LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(live_query_from).collect()
+    }
+
     async fn rules_off(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT rule_id FROM rule_switches WHERE enabled = 0 ORDER BY rule_id",
@@ -498,4 +531,15 @@ impl super::Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.comment_alert_impl(uid, author, text, now).await
     }
+}
+
+fn live_query_from(r: &sqlx::sqlite::SqliteRow) -> Result<super::LiveQuery, StoreError> {
+    Ok(super::LiveQuery {
+        id: r.try_get("id")?,
+        sql: r.try_get("sql")?,
+        requested_by: r.try_get("requested_by")?,
+        created_at: r.try_get("created_at")?,
+        deadline: r.try_get("deadline")?,
+        targets: serde_json::from_str(r.try_get::<&str, _>("targets")?)?,
+    })
 }
