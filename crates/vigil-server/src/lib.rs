@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bus;
 pub mod detect;
 pub mod fleet;
+pub mod hunt;
 pub mod ingest;
 pub mod live;
 pub mod pki;

@@ -342,6 +342,11 @@ impl Server {
             tokio::spawn(async {})
         };
 
+        // The hunting index follows the event log on its own cursor.
+        let hunt = tokio::spawn(
+            crate::hunt::HuntIndexer::new(Arc::clone(&store), Arc::clone(&bus))
+                .run(shutdown.clone()),
+        );
         let ingest = Ingestor::start(Arc::clone(&store), Arc::clone(&bus));
         let fleet_svc = FleetService::new(
             Arc::clone(&store),
@@ -383,7 +388,7 @@ impl Server {
             .into_future(),
         );
 
-        let (fleet, api, detect, _) = tokio::join!(fleet, api, detect, watcher);
+        let (fleet, api, detect, _, _) = tokio::join!(fleet, api, detect, watcher, hunt);
         self.store.close().await;
         fleet
             .map_err(|e| serve_err("fleet service", &e))?

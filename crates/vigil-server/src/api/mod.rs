@@ -27,6 +27,9 @@ pub mod console;
 mod edr;
 mod endpoints;
 mod error;
+mod hunt;
+#[cfg(test)]
+mod hunt_tests;
 mod live;
 #[cfg(test)]
 mod live_tests;

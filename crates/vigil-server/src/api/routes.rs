@@ -7,7 +7,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::{
-    ApiState, alerts, auth, edr, endpoints, live, openapi, policies, queries, rules, users,
+    ApiState, alerts, auth, edr, endpoints, hunt, live, openapi, policies, queries, rules, users,
 };
 use crate::store::OperatorRole;
 
@@ -261,6 +261,8 @@ pub fn routes() -> Vec<Route> {
             Role(Analyst),
             alerts::comment,
         ),
+        // Hunting over stored events.
+        route(get.clone(), "/api/v1/hunt", Role(Viewer), hunt::hunt),
         // Live queries across the fleet.
         route(get.clone(), "/api/v1/queries", Role(Viewer), queries::list),
         route(

@@ -326,6 +326,22 @@ impl Store for LiveStore {
         self.inner.triage_package(sensor_id, id).await
     }
 
+    async fn index_hunt(
+        &self,
+        consumer: &str,
+        through_seq: i64,
+        terms: &[HuntTerm],
+        cmd_lines: &[(i64, String)],
+    ) -> Result<(), StoreError> {
+        self.inner
+            .index_hunt(consumer, through_seq, terms, cmd_lines)
+            .await
+    }
+
+    async fn hunt(&self, q: &HuntQuery) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        self.inner.hunt(q).await
+    }
+
     async fn create_live_query(&self, q: &LiveQuery) -> Result<(), StoreError> {
         self.inner.create_live_query(q).await
     }

@@ -333,6 +333,36 @@ pub enum CompleteOutcome {
     Unknown,
 }
 
+/// One searchable value of a stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HuntTerm {
+    /// `hash`, `name`, `path`, `ip`, `domain`, `user`.
+    pub kind: &'static str,
+    /// The value (lower case but for IPs).
+    pub value: String,
+    /// The event's position in the log.
+    pub seq: i64,
+    /// Its endpoint.
+    pub sensor_id: String,
+    /// Its time (ms).
+    pub time: i64,
+}
+
+/// A hunt: every given criterion must hold.
+#[derive(Debug, Clone, Default)]
+pub struct HuntQuery {
+    /// (kind, value) pairs, values as indexed.
+    pub terms: Vec<(String, String)>,
+    /// A command-line substring (3 characters or more).
+    pub cmd_line: Option<String>,
+    /// Only events at or after this time (ms).
+    pub since: Option<i64>,
+    /// Only events before this time (ms).
+    pub until: Option<i64>,
+    /// At most this many events, newest first.
+    pub limit: u32,
+}
+
 /// One host of a live query.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct QueryTarget {
@@ -566,6 +596,16 @@ pub trait Store: OperatorStore + Send + Sync + 'static {
     /// One triage package's JSON text.
     async fn triage_package(&self, sensor_id: &str, id: &str)
     -> Result<Option<String>, StoreError>;
+    /// Adds hunting index entries and advances the indexer's cursor, in one transaction.
+    async fn index_hunt(
+        &self,
+        consumer: &str,
+        through_seq: i64,
+        terms: &[HuntTerm],
+        cmd_lines: &[(i64, String)],
+    ) -> Result<(), StoreError>;
+    /// Stored events matching a hunt, newest first: (sensor id, the event).
+    async fn hunt(&self, q: &HuntQuery) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
     /// Records a live query.
     async fn create_live_query(&self, q: &LiveQuery) -> Result<(), StoreError>;
     /// One live query.
