@@ -135,3 +135,71 @@ async fn hunting_finds_seeded_events_by_hash_name_ip_and_command_line() {
     let (_, v) = call(&st, "GET", &format!("/api/v1/hunt?hash={bad}"), None, None).await;
     assert_eq!(uids(&v), ["e3", "e1"]);
 }
+
+#[tokio::test]
+async fn the_process_tree_around_an_alert_has_ancestors_siblings_descendants_and_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let st = ApiState::for_tests(Arc::clone(&store), &Default::default());
+    let t = vigil_ocsf::now_ms();
+    let launch = |uid: &str, dt: i64, pid: u32, ppid: u32, name: &str, launch: u8| {
+        Event::from_value(
+            json!({"class_uid": 1007, "activity_id": 1, "launch_type_id": launch,
+            "time": t + dt, "metadata": {"uid": uid},
+            "process": {"pid": pid, "uid": format!("{pid}-1"), "name": name,
+                        "file": {"path": format!("/usr/bin/{name}")},
+                        "parent_process": {"pid": ppid}}}),
+        )
+        .unwrap()
+    };
+    let focus = json!({"pid": 20, "uid": "20-1", "name": "sh", "cmd_line": "sh -c evil",
+        "file": {"path": "/usr/bin/sh"}, "parent_process": {"pid": 10, "name": "bash"},
+        "ancestry": [{"pid": 10, "name": "bash"}, {"pid": 1, "name": "systemd"}]});
+    store
+        .insert_events(
+            "s1",
+            &[
+                launch("f", 0, 20, 10, "sh", 3),
+                launch("sib", 5, 21, 10, "ls", 3),
+                launch("c-fork", 10, 30, 20, "sh", 2),
+                launch("c-exec", 10, 30, 20, "curl", 3),
+                launch("gc", 20, 40, 30, "tar", 3),
+                Event::from_value(json!({"class_uid": 4001, "activity_id": 1, "time": t + 15,
+                    "metadata": {"uid": "net"}, "actor": {"process": {"pid": 30}},
+                    "src_endpoint": {"ip": "10.0.0.5"}, "dst_endpoint": {"ip": "203.0.113.9", "port": 443}}))
+                .unwrap(),
+            ],
+        )
+        .await
+        .unwrap();
+    let info = vigil_ocsf::FindingInfo {
+        uid: "a-tree".into(),
+        title: "t".into(),
+        ..Default::default()
+    };
+    let mut f = vigil_ocsf::DetectionFinding::new(t, vigil_ocsf::Severity::High, info);
+    f.evidences.push(vigil_ocsf::Evidence {
+        process: Some(focus),
+        ..Default::default()
+    });
+    store
+        .commit_findings("test", 1, &[("s1".into(), f)])
+        .await
+        .unwrap();
+
+    let (status, tree) = call(&st, "GET", "/api/v1/alerts/a-tree/tree", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{tree}");
+    assert_eq!(tree["process"]["pid"], 20);
+    assert_eq!(tree["ancestors"][0]["name"], "bash");
+    let child = &tree["process"]["children"][0];
+    assert_eq!(
+        child["name"], "curl",
+        "a fork and its exec are one process: {tree:#}"
+    );
+    assert_eq!(tree["process"]["children"].as_array().unwrap().len(), 1);
+    assert_eq!(child["network"][0]["dst"]["ip"], "203.0.113.9");
+    assert_eq!(child["children"][0]["name"], "tar");
+    assert_eq!(tree["siblings"][0]["name"], "ls");
+    let (status, _) = call(&st, "GET", "/api/v1/alerts/nope/tree", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

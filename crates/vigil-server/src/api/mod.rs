@@ -44,6 +44,7 @@ pub mod rules;
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+mod tree;
 mod users;
 
 pub use auth::{AuthState, Principal};

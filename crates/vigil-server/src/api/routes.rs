@@ -7,7 +7,8 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::{
-    ApiState, alerts, auth, edr, endpoints, hunt, live, openapi, policies, queries, rules, users,
+    ApiState, alerts, auth, edr, endpoints, hunt, live, openapi, policies, queries, rules, tree,
+    users,
 };
 use crate::store::OperatorRole;
 
@@ -248,6 +249,12 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/alerts/{uid}",
             Role(Viewer),
             alerts::one,
+        ),
+        route(
+            get.clone(),
+            "/api/v1/alerts/{uid}/tree",
+            Role(Viewer),
+            tree::tree,
         ),
         route(
             Method::PATCH,
