@@ -1,0 +1,146 @@
+//! The hunting index and live queries.
+
+use sqlx::{QueryBuilder, Row};
+
+use super::SqliteStore;
+use crate::store::StoreError;
+
+impl SqliteStore {
+    pub(super) async fn index_hunt_impl(
+        &self,
+        consumer: &str,
+        through_seq: i64,
+        terms: &[crate::store::HuntTerm],
+        cmd_lines: &[(i64, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for chunk in terms.chunks(150) {
+            let mut qb =
+                QueryBuilder::new("INSERT INTO hunt_terms (kind, value, seq, sensor_id, time) ");
+            qb.push_values(chunk, |mut b, t| {
+                b.push_bind(t.kind)
+                    .push_bind(&t.value)
+                    .push_bind(t.seq)
+                    .push_bind(&t.sensor_id)
+                    .push_bind(t.time);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in cmd_lines.chunks(400) {
+            let mut qb =
+                QueryBuilder::new("INSERT OR REPLACE INTO hunt_cmdlines (rowid, cmd_line) ");
+            qb.push_values(chunk, |mut b, (seq, c)| {
+                b.push_bind(*seq).push_bind(c);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO cursors (name, seq) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+        )
+        .bind(consumer)
+        .bind(through_seq)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn hunt_impl(
+        &self,
+        q: &crate::store::HuntQuery,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        // Every criterion narrows the set of event positions; each comes from an index.
+        let mut qb = QueryBuilder::new("SELECT e.sensor_id, e.body FROM events e WHERE 1 = 1");
+        for (kind, value) in &q.terms {
+            qb.push(" AND e.seq IN (SELECT seq FROM hunt_terms WHERE kind = ")
+                .push_bind(kind.clone())
+                .push(" AND value = ")
+                .push_bind(value.clone());
+            if let Some(since) = q.since {
+                qb.push(" AND time >= ").push_bind(since);
+            }
+            if let Some(until) = q.until {
+                qb.push(" AND time < ").push_bind(until);
+            }
+            qb.push(")");
+        }
+        if let Some(cmd) = &q.cmd_line {
+            // A trigram phrase: the substring, quoted (inner quotes doubled).
+            let phrase = format!("\"{}\"", cmd.replace('"', "\"\""));
+            qb.push(" AND e.seq IN (SELECT rowid FROM hunt_cmdlines WHERE hunt_cmdlines MATCH ")
+                .push_bind(phrase)
+                .push(")");
+        }
+        if let Some(since) = q.since {
+            qb.push(" AND e.time >= ").push_bind(since);
+        }
+        if let Some(until) = q.until {
+            qb.push(" AND e.time < ").push_bind(until);
+        }
+        qb.push(" ORDER BY e.time DESC, e.seq DESC LIMIT ")
+            .push_bind(q.limit);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("sensor_id")?,
+                    serde_json::from_str(r.try_get::<&str, _>("body")?)?,
+                ))
+            })
+            .collect()
+    }
+
+    pub(super) async fn create_live_query_impl(
+        &self,
+        q: &crate::store::LiveQuery,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO live_queries (id, sql, requested_by, created_at, deadline, targets)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&q.id)
+        .bind(&q.sql)
+        .bind(&q.requested_by)
+        .bind(q.created_at)
+        .bind(q.deadline)
+        .bind(serde_json::to_string(&q.targets)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn live_query_impl(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::store::LiveQuery>, StoreError> {
+        let row = sqlx::query("SELECT * FROM live_queries WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(live_query_from).transpose()
+    }
+
+    pub(super) async fn live_queries_impl(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::store::LiveQuery>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM live_queries ORDER BY created_at DESC, id DESC LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(live_query_from).collect()
+    }
+}
+
+fn live_query_from(r: &sqlx::sqlite::SqliteRow) -> Result<crate::store::LiveQuery, StoreError> {
+    Ok(crate::store::LiveQuery {
+        id: r.try_get("id")?,
+        sql: r.try_get("sql")?,
+        requested_by: r.try_get("requested_by")?,
+        created_at: r.try_get("created_at")?,
+        deadline: r.try_get("deadline")?,
+        targets: serde_json::from_str(r.try_get::<&str, _>("targets")?)?,
+    })
+}
