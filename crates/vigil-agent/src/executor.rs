@@ -133,6 +133,7 @@ impl Executor {
             succeeded: outcome.succeeded,
             result_json: serde_json::to_vec(&outcome.detail).unwrap_or_default(),
             time: vigil_ocsf::now_ms(),
+            ..CommandResult::default()
         };
         if let Err(error) = self.buffer.record_result(&result).await {
             tracing::error!(%error, command = %c.id, "Cannot record a command result");

@@ -15,8 +15,19 @@ pub use fleet::{
     AgentMessage, Capability, EventBatch, HostFacts, ServerMessage, agent_message, server_message,
 };
 
-/// Largest gRPC message either side accepts (a batch or, later, a triage chunk).
+/// Largest gRPC message either side accepts.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Largest piece of a command result (a triage package, a live query's rows) sent in one
+/// message; larger results go in parts (`CommandResult.part`/`parts`).
+pub const RESULT_PART_BYTES: usize = 1024 * 1024;
+
+/// Most parts of one command result the server accepts (so at most 64 MiB).
+pub const MAX_RESULT_PARTS: u32 = 64;
+
+/// Largest priority batch (findings and results) the agent sends, in payload bytes; one item
+/// larger than this still goes, alone.
+pub const PRIORITY_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 impl From<&vigil_ocsf::Event> for fleet::Event {
     fn from(ev: &vigil_ocsf::Event) -> Self {

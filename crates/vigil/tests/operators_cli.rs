@@ -173,6 +173,19 @@ fn a_generated_first_admin_password_is_printed_once() {
     let (ok, out) = vigil(&["user", "passwd", "bob"], data.path(), None);
     assert!(ok && out.contains("(shown once)"), "{out}");
     assert_eq!(login_status(&api, "bob", "bobs-long-password"), 401);
+    // A role change applies to the user's existing token at once.
+    let (ok, out) = vigil(&["user", "role", "bob", "analyst"], data.path(), None);
+    assert!(ok && out.contains("bob is now analyst"), "{out}");
+    let me: Value = common::get_json_with(&format!("{api}/api/v1/auth/me"), &token);
+    assert_eq!(
+        me["role"].as_str(),
+        Some("viewer"),
+        "a token keeps its lower role"
+    );
+    let (ok, out) = vigil(&["user", "role", "admin", "viewer"], data.path(), None);
+    assert!(!ok && out.contains("last admin"), "{out}");
+    let (ok, out) = vigil(&["user", "role", "nobody", "viewer"], data.path(), None);
+    assert!(!ok && out.contains("no user nobody"), "{out}");
     let (ok, out) = vigil(&["user", "remove", "admin"], data.path(), None);
     assert!(!ok && out.contains("last admin"), "{out}");
     let (ok, out) = vigil(&["user", "remove", "bob"], data.path(), None);

@@ -57,6 +57,8 @@ pub struct Buffer {
     len: AtomicI64,
     priority_len: AtomicI64,
     evicted: AtomicU64,
+    /// Largest piece of a command result queued as one priority item.
+    part_bytes: usize,
 }
 
 impl Buffer {
@@ -89,7 +91,16 @@ impl Buffer {
             len: AtomicI64::new(len),
             priority_len: AtomicI64::new(priority_len),
             evicted: AtomicU64::new(evicted.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)),
+            part_bytes: vigil_proto::RESULT_PART_BYTES,
         })
+    }
+
+    /// Splits command results larger than `bytes` into parts of at most `bytes` (default
+    /// [`vigil_proto::RESULT_PART_BYTES`]).
+    #[must_use]
+    pub fn with_result_part_bytes(mut self, bytes: usize) -> Self {
+        self.part_bytes = bytes.max(1);
+        self
     }
 
     /// Events waiting to be acknowledged.
@@ -228,15 +239,34 @@ impl Buffer {
         .bind(result.time)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO priority (kind, uid, time, body) VALUES ('result', ?, ?, ?)")
-            .bind(&result.id)
-            .bind(result.time)
-            .bind(encode_result(result))
-            .execute(&mut *tx)
-            .await?;
+        let queued = self.queue_result(&mut tx, result).await?;
         tx.commit().await?;
-        self.priority_len.fetch_add(1, Ordering::Relaxed);
+        self.priority_len.fetch_add(queued, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Queues a result as one priority item, or as parts of at most `part_bytes` each.
+    async fn queue_result(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        result: &fleet::CommandResult,
+    ) -> Result<i64, BufferError> {
+        let pieces: Vec<&[u8]> = if result.result_json.len() > self.part_bytes {
+            result.result_json.chunks(self.part_bytes).collect()
+        } else {
+            vec![&result.result_json[..]]
+        };
+        let parts = u32::try_from(pieces.len()).unwrap_or(u32::MAX);
+        for (part, piece) in (0u32..).zip(&pieces) {
+            let part = (parts > 1).then_some((part, parts));
+            sqlx::query("INSERT INTO priority (kind, uid, time, body) VALUES ('result', ?, ?, ?)")
+                .bind(&result.id)
+                .bind(result.time)
+                .bind(encode_result(result.succeeded, part, piece))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(i64::from(parts))
     }
 
     /// The recorded result of a command the agent already carried out.
@@ -251,6 +281,7 @@ impl Buffer {
                 succeeded: r.try_get("succeeded")?,
                 result_json: r.try_get("result")?,
                 time: r.try_get("time")?,
+                ..Default::default()
             })
         })
         .transpose()
@@ -258,17 +289,15 @@ impl Buffer {
 
     /// Queues an already recorded result again (the server redelivered its command).
     pub async fn resend_result(&self, result: &fleet::CommandResult) -> Result<(), BufferError> {
-        sqlx::query("INSERT INTO priority (kind, uid, time, body) VALUES ('result', ?, ?, ?)")
-            .bind(&result.id)
-            .bind(result.time)
-            .bind(encode_result(result))
-            .execute(&self.pool)
-            .await?;
-        self.priority_len.fetch_add(1, Ordering::Relaxed);
+        let mut tx = self.pool.begin().await?;
+        let queued = self.queue_result(&mut tx, result).await?;
+        tx.commit().await?;
+        self.priority_len.fetch_add(queued, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Up to `limit` priority items after position `seq`, oldest first.
+    /// Up to `limit` priority items after position `seq`, oldest first, together at most
+    /// [`vigil_proto::PRIORITY_BATCH_BYTES`] of payload (one larger item goes alone).
     pub async fn read_priority_after(
         &self,
         seq: i64,
@@ -282,6 +311,7 @@ impl Buffer {
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
+        let mut bytes = 0usize;
         for r in rows {
             let seq: i64 = r.try_get("seq")?;
             let uid: String = r.try_get("uid")?;
@@ -295,14 +325,23 @@ impl Buffer {
                     ocsf_json: body,
                 })
             } else {
-                let (succeeded, result_json) = decode_result(&body);
+                let (succeeded, (part, parts), result_json) = decode_result(&body);
                 PriorityItem::Result(fleet::CommandResult {
                     id: uid,
                     succeeded,
                     result_json,
                     time,
+                    part,
+                    parts,
                 })
             };
+            bytes += match &item {
+                PriorityItem::Finding(f) => f.ocsf_json.len(),
+                PriorityItem::Result(r) => r.result_json.len(),
+            };
+            if bytes > vigil_proto::PRIORITY_BATCH_BYTES && !out.is_empty() {
+                break;
+            }
             out.push((seq, item));
         }
         Ok(out)
@@ -328,17 +367,40 @@ impl Buffer {
     }
 }
 
-/// A result row's body: `1:` or `0:` (succeeded) then the result JSON.
-fn encode_result(r: &fleet::CommandResult) -> Vec<u8> {
-    let mut body = Vec::with_capacity(r.result_json.len() + 2);
-    body.extend_from_slice(if r.succeeded { b"1:" } else { b"0:" });
-    body.extend_from_slice(&r.result_json);
+/// A result row's body: `1` or `0` (succeeded), then `;<part>/<parts>` for a part of a larger
+/// result, then `:` and the (piece of the) result JSON.
+fn encode_result(succeeded: bool, part: Option<(u32, u32)>, json: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(json.len() + 24);
+    body.push(if succeeded { b'1' } else { b'0' });
+    if let Some((part, parts)) = part {
+        body.extend_from_slice(format!(";{part}/{parts}").as_bytes());
+    }
+    body.push(b':');
+    body.extend_from_slice(json);
     body
 }
 
-fn decode_result(body: &[u8]) -> (bool, Vec<u8>) {
-    match body {
-        [flag, b':', rest @ ..] => (*flag == b'1', rest.to_vec()),
-        other => (false, other.to_vec()),
+/// The flag, the part (`(0, 0)` for a whole result) and the JSON of a result row's body.
+fn decode_result(body: &[u8]) -> (bool, (u32, u32), Vec<u8>) {
+    let Some((&flag, rest)) = body.split_first() else {
+        return (false, (0, 0), Vec::new());
+    };
+    let succeeded = flag == b'1';
+    match rest {
+        [b':', json @ ..] => (succeeded, (0, 0), json.to_vec()),
+        [b';', tail @ ..] => {
+            let colon = tail.iter().position(|&b| b == b':').unwrap_or(tail.len());
+            let part = std::str::from_utf8(&tail[..colon])
+                .ok()
+                .and_then(|p| p.split_once('/'))
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                .unwrap_or((0, 0));
+            (
+                succeeded,
+                part,
+                tail.get(colon + 1..).unwrap_or_default().to_vec(),
+            )
+        }
+        _ => (false, (0, 0), body.to_vec()),
     }
 }

@@ -79,3 +79,90 @@ async fn length_stays_exact_when_pushes_and_acks_interleave() {
     assert_eq!(buf.len(), 0);
     assert!(buf.read_after(0, 10).await.unwrap().is_empty());
 }
+
+fn result(id: &str, json: Vec<u8>) -> vigil_proto::fleet::CommandResult {
+    vigil_proto::fleet::CommandResult {
+        id: id.into(),
+        succeeded: true,
+        result_json: json,
+        time: 7,
+        ..Default::default()
+    }
+}
+
+/// All priority items, batch by batch as the link reads them, acking each batch.
+async fn drain_priority(buf: &Buffer) -> Vec<Vec<super::PriorityItem>> {
+    let mut batches = Vec::new();
+    loop {
+        let items = buf.read_priority_after(0, 1000).await.unwrap();
+        let (Some(&(first, _)), Some(&(last, _))) = (items.first(), items.last()) else {
+            return batches;
+        };
+        buf.ack_priority(first, last).await.unwrap();
+        batches.push(items.into_iter().map(|(_, i)| i).collect());
+    }
+}
+
+#[tokio::test]
+async fn a_large_result_goes_in_parts_that_join_to_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let buf = Buffer::open(dir.path(), 100)
+        .await
+        .unwrap()
+        .with_result_part_bytes(1000);
+    let whole: Vec<u8> = (0..3500u32).map(|i| b'a' + (i % 26) as u8).collect();
+    buf.record_result(&result("big", whole.clone()))
+        .await
+        .unwrap();
+    buf.record_result(&result("small", b"{}".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(buf.priority_len(), 5, "four parts and one whole result");
+    buf.close().await;
+
+    // The parts survive a restart, and so does the recorded whole.
+    let buf = Buffer::open(dir.path(), 100).await.unwrap();
+    assert_eq!(
+        buf.executed("big").await.unwrap().unwrap().result_json,
+        whole
+    );
+    let items: Vec<_> = drain_priority(&buf).await.into_iter().flatten().collect();
+    let mut joined = Vec::new();
+    for (i, item) in items.iter().take(4).enumerate() {
+        let super::PriorityItem::Result(r) = item else {
+            panic!("a result part");
+        };
+        assert_eq!((r.id.as_str(), r.part, r.parts), ("big", i as u32, 4));
+        assert!(r.succeeded && r.result_json.len() <= 1000);
+        joined.extend_from_slice(&r.result_json);
+    }
+    assert_eq!(joined, whole);
+    let super::PriorityItem::Result(r) = &items[4] else {
+        panic!("the small result");
+    };
+    assert_eq!((r.part, r.parts, &r.result_json[..]), (0, 0, &b"{}"[..]));
+    assert_eq!(buf.priority_len(), 0);
+}
+
+#[tokio::test]
+async fn priority_batches_stay_under_the_byte_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let buf = Buffer::open(dir.path(), 100).await.unwrap();
+    let part = vigil_proto::RESULT_PART_BYTES;
+    // Five parts of 1 MiB: batches of at most two (the 2 MiB bound), never one over it.
+    let whole = vec![b'x'; 5 * part];
+    buf.record_result(&result("big", whole)).await.unwrap();
+    let batches = drain_priority(&buf).await;
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2, 2, 1]);
+    for batch in &batches {
+        let bytes: usize = batch
+            .iter()
+            .map(|i| match i {
+                super::PriorityItem::Result(r) => r.result_json.len(),
+                super::PriorityItem::Finding(f) => f.ocsf_json.len(),
+            })
+            .sum();
+        assert!(bytes <= vigil_proto::PRIORITY_BATCH_BYTES, "{bytes}");
+    }
+}

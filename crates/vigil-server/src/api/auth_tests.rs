@@ -203,6 +203,107 @@ async fn a_viewer_cannot_isolate_and_an_analyst_cannot_manage_users() {
 }
 
 #[tokio::test]
+async fn an_admin_changes_roles_and_the_change_applies_at_once() {
+    let (_dir, st) = state().await;
+    let admin = token_for(&st, "root", OperatorRole::Admin).await;
+    user(&st, "ann", OperatorRole::Analyst, "ann-password-long").await;
+    let ann = login(&st, "ann", "ann-password-long").await;
+    let tags = json!({"tags": ["web"]});
+    let patch = |role: &str| Some(json!({ "role": role }));
+
+    let a = send(
+        &st,
+        "PATCH",
+        "/api/v1/users/ann",
+        &bearer(&admin),
+        patch("viewer"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["role"], "viewer");
+    // Her open session is a viewer's now.
+    let a = send(&st, "PUT", "/api/v1/endpoints/x/tags", &ann, Some(tags)).await;
+    assert!(guard_refused(&a), "{}", a.body);
+    // An admin now: she manages users with the same session.
+    let a = send(
+        &st,
+        "PATCH",
+        "/api/v1/users/ann",
+        &bearer(&admin),
+        patch("admin"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = send(&st, "GET", "/api/v1/users", &ann, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+
+    // Only admins change roles; bad input and unknown users get the error shape.
+    let viewer = token_for(&st, "vera", OperatorRole::Viewer).await;
+    let a = send(
+        &st,
+        "PATCH",
+        "/api/v1/users/ann",
+        &bearer(&viewer),
+        patch("viewer"),
+    )
+    .await;
+    assert!(guard_refused(&a));
+    let a = send(
+        &st,
+        "PATCH",
+        "/api/v1/users/ann",
+        &bearer(&admin),
+        patch("root"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "bad_request");
+    let a = send(
+        &st,
+        "PATCH",
+        "/api/v1/users/nobody",
+        &bearer(&admin),
+        patch("viewer"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    // Two admins: one may step down, the last may not.
+    let a = send(
+        &st,
+        "PATCH",
+        "/api/v1/users/root",
+        &bearer(&admin),
+        patch("analyst"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = send(&st, "PATCH", "/api/v1/users/ann", &ann, patch("viewer")).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("last admin"),
+        "{}",
+        a.body
+    );
+    let audit = st
+        .store
+        .audit_log(&crate::store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let changes = audit
+        .iter()
+        .filter(|e| e.action == "user.role_changed")
+        .count();
+    assert_eq!(changes, 3, "every change is audited");
+}
+
+#[tokio::test]
 async fn login_lockout_and_logout() {
     let (_dir, st) = state().await;
     user(&st, "alice", OperatorRole::Analyst, "alice-password-1").await;

@@ -70,6 +70,7 @@ pub fn routes() -> Vec<Route> {
     use Access::{Live, Public, Role, Sensor};
     use OperatorRole::{Admin, Analyst, Viewer};
     let (get, post, put, delete) = (Method::GET, Method::POST, Method::PUT, Method::DELETE);
+    let patch = Method::PATCH;
     vec![
         route(get.clone(), "/api/v1/health", Public, super::health),
         route(
@@ -89,6 +90,12 @@ pub fn routes() -> Vec<Route> {
         route(get.clone(), "/api/v1/auth/me", Role(Viewer), auth::me),
         route(get.clone(), "/api/v1/users", Role(Admin), users::list),
         route(post.clone(), "/api/v1/users", Role(Admin), users::create),
+        route(
+            patch.clone(),
+            "/api/v1/users/{name}",
+            Role(Admin),
+            users::update,
+        ),
         route(
             delete.clone(),
             "/api/v1/users/{name}",

@@ -114,6 +114,29 @@ pub(super) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `PATCH /api/v1/users/{name}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserPatch {
+    role: OperatorRole,
+}
+
+pub(super) async fn update(
+    State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Result<Json<UserPatch>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = body?;
+    let user = st
+        .store
+        .set_role(&name, b.role, &who.actor(), vigil_ocsf::now_ms())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {name}")))?;
+    tracing::info!(user = %user.name, role = %user.role, by = %who.actor(), "Operator role set");
+    Ok(Json(json!(user)))
+}
+
 /// `POST /api/v1/users/{name}/password` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

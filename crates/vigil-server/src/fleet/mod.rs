@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use vigil_proto::fleet::fleet_server::{Fleet, FleetServer};
 use vigil_proto::fleet::{
-    Ack, Command as WireCommand, EnrollRequest, EnrollResponse, Heartbeat, Hello, PriorityBatch,
-    RenewRequest, Welcome,
+    Ack, Command as WireCommand, CommandResult, EnrollRequest, EnrollResponse, Heartbeat, Hello,
+    PriorityBatch, RenewRequest, Welcome,
 };
 use vigil_proto::{AgentMessage, EventBatch, ServerMessage, agent_message, server_message};
 
@@ -478,20 +478,7 @@ impl Session {
             tracing::info!(sensor_id = %self.sensor_id, stored, "Edge findings stored");
         }
         for r in &batch.results {
-            let result = serde_json::from_slice::<serde_json::Value>(&r.result_json)
-                .unwrap_or_else(|_| serde_json::json!({ "error": "the agent sent no valid JSON" }));
-            let outcome = self
-                .store
-                .complete_command(
-                    &self.sensor_id,
-                    &r.id,
-                    r.succeeded,
-                    &result,
-                    vigil_ocsf::now_ms(),
-                )
-                .await
-                .map_err(unavailable)?;
-            tracing::info!(sensor_id = %self.sensor_id, command = %r.id, succeeded = r.succeeded, ?outcome, "Command result");
+            self.on_result(r).await?;
         }
         Ok(Some(server_message::Msg::Ack(Ack {
             seq: batch.seq,
@@ -500,6 +487,55 @@ impl Session {
                 .unwrap_or(u32::MAX)
                 .saturating_sub(stored),
         })))
+    }
+
+    /// Completes a command with its result; a result that came in parts completes it once its
+    /// last part is held (each part is durable before its batch is acked).
+    async fn on_result(&self, r: &CommandResult) -> Result<(), Status> {
+        let now = vigil_ocsf::now_ms();
+        let (succeeded, bytes) = if r.parts > 1 {
+            if r.parts > vigil_proto::MAX_RESULT_PARTS || r.part >= r.parts {
+                tracing::warn!(sensor_id = %self.sensor_id, command = %r.id, part = r.part, parts = r.parts, "Refusing a result in too many parts");
+                let error = format!(
+                    "the result came in {} parts; the server takes at most {} of {} bytes",
+                    r.parts,
+                    vigil_proto::MAX_RESULT_PARTS,
+                    vigil_proto::RESULT_PART_BYTES
+                );
+                (
+                    false,
+                    serde_json::to_vec(&serde_json::json!({ "error": error })).unwrap_or_default(),
+                )
+            } else {
+                let joined = self
+                    .store
+                    .put_result_part(
+                        &self.sensor_id,
+                        &r.id,
+                        (r.part, r.parts),
+                        &r.result_json,
+                        now,
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                let Some(joined) = joined else {
+                    tracing::debug!(sensor_id = %self.sensor_id, command = %r.id, part = r.part, parts = r.parts, "Result part held");
+                    return Ok(());
+                };
+                (r.succeeded, joined)
+            }
+        } else {
+            (r.succeeded, r.result_json.clone())
+        };
+        let result = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .unwrap_or_else(|_| serde_json::json!({ "error": "the agent sent no valid JSON" }));
+        let outcome = self
+            .store
+            .complete_command(&self.sensor_id, &r.id, succeeded, &result, now)
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(sensor_id = %self.sensor_id, command = %r.id, succeeded, bytes = bytes.len(), parts = r.parts.max(1), ?outcome, "Command result");
+        Ok(())
     }
 
     async fn on_heartbeat(&self, hb: &Heartbeat) -> Result<Option<server_message::Msg>, Status> {

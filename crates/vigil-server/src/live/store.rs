@@ -137,6 +137,19 @@ impl Store for LiveStore {
         Ok(outcome)
     }
 
+    async fn put_result_part(
+        &self,
+        sensor_id: &str,
+        id: &str,
+        part: (u32, u32),
+        body: &[u8],
+        now: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner
+            .put_result_part(sensor_id, id, part, body, now)
+            .await
+    }
+
     async fn confirm_isolation(
         &self,
         sensor_id: &str,
@@ -425,6 +438,16 @@ impl OperatorStore for LiveStore {
         self.inner
             .set_password(name, password_hash, actor, now)
             .await
+    }
+
+    async fn set_role(
+        &self,
+        name: &str,
+        role: OperatorRole,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        self.inner.set_role(name, role, actor, now).await
     }
 
     async fn delete_user(&self, name: &str, actor: &str, now: i64) -> Result<bool, StoreError> {

@@ -420,6 +420,18 @@ pub trait Store: OperatorStore + Send + Sync + 'static {
         result: &serde_json::Value,
         now: i64,
     ) -> Result<CompleteOutcome, StoreError>;
+    /// Keeps part `part` of `parts` (0-based) of a command result that came in parts; once
+    /// every part is held, answers the joined result (the parts stay until the command
+    /// completes, which removes them). `None` while parts are missing, and for a command that
+    /// is not this endpoint's or is no longer waiting for a result.
+    async fn put_result_part(
+        &self,
+        sensor_id: &str,
+        id: &str,
+        part: (u32, u32),
+        body: &[u8],
+        now: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// Commands of an endpoint, newest first; with `before`, only those queued before that
     /// command (paging).
     async fn commands(

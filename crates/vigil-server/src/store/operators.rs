@@ -167,6 +167,16 @@ pub trait OperatorStore: Send + Sync {
         actor: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Changes a user's role and audits it; `None` when there is no such user, `Conflict` when
+    /// it would leave no admin. Sessions and tokens follow the new role at once (a token's
+    /// role is capped at its user's).
+    async fn set_role(
+        &self,
+        name: &str,
+        role: OperatorRole,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError>;
     /// Removes a user with its tokens and sessions and audits it; `false` when there is no
     /// such user, `Conflict` when it is the last admin.
     async fn delete_user(&self, name: &str, actor: &str, now: i64) -> Result<bool, StoreError>;

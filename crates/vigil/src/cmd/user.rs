@@ -51,6 +51,15 @@ pub enum UserCommand {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// Change an operator's role (their sessions and tokens follow at once).
+    Role {
+        /// Login name.
+        name: String,
+        /// admin, analyst or viewer.
+        role: OperatorRole,
+        #[command(flatten)]
+        dir: DataDir,
+    },
     /// Remove an operator with their tokens and sessions.
     Remove {
         /// Login name.
@@ -215,6 +224,14 @@ async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!("password of {name} set");
             }
+        }
+        UserCommand::Role { name, role, dir } => {
+            let store = open(&dir.data_dir).await?;
+            let Some(user) = store.set_role(&name, role, &actor(), now).await? else {
+                bail!("no user {name}");
+            };
+            store.close().await;
+            println!("user {} is now {}", user.name, user.role);
         }
         UserCommand::Remove { name, dir } => {
             let store = open(&dir.data_dir).await?;

@@ -11,6 +11,9 @@ use crate::store::{
     AuditEntry, Command, CommandTransition, CompleteOutcome, NewCommand, StoreError,
 };
 
+/// Results larger than this (serialized) are audited by size only.
+const AUDITED_RESULT_BYTES: usize = 4096;
+
 impl SqliteStore {
     pub(super) async fn enqueue_impl(
         &self,
@@ -205,6 +208,10 @@ impl SqliteStore {
             return Ok(CompleteOutcome::AlreadyCompleted);
         }
         let new_state = if succeeded { "succeeded" } else { "failed" };
+        sqlx::query("DELETE FROM result_parts WHERE command_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         // A triage package is kept on its own; the command's result (and the audit) say where.
         let stored_result;
         let result = if action == "triage" && succeeded {
@@ -213,6 +220,14 @@ impl SqliteStore {
         } else {
             result
         };
+        // A large result (a live query's rows) is kept once, with its command; the transition
+        // and the audit name its size.
+        let text = serde_json::to_string(result)?;
+        let audited = if text.len() > AUDITED_RESULT_BYTES {
+            json!({ "bytes": text.len() })
+        } else {
+            result.clone()
+        };
         sqlx::query(
             "UPDATE commands SET state = ?, completed_at = ?, result = ?,
                     delivered_at = COALESCE(delivered_at, ?)
@@ -220,12 +235,12 @@ impl SqliteStore {
         )
         .bind(new_state)
         .bind(now)
-        .bind(serde_json::to_string(result)?)
+        .bind(&text)
         .bind(now)
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        transition(&mut tx, id, new_state, now, Some(result)).await?;
+        transition(&mut tx, id, new_state, now, Some(&audited)).await?;
         let confirmed = match action.as_str() {
             "isolate" if succeeded => Some("isolated"),
             "release" if succeeded => Some("none"),
@@ -238,11 +253,66 @@ impl SqliteStore {
             actor: format!("endpoint:{sensor_id}"),
             action: format!("command.{new_state}"),
             target: format!("endpoint:{sensor_id}"),
-            detail: json!({ "command_id": id, "action": action, "result": result }),
+            detail: json!({ "command_id": id, "action": action, "result": audited }),
         };
         super::response::append_audit(&mut tx, &entry, now).await?;
         tx.commit().await?;
         Ok(CompleteOutcome::Completed)
+    }
+
+    pub(super) async fn put_result_part_impl(
+        &self,
+        sensor_id: &str,
+        id: &str,
+        (part, parts): (u32, u32),
+        body: &[u8],
+        now: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM commands WHERE id = ? AND sensor_id = ?")
+                .bind(id)
+                .bind(sensor_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if !matches!(state.as_deref(), Some("queued" | "delivered")) {
+            return Ok(None);
+        }
+        // A resend split differently (another part size) replaces the earlier split.
+        sqlx::query("DELETE FROM result_parts WHERE command_id = ? AND parts <> ?")
+            .bind(id)
+            .bind(parts)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO result_parts (command_id, part, parts, body, received_at)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (command_id, part) DO NOTHING",
+        )
+        .bind(id)
+        .bind(part)
+        .bind(parts)
+        .bind(body)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let held: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM result_parts WHERE command_id = ?")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let joined = if held == i64::from(parts) {
+            let pieces: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT body FROM result_parts WHERE command_id = ? ORDER BY part",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            Some(pieces.concat())
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(joined)
     }
 
     pub(super) async fn commands_impl(

@@ -493,6 +493,18 @@ impl super::Store for SqliteStore {
             .await
     }
 
+    async fn put_result_part(
+        &self,
+        sensor_id: &str,
+        id: &str,
+        part: (u32, u32),
+        body: &[u8],
+        now: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.put_result_part_impl(sensor_id, id, part, body, now)
+            .await
+    }
+
     async fn commands(
         &self,
         sensor_id: &str,

@@ -182,6 +182,54 @@ impl OperatorStore for SqliteStore {
         Ok(true)
     }
 
+    async fn set_role(
+        &self,
+        name: &str,
+        role: OperatorRole,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut user = user_from(&row)?;
+        if user.role == role {
+            return Ok(Some(user));
+        }
+        if user.role == OperatorRole::Admin {
+            let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                .fetch_one(&mut *tx)
+                .await?;
+            if admins <= 1 {
+                return Err(StoreError::Conflict(format!(
+                    "{name} is the last admin; make another user admin first"
+                )));
+            }
+        }
+        sqlx::query("UPDATE users SET role = ?, updated_at = ? WHERE name = ?")
+            .bind(role.as_str())
+            .bind(now)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let entry = audit(
+            actor,
+            "user.role_changed",
+            format!("user:{name}"),
+            json!({ "from": user.role, "to": role }),
+        );
+        append_audit(&mut tx, &entry, now).await?;
+        tx.commit().await?;
+        user.role = role;
+        user.updated_at = now;
+        Ok(Some(user))
+    }
+
     async fn delete_user(&self, name: &str, actor: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE name = ?")

@@ -342,3 +342,47 @@ async fn an_edge_finding_is_stored_once_and_raises_risk_once() {
     assert_eq!(store.risk("s1", 5).await.unwrap().score, risk.score);
     assert!(risk.score > 0.0);
 }
+
+#[tokio::test]
+async fn a_result_in_parts_is_joined_once_all_arrived_and_cleared_on_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    enrolled(&store, "s1").await;
+    enrolled(&store, "s2").await;
+    let cmd = store
+        .enqueue_command(&new_command("query", None), 10)
+        .await
+        .unwrap();
+    let put = |sensor: &'static str, part: u32, body: &'static [u8]| {
+        let (store, id) = (&store, cmd.id.clone());
+        async move {
+            store
+                .put_result_part(sensor, &id, (part, 3), body, 20)
+                .await
+                .unwrap()
+        }
+    };
+    // Out of order, one resent, and another endpoint's part ignored.
+    assert_eq!(put("s1", 2, b"\"}").await, None);
+    assert_eq!(put("s1", 0, b"{\"a\":").await, None);
+    assert_eq!(put("s1", 0, b"{\"a\":").await, None);
+    assert_eq!(put("s2", 1, b"\"evil").await, None);
+    let joined = put("s1", 1, b"\"x").await.expect("all three parts");
+    assert_eq!(joined, b"{\"a\":\"x\"}");
+    // A resent part after joining still answers the whole (the command is not complete yet).
+    assert_eq!(put("s1", 1, b"\"x").await.as_deref(), Some(&joined[..]));
+    let result: serde_json::Value = serde_json::from_slice(&joined).unwrap();
+    store
+        .complete_command("s1", &cmd.id, true, &result, 30)
+        .await
+        .unwrap();
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM result_parts")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(held, 0, "completion clears the parts");
+    // Parts of a completed command are not kept.
+    assert_eq!(put("s1", 0, b"{").await, None);
+    let (done, _) = store.command("s1", &cmd.id).await.unwrap().unwrap();
+    assert_eq!(done.result, Some(json!({"a": "x"})));
+}
