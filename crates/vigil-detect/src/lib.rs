@@ -68,6 +68,7 @@
 pub mod attack;
 pub mod correlation;
 mod detection;
+mod evaluator;
 mod finding;
 mod lookup;
 mod matcher;
@@ -80,6 +81,7 @@ pub use correlation::{
     CorrelationHit, CorrelationLimits, CorrelationRule, CorrelationStats, CorrelationType,
     Correlator, CountCondition, CountOp, correlation_finding,
 };
+pub use evaluator::Evaluator;
 pub use finding::{finding_for, finding_uid};
 pub use prefilter::PrefilterStats;
 pub use rule::{LoadReport, Rule, RuleReport, RuleStatus, StatusCounts};

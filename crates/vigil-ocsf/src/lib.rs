@@ -14,6 +14,7 @@
 mod event;
 pub mod fieldmap;
 mod finding;
+pub mod flat;
 mod network;
 mod objects;
 mod process;

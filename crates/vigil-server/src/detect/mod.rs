@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::collections::HashMap;
 use tokio_util::sync::CancellationToken;
 
-use vigil_detect::{CorrelationLimits, Correlator, Rule, RuleSet};
+use vigil_detect::{CorrelationLimits, Evaluator, RuleSet};
 use vigil_ocsf::DetectionFinding;
 
 use crate::bus::Bus;
@@ -30,10 +29,9 @@ const RETRY: Duration = Duration::from_secs(1);
 pub struct DetectWorker {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
-    rules: Arc<RuleSet>,
     switches: RuleSwitches,
-    /// Correlation state, one partition per endpoint (its events stay on this worker).
-    correlators: HashMap<String, Correlator>,
+    /// The rules, with correlation state per endpoint (its events stay on this worker).
+    evaluator: Evaluator,
 }
 
 impl DetectWorker {
@@ -52,9 +50,8 @@ impl DetectWorker {
         Self {
             store,
             bus,
-            rules,
             switches,
-            correlators: HashMap::new(),
+            evaluator: Evaluator::new(rules, CorrelationLimits::default()),
         }
     }
 
@@ -120,35 +117,20 @@ impl DetectWorker {
     fn evaluate(&mut self, events: &[StoredEvent]) -> Vec<(String, DetectionFinding)> {
         let now = vigil_ocsf::now_ms();
         let mut out = Vec::new();
-        let correlating = !self.rules.correlations().is_empty();
+        let mut raised = Vec::new();
         for stored in events {
-            let matched: Vec<&Rule> = self.rules.matches_all(&stored.event).collect();
-            for rule in matched
-                .iter()
-                .filter(|r| r.standalone && self.switches.enabled(&r.id))
-            {
-                let mut finding = vigil_detect::finding_for(rule, &stored.event, now);
-                // One finding per (rule, event): re-evaluating a page can never duplicate it, and
-                // an agent that raised the same finding itself shares its id.
-                finding.finding_info.uid = vigil_detect::finding_uid(&rule.id, &stored.event.uid);
-                out.push((stored.sensor_id.clone(), finding));
-            }
-            if correlating && !matched.is_empty() {
-                let correlator = self
-                    .correlators
-                    .entry(stored.sensor_id.clone())
-                    .or_insert_with(|| Correlator::new(&self.rules, CorrelationLimits::default()));
-                for hit in correlator.observe(&stored.event, &matched) {
-                    if !self.switches.enabled(&hit.rule.id) {
-                        continue;
-                    }
-                    let finding = vigil_detect::correlation_finding(&hit, now);
-                    out.push((stored.sensor_id.clone(), finding));
-                }
-            }
+            let switches = &self.switches;
+            self.evaluator.evaluate(
+                &stored.sensor_id,
+                &stored.event,
+                now,
+                |id| switches.enabled(id),
+                &mut raised,
+            );
+            out.extend(raised.drain(..).map(|f| (stored.sensor_id.clone(), f)));
         }
         if let Some(newest) = events.iter().map(|e| e.event.time).max() {
-            self.correlators.values_mut().for_each(|c| c.expire(newest));
+            self.evaluator.expire(newest);
         }
         out
     }

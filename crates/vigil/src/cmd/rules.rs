@@ -17,12 +17,16 @@ pub enum RulesCommand {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Replay a file of events (OCSF or flat Sysmon-style JSON lines) through the rules and
+    /// write the findings as JSON lines, with a summary on stderr.
+    Eval(super::eval::EvalArgs),
 }
 
 /// Runs a rules subcommand.
 pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RulesCommand::Check { dirs } => check(&dirs),
+        RulesCommand::Eval(args) => super::eval::run(&args),
     }
 }
 
