@@ -118,6 +118,18 @@ async fn hunting_finds_seeded_events_by_hash_name_ip_and_command_line() {
     assert_eq!(uids(&v), ["n1"]);
     let (_, v) = call(&st, "GET", "/api/v1/hunt?user=alice&name=ls", None, None).await;
     assert_eq!(uids(&v), ["e2"]);
+    // A term with a substring and a time range; and the newest first, cut at the limit.
+    let (_, v) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/hunt?hash={bad}&cmdline=pool:3333&until=250"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(uids(&v), ["e1"]);
+    let (_, v) = call(&st, "GET", &format!("/api/v1/hunt?hash={bad}&limit=1"), None, None).await;
+    assert_eq!(uids(&v), ["e3"]);
 
     let (status, _) = call(&st, "GET", "/api/v1/hunt?cmdline=ls", None, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

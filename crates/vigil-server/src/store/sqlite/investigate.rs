@@ -16,7 +16,7 @@ impl SqliteStore {
         let mut tx = self.write_tx().await?;
         for chunk in terms.chunks(150) {
             let mut qb =
-                QueryBuilder::new("INSERT INTO hunt_terms (kind, value, seq, sensor_id, time) ");
+                QueryBuilder::new("INSERT OR IGNORE INTO hunt_terms (kind, value, seq, sensor_id, time) ");
             qb.push_values(chunk, |mut b, t| {
                 b.push_bind(t.kind)
                     .push_bind(&t.value)
@@ -50,28 +50,52 @@ impl SqliteStore {
         &self,
         q: &crate::store::HuntQuery,
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-        // Every criterion narrows the set of event positions; each comes from an index.
-        let mut qb = QueryBuilder::new("SELECT e.sensor_id, e.body FROM events e WHERE 1 = 1");
-        for (kind, value) in &q.terms {
-            qb.push(" AND e.seq IN (SELECT seq FROM hunt_terms WHERE kind = ")
+        let Some(((kind, value), others)) = q.terms.split_first() else {
+            return self.hunt_cmd_line(q).await;
+        };
+        // The first term's index rows, newest first, joined to their events; every other
+        // criterion is an exact lookup per row, so the walk stops at the limit.
+        let mut qb = QueryBuilder::new(
+            "SELECT e.sensor_id, e.body FROM hunt_terms t JOIN events e ON e.seq = t.seq
+             WHERE t.kind = ",
+        );
+        qb.push_bind(kind.clone())
+            .push(" AND t.value = ")
+            .push_bind(value.clone());
+        if let Some(since) = q.since {
+            qb.push(" AND t.time >= ").push_bind(since);
+        }
+        if let Some(until) = q.until {
+            qb.push(" AND t.time < ").push_bind(until);
+        }
+        for (kind, value) in others {
+            qb.push(" AND EXISTS (SELECT 1 FROM hunt_terms o WHERE o.kind = ")
                 .push_bind(kind.clone())
-                .push(" AND value = ")
-                .push_bind(value.clone());
-            if let Some(since) = q.since {
-                qb.push(" AND time >= ").push_bind(since);
-            }
-            if let Some(until) = q.until {
-                qb.push(" AND time < ").push_bind(until);
-            }
-            qb.push(")");
+                .push(" AND o.value = ")
+                .push_bind(value.clone())
+                .push(" AND o.time = t.time AND o.seq = t.seq)");
         }
         if let Some(cmd) = &q.cmd_line {
-            // A trigram phrase: the substring, quoted (inner quotes doubled).
-            let phrase = format!("\"{}\"", cmd.replace('"', "\"\""));
-            qb.push(" AND e.seq IN (SELECT rowid FROM hunt_cmdlines WHERE hunt_cmdlines MATCH ")
-                .push_bind(phrase)
+            qb.push(" AND t.seq IN (SELECT rowid FROM hunt_cmdlines WHERE hunt_cmdlines MATCH ")
+                .push_bind(trigram_phrase(cmd))
                 .push(")");
         }
+        qb.push(" ORDER BY t.time DESC, t.seq DESC LIMIT ")
+            .push_bind(q.limit);
+        hits(&qb.build().fetch_all(&self.pool).await?)
+    }
+
+    /// A search by command-line substring alone, through the trigram index.
+    async fn hunt_cmd_line(
+        &self,
+        q: &crate::store::HuntQuery,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT e.sensor_id, e.body FROM events e
+             WHERE e.seq IN (SELECT rowid FROM hunt_cmdlines WHERE hunt_cmdlines MATCH ",
+        );
+        qb.push_bind(trigram_phrase(q.cmd_line.as_deref().unwrap_or_default()))
+            .push(")");
         if let Some(since) = q.since {
             qb.push(" AND e.time >= ").push_bind(since);
         }
@@ -80,15 +104,7 @@ impl SqliteStore {
         }
         qb.push(" ORDER BY e.time DESC, e.seq DESC LIMIT ")
             .push_bind(q.limit);
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("sensor_id")?,
-                    serde_json::from_str(r.try_get::<&str, _>("body")?)?,
-                ))
-            })
-            .collect()
+        hits(&qb.build().fetch_all(&self.pool).await?)
     }
 
     pub(super) async fn create_live_query_impl(
@@ -132,6 +148,23 @@ impl SqliteStore {
                 .await?;
         rows.iter().map(live_query_from).collect()
     }
+}
+
+/// Search answers: each event's endpoint and document.
+fn hits(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("sensor_id")?,
+                serde_json::from_str(r.try_get::<&str, _>("body")?)?,
+            ))
+        })
+        .collect()
+}
+
+/// A substring as an FTS5 trigram phrase: quoted, inner quotes doubled.
+fn trigram_phrase(substring: &str) -> String {
+    format!("\"{}\"", substring.replace('"', "\"\""))
 }
 
 fn live_query_from(r: &sqlx::sqlite::SqliteRow) -> Result<crate::store::LiveQuery, StoreError> {
