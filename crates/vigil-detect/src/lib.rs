@@ -66,6 +66,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod attack;
+pub mod baseline;
 pub mod correlation;
 mod detection;
 mod evaluator;
@@ -77,6 +78,7 @@ mod rule;
 mod ruleset;
 mod sigma;
 
+pub use baseline::{BaselineConfig, HostBaseline};
 pub use correlation::{
     CorrelationHit, CorrelationLimits, CorrelationRule, CorrelationStats, CorrelationType,
     Correlator, CountCondition, CountOp, correlation_finding,

@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// The administrator created at start when no operator exists yet.
     pub first_admin: FirstAdminConfig,
+    /// The per-endpoint behaviour baseline of the detection role; `None` turns it off.
+    pub baseline: Option<vigil_detect::BaselineConfig>,
 }
 
 /// The first administrator, created at start when the store has no operator.
@@ -93,6 +95,7 @@ impl ServerConfig {
             roles: Roles::all(),
             auth: AuthConfig::default(),
             first_admin: FirstAdminConfig::default(),
+            baseline: Some(vigil_detect::BaselineConfig::default()),
         }
     }
 }
@@ -177,6 +180,7 @@ pub struct Server {
     enroll_secret: String,
     auth: AuthConfig,
     first_admin: Option<FirstAdmin>,
+    baseline: Option<vigil_detect::BaselineConfig>,
 }
 
 async fn bind(
@@ -245,6 +249,7 @@ impl Server {
         Ok(Self {
             auth: config.auth.clone(),
             first_admin,
+            baseline: config.baseline,
             enrollment,
             tls,
             ca_path: config.data_dir.join("fleet-ca.crt"),
@@ -330,12 +335,15 @@ impl Server {
         // Without the detect role, events are stored and wait behind the detection cursor
         // for a server that has it.
         let detect = if self.roles.has(Role::Detect) {
-            let worker = DetectWorker::with_switches(
+            let mut worker = DetectWorker::with_switches(
                 Arc::clone(&store),
                 Arc::clone(&bus),
                 self.rules,
                 switches.clone(),
             );
+            if let Some(cfg) = self.baseline {
+                worker = worker.with_baseline(cfg);
+            }
             tokio::spawn(worker.run(shutdown.clone()))
         } else {
             tracing::warn!("Detection is off (no detect role): events are stored, not scored");

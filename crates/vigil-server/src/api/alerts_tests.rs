@@ -25,7 +25,7 @@ async fn one_alert(st: &ApiState, uid: &str, severity: Severity) {
     };
     let f = DetectionFinding::new(vigil_ocsf::now_ms(), severity, info);
     st.store
-        .commit_findings("test", 1, &[("s1".into(), f)])
+        .commit_findings("test", 1, &[("s1".into(), f)], &[])
         .await
         .unwrap();
 }

@@ -128,7 +128,14 @@ async fn hunting_finds_seeded_events_by_hash_name_ip_and_command_line() {
     )
     .await;
     assert_eq!(uids(&v), ["e1"]);
-    let (_, v) = call(&st, "GET", &format!("/api/v1/hunt?hash={bad}&limit=1"), None, None).await;
+    let (_, v) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/hunt?hash={bad}&limit=1"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(uids(&v), ["e3"]);
 
     let (status, _) = call(&st, "GET", "/api/v1/hunt?cmdline=ls", None, None).await;
@@ -195,7 +202,7 @@ async fn the_process_tree_around_an_alert_has_ancestors_siblings_descendants_and
         ..Default::default()
     });
     store
-        .commit_findings("test", 1, &[("s1".into(), f)])
+        .commit_findings("test", 1, &[("s1".into(), f)], &[])
         .await
         .unwrap();
 

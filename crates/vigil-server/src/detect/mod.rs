@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use vigil_detect::{CorrelationLimits, Evaluator, RuleSet};
+use vigil_detect::{BaselineConfig, CorrelationLimits, Evaluator, RuleSet};
 use vigil_ocsf::DetectionFinding;
 
 use crate::bus::Bus;
@@ -32,6 +32,8 @@ pub struct DetectWorker {
     switches: RuleSwitches,
     /// The rules, with correlation state per endpoint (its events stay on this worker).
     evaluator: Evaluator,
+    /// Whether the evaluator keeps baselines (restored from the store).
+    baseline: bool,
 }
 
 impl DetectWorker {
@@ -52,14 +54,45 @@ impl DetectWorker {
             bus,
             switches,
             evaluator: Evaluator::new(rules, CorrelationLimits::default()),
+            baseline: false,
         }
+    }
+
+    /// Also keeps a behaviour baseline per endpoint, saved with the cursor.
+    #[must_use]
+    pub fn with_baseline(mut self, cfg: BaselineConfig) -> Self {
+        self.evaluator = self.evaluator.with_baseline(cfg);
+        self.baseline = true;
+        self
+    }
+
+    /// Takes the baselines as last committed (at start, and after a failed drain whose
+    /// uncommitted observations would otherwise count twice).
+    async fn restore_baselines(&mut self) -> Result<(), StoreError> {
+        if self.baseline {
+            let saved = self.store.detector_states(CONSUMER).await?;
+            for host in self.evaluator.restore_baselines(&saved) {
+                tracing::warn!(sensor_id = %host, "Unreadable behaviour baseline; the endpoint learns again");
+            }
+        }
+        Ok(())
     }
 
     /// Runs until `shutdown` is cancelled; finishes the page in hand first.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut wake = self.bus.subscribe_events();
+        let mut restore = true;
         loop {
-            match self.drain().await {
+            let drained = if restore {
+                match self.restore_baselines().await {
+                    Ok(()) => self.drain().await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.drain().await
+            };
+            restore = drained.is_err();
+            match drained {
                 Ok(()) => {}
                 Err(error) => {
                     tracing::error!(%error, "Detection worker failed to read or commit; retrying");
@@ -101,8 +134,9 @@ impl DetectWorker {
                 if !findings.is_empty() {
                     tracing::info!(count = findings.len(), "Detection findings raised");
                 }
+                let state = self.evaluator.take_changed_baselines();
                 self.store
-                    .commit_findings(CONSUMER, cursor, &findings)
+                    .commit_findings(CONSUMER, cursor, &findings, &state)
                     .await?;
                 findings.clear();
                 committed = cursor;
@@ -186,5 +220,86 @@ level: high
         store.insert_events("s1", &[ev("e2")]).await.unwrap();
         worker.drain().await.unwrap();
         assert_eq!(store.query_findings(&q).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_baseline_flags_new_lineages_after_learning_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        let maps = vigil_ocsf::fieldmap::FieldMaps::builtin().unwrap();
+        let cfg = BaselineConfig {
+            learning_ms: 1000,
+            ..BaselineConfig::default()
+        };
+        let worker = |store: &Arc<dyn Store>| {
+            let (rules, _) = RuleSet::load_str(RULE, Path::new("t.yml"), &maps);
+            DetectWorker::new(
+                Arc::clone(store),
+                Arc::new(InProcessBus::new()),
+                Arc::new(rules),
+            )
+            .with_baseline(cfg)
+        };
+        let exec = |uid: &str, time: i64, parent: &str, child: &str| {
+            Event::from_value(json!({"class_uid": 1007, "activity_id": 1, "time": time,
+                "metadata": {"uid": uid},
+                "process": {"file": {"path": child}},
+                "actor": {"process": {"file": {"path": parent}}}}))
+            .unwrap()
+        };
+        let baseline_titles = async |store: &Arc<dyn Store>| {
+            let q = FindingQuery {
+                limit: 100,
+                ..Default::default()
+            };
+            let mut t: Vec<String> = store
+                .query_findings(&q)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.body["finding_info"]["analytic"]["category"] == "baseline")
+                .map(|f| f.body["finding_info"]["related_events_uids"][0].to_string())
+                .collect();
+            t.sort();
+            t
+        };
+
+        let mut w = worker(&store);
+        w.restore_baselines().await.unwrap();
+        let learned: Vec<Event> = (0..5)
+            .map(|i| exec(&format!("l{i}"), i * 100, "/bin/bash", "/bin/ls"))
+            .collect();
+        store.insert_events("s1", &learned).await.unwrap();
+        // Another endpoint learns on its own clock: nothing of s1's counts for it.
+        store
+            .insert_events("s2", &[exec("o1", 0, "/usr/sbin/cron", "/bin/sh")])
+            .await
+            .unwrap();
+        w.drain().await.unwrap();
+        assert!(
+            baseline_titles(&store).await.is_empty(),
+            "nothing while learning"
+        );
+
+        // A restarted worker keeps what was learned: ls is known, nginx → sh is new.
+        let mut w = worker(&store);
+        w.restore_baselines().await.unwrap();
+        store
+            .insert_events(
+                "s1",
+                &[
+                    exec("a1", 5000, "/bin/bash", "/bin/ls"),
+                    exec("a2", 5001, "/usr/sbin/nginx", "/bin/sh"),
+                ],
+            )
+            .await
+            .unwrap();
+        w.drain().await.unwrap();
+        assert_eq!(baseline_titles(&store).await, ["\"a2\""]);
+        let saved = store.detector_states(CONSUMER).await.unwrap();
+        assert_eq!(
+            saved.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
+            ["s1", "s2"]
+        );
     }
 }

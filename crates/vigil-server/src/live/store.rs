@@ -70,14 +70,19 @@ impl Store for LiveStore {
         consumer: &str,
         through_seq: i64,
         findings: &[(String, DetectionFinding)],
+        state: &[(String, Vec<u8>)],
     ) -> Result<(), StoreError> {
         self.inner
-            .commit_findings(consumer, through_seq, findings)
+            .commit_findings(consumer, through_seq, findings, state)
             .await?;
         for (_, f) in findings {
             self.feed.publish("alert", f);
         }
         Ok(())
+    }
+
+    async fn detector_states(&self, consumer: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.detector_states(consumer).await
     }
 
     async fn insert_findings(

@@ -380,14 +380,18 @@ pub trait Store: OperatorStore + Send + Sync + 'static {
     async fn query_events(&self, q: &EventQuery) -> Result<Vec<serde_json::Value>, StoreError>;
     /// Where a durable consumer stopped (0 when it never ran).
     async fn cursor(&self, consumer: &str) -> Result<i64, StoreError>;
-    /// Stores findings and advances a consumer's cursor in one transaction, so a consumer that
-    /// dies neither loses nor repeats work.
+    /// Stores findings, the consumer's per-endpoint state (`(sensor_id, state)`, replacing
+    /// what was kept) and advances its cursor in one transaction, so a consumer that dies
+    /// neither loses nor repeats work.
     async fn commit_findings(
         &self,
         consumer: &str,
         through_seq: i64,
         findings: &[(String, DetectionFinding)],
+        state: &[(String, Vec<u8>)],
     ) -> Result<(), StoreError>;
+    /// The per-endpoint state a consumer committed.
+    async fn detector_states(&self, consumer: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// The endpoint's risk, decayed to `now`.
     async fn risk(&self, sensor_id: &str, now: i64) -> Result<crate::risk::Risk, StoreError>;
     /// Queues a command, records its `queued` transition and audits it, in one transaction.

@@ -55,6 +55,13 @@ pub struct ServerArgs {
     /// Mark the console's session cookie `Secure` (when the API is reached over HTTPS).
     #[arg(long, env = "VIGIL_COOKIE_SECURE")]
     cookie_secure: bool,
+    /// Hours each endpoint's behaviour baseline learns (process lineages, outbound
+    /// destinations per executable) before it flags what is new or rare.
+    #[arg(long, env = "VIGIL_BASELINE_LEARNING_HOURS", default_value_t = 168)]
+    baseline_learning_hours: u64,
+    /// Turn the behaviour baseline off.
+    #[arg(long, env = "VIGIL_NO_BASELINE")]
+    no_baseline: bool,
     /// Minutes an unused console session lasts.
     #[arg(long, env = "VIGIL_SESSION_IDLE_MINS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     session_idle_mins: u64,
@@ -150,6 +157,11 @@ async fn run(
         session_idle: Duration::from_secs(args.session_idle_mins * 60),
         session_absolute: Duration::from_secs(args.session_max_hours * 3600),
     };
+    config.baseline = (!args.no_baseline).then(|| vigil_detect::BaselineConfig {
+        learning_ms: i64::try_from(args.baseline_learning_hours.saturating_mul(3_600_000))
+            .unwrap_or(i64::MAX),
+        ..vigil_detect::BaselineConfig::default()
+    });
     // From the environment only: a password on the command line shows in `ps`.
     config.first_admin = vigil_server::FirstAdminConfig {
         name: args.admin_user,

@@ -15,8 +15,9 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         for chunk in terms.chunks(150) {
-            let mut qb =
-                QueryBuilder::new("INSERT OR IGNORE INTO hunt_terms (kind, value, seq, sensor_id, time) ");
+            let mut qb = QueryBuilder::new(
+                "INSERT OR IGNORE INTO hunt_terms (kind, value, seq, sensor_id, time) ",
+            );
             qb.push_values(chunk, |mut b, t| {
                 b.push_bind(t.kind)
                     .push_bind(&t.value)

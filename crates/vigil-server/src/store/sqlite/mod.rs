@@ -267,9 +267,25 @@ impl super::Store for SqliteStore {
         consumer: &str,
         through_seq: i64,
         findings: &[(String, DetectionFinding)],
+        state: &[(String, Vec<u8>)],
     ) -> Result<(), StoreError> {
+        let now = vigil_ocsf::now_ms();
         let mut tx = self.write_tx().await?;
-        response::insert_findings(&mut tx, findings, vigil_ocsf::now_ms()).await?;
+        response::insert_findings(&mut tx, findings, now).await?;
+        for (sensor_id, blob) in state {
+            sqlx::query(
+                "INSERT INTO detector_state (consumer, sensor_id, state, updated_at)
+                 VALUES (?, ?, ?, ?)
+                 ON CONFLICT (consumer, sensor_id)
+                 DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(consumer)
+            .bind(sensor_id)
+            .bind(blob)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO cursors (name, seq) VALUES (?, ?)
              ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
@@ -280,6 +296,16 @@ impl super::Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn detector_states(&self, consumer: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, Vec<u8>)>(
+            "SELECT sensor_id, state FROM detector_state WHERE consumer = ? ORDER BY sensor_id",
+        )
+        .bind(consumer)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 
     async fn risk(&self, sensor_id: &str, now: i64) -> Result<crate::risk::Risk, StoreError> {

@@ -54,7 +54,7 @@ async fn findings_and_cursor_commit_together_and_survive_reopen() {
         };
         let f = DetectionFinding::new(5, Severity::High, info);
         store
-            .commit_findings("detect", 42, &[("s1".into(), f)])
+            .commit_findings("detect", 42, &[("s1".into(), f)], &[])
             .await
             .unwrap();
         store.close().await;
