@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 
 import { api, setCsrfToken, setUnauthorizedHandler } from "./api";
+import type { Me } from "./api";
 import { liveState, onLiveState } from "./live";
 import { AlertPage } from "./pages/Alert";
 import { AuditPage } from "./pages/Audit";
@@ -10,8 +11,13 @@ import { EventsPage } from "./pages/Events";
 import { FleetPage } from "./pages/Fleet";
 import { LoginPage } from "./pages/Login";
 import { RulesPage } from "./pages/Rules";
+import { TokensPage } from "./pages/Tokens";
+import { UsersPage } from "./pages/Users";
 
-/** The route: `#/fleet`, `#/endpoints/<id>`, `#/alerts`, `#/alerts/<uid>`, `#/events`, `#/rules`. */
+/**
+ * The route: `#/fleet`, `#/endpoints/<id>`, `#/alerts`, `#/alerts/<uid>`, `#/events`, `#/rules`,
+ * `#/audit` and `#/users` (admins), `#/tokens` (one's API tokens and password).
+ */
 function useRoute(): string[] {
   const parse = () => (location.hash.replace(/^#\/?/, "") || "fleet").split("/").map(decodeURIComponent);
   const [route, setRoute] = useState(parse);
@@ -33,10 +39,24 @@ const NAV = [
 export function App() {
   const route = useRoute();
   const [auth, setAuth] = useState<"unknown" | "needed" | "ok">("unknown");
-  const [user, setUser] = useState<string | null>(null);
-  const [admin, setAdmin] = useState(false);
+  const [me, setMe] = useState<Me | null>(null);
+  // Why the login page shows again, when it is not a plain log-out.
+  const [notice, setNotice] = useState<string | null>(null);
   const [live, setLive] = useState(liveState());
   useEffect(() => onLiveState(setLive), []);
+  // A console session answers with its CSRF token, so a reload keeps working.
+  const loadMe = () =>
+    api.get<Partial<Me> & { csrf_token?: string }>("/auth/me").then((who) => {
+      if (who.csrf_token) setCsrfToken(who.csrf_token);
+      setMe(who.user && who.role ? { user: who.user, role: who.role } : null);
+      setAuth("ok");
+    });
+  const loggedOut = (why: string | null) => {
+    setCsrfToken(null);
+    setMe(null);
+    setNotice(why);
+    setAuth("needed");
+  };
   useEffect(() => {
     setUnauthorizedHandler(() => setAuth("needed"));
     api
@@ -46,18 +66,11 @@ export function App() {
           setAuth("ok");
           return;
         }
-        // A console session answers with its CSRF token, so a reload keeps working.
-        return api
-          .get<{ user?: string; role?: string; csrf_token?: string }>("/auth/me")
-          .then((me) => {
-            if (me.csrf_token) setCsrfToken(me.csrf_token);
-            setUser(me.user ? `${me.user} (${me.role ?? ""})` : null);
-            setAdmin(me.role === "admin");
-            setAuth("ok");
-          });
+        return loadMe();
       })
       .catch(() => setAuth("needed"));
   }, []);
+  const admin = me?.role === "admin";
 
   if (auth === "unknown") {
     return <p className="muted">Loading…</p>;
@@ -65,10 +78,11 @@ export function App() {
   if (auth === "needed") {
     return (
       <LoginPage
-        onLoggedIn={(name, csrf) => {
+        notice={notice}
+        onLoggedIn={(who, csrf) => {
           setCsrfToken(csrf);
-          setUser(name);
-          setAdmin(name.endsWith("(admin)"));
+          setMe(who);
+          setNotice(null);
           setAuth("ok");
         }}
       />
@@ -93,6 +107,17 @@ export function App() {
     case "audit":
       body = <AuditPage />;
       break;
+    case "users":
+      // Demoting oneself ends one's admin pages: learn the new role at once.
+      body = me ? <UsersPage me={me} onSelfChanged={() => void loadMe().catch(() => setAuth("needed"))} /> : <FleetPage />;
+      break;
+    case "tokens":
+      body = me ? (
+        <TokensPage me={me} onPasswordChanged={() => loggedOut("Your password was changed: log in with the new one.")} />
+      ) : (
+        <FleetPage />
+      );
+      break;
     default:
       body = <FleetPage />;
   }
@@ -114,24 +139,24 @@ export function App() {
               Audit
             </a>
           )}
+          {admin && (
+            <a href="#/users" aria-current={current === "users" ? "page" : undefined}>
+              Users
+            </a>
+          )}
+          {me && (
+            <a href="#/tokens" aria-current={current === "tokens" ? "page" : undefined}>
+              Tokens
+            </a>
+          )}
         </nav>
         <span className={`live live-${live}`} title="How the console hears about changes">
           {live === "live" ? "● live" : live === "polling" ? "● polling" : "○ connecting"}
         </span>
-        {user && (
+        {me && (
           <span className="user">
-            {user}{" "}
-            <button
-              type="button"
-              className="link"
-              onClick={() => {
-                api.post("/auth/logout").finally(() => {
-                  setCsrfToken(null);
-                  setUser(null);
-                  setAuth("needed");
-                });
-              }}
-            >
+            {me.user} ({me.role}){" "}
+            <button type="button" className="link" onClick={() => void api.post("/auth/logout").finally(() => loggedOut(null))}>
               Log out
             </button>
           </span>

@@ -236,3 +236,65 @@ export interface Policy {
 export interface Items<T> {
   items: T[];
 }
+
+export type Role = "viewer" | "analyst" | "admin";
+export const ROLES: Role[] = ["viewer", "analyst", "admin"];
+
+/** Who is logged in (`GET /auth/me`). */
+export interface Me {
+  user: string;
+  role: Role;
+}
+
+export interface User {
+  name: string;
+  role: Role;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  user: string;
+  role: Role;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+/** One process of `GET /alerts/{uid}/tree`, with what it did on the network and to files. */
+export interface TreeProcess {
+  pid?: number | null;
+  uid?: string | null;
+  name?: string | null;
+  path?: string | null;
+  cmd_line?: string | null;
+  user?: string | null;
+  time?: number | null;
+  focus?: boolean;
+  network?: {
+    time: number;
+    activity?: string | null;
+    src?: { ip?: string; port?: number } | null;
+    dst?: { ip?: string; port?: number } | null;
+  }[];
+  files?: { time: number; activity?: string | null; path?: string | null }[];
+  children?: TreeProcess[];
+}
+
+/** `GET /alerts/{uid}/tree`: ancestors nearest first, the alert's process, its siblings. */
+export interface AlertTree {
+  alert: string;
+  sensor_id: string;
+  window: { since: number; until: number };
+  ancestors: {
+    pid?: number | null;
+    uid?: string | null;
+    name?: string | null;
+    cmd_line?: string | null;
+    path?: string | null;
+    created_time?: number | null;
+  }[];
+  process: TreeProcess;
+  siblings: TreeProcess[];
+}

@@ -167,3 +167,42 @@ export function SortHeader<K extends string>({
     </th>
   );
 }
+
+/**
+ * A secret the server shows once (a generated password, an API token): the value, a copy
+ * button and a note that it cannot be shown again.
+ */
+export function ShownOnce({ label, value, onDone }: { label: string; value: string; onDone: () => void }) {
+  const ref = useRef<HTMLInputElement>(null);
+  const [copied, setCopied] = useState<string | null>(null);
+  const copy = () => {
+    const byHand = () => {
+      // Outside a secure context there is no clipboard API: select it for the user.
+      ref.current?.select();
+      setCopied(document.execCommand("copy") ? "Copied." : "Select it and copy it by hand.");
+    };
+    if (navigator.clipboard) {
+      navigator.clipboard.writeText(value).then(() => setCopied("Copied."), byHand);
+    } else {
+      byHand();
+    }
+  };
+  return (
+    <div className="once" role="status">
+      <label>
+        {label}
+        <input ref={ref} className="mono" readOnly value={value} onFocus={(e) => e.target.select()} />
+      </label>
+      <div className="row">
+        <button type="button" className="primary" onClick={copy}>
+          Copy
+        </button>
+        <button type="button" onClick={onDone}>
+          Done
+        </button>
+        <span className="muted small">{copied}</span>
+      </div>
+      <p className="once-note">Shown once: copy it now. The server keeps only a hash and cannot show it again.</p>
+    </div>
+  );
+}

@@ -1,114 +1,123 @@
-import type { OcsfEvent, OcsfProcess } from "../api";
+import type { AlertTree, TreeProcess } from "../api";
 import { fmtTime } from "../util";
 
-/** One process in the focus view. */
-export interface TreeNode {
+/** Activity lines shown before the rest folds away under a summary. */
+const SHOWN_ACTIVITY = 3;
+
+/** One process in the drawing: an ancestor (no activity of its own), the focus, a sibling or a descendant. */
+interface Node {
   key: string;
-  pid?: number;
-  name: string;
-  path?: string;
-  cmd?: string;
-  time?: number;
-  focus?: boolean;
-  eventUid?: string;
-  children: TreeNode[];
+  proc: TreeProcess;
+  kind: "ancestor" | "focus" | "sibling" | "descendant";
+  children: Node[];
 }
 
-interface AncestryEntry {
-  pid?: number;
-  uid?: string;
-  name?: string;
-  cmd_line?: string;
-  path?: string;
-  created_time?: number;
+function keyOf(p: TreeProcess, fallback: string): string {
+  return p.uid ?? `pid:${p.pid ?? "?"}:${p.time ?? fallback}`;
 }
 
-const MAX_CHILDREN = 60;
-const MAX_DEPTH = 4;
+/** The process image's base name: what `ps` would call it. */
+function nameOf(p: TreeProcess): string {
+  return p.name || p.path?.split("/").pop() || `pid ${p.pid ?? "?"}`;
+}
 
-function nodeOf(p: OcsfProcess | AncestryEntry, focus = false): TreeNode {
-  const path = "file" in p && p.file ? p.file.path : (p as AncestryEntry).path;
-  return {
-    key: p.uid ?? `pid:${p.pid ?? "?"}:${p.created_time ?? ""}`,
-    pid: p.pid,
-    name: p.name || path?.split("/").pop() || `pid ${p.pid ?? "?"}`,
-    path,
-    cmd: p.cmd_line,
-    time: p.created_time,
-    focus,
-    children: [],
-  };
+function descendants(p: TreeProcess, at: string): Node[] {
+  return (p.children ?? []).map((c, i) => ({
+    key: keyOf(c, `${at}.${i}`),
+    proc: c,
+    kind: "descendant",
+    children: descendants(c, `${at}.${i}`),
+  }));
 }
 
 /**
- * The process tree around `focus`: its ancestors (from the event's ancestry, oldest at the
- * root), the process itself, and the processes it started (from the endpoint's launch events
- * around the alert), a few levels deep.
+ * The tree to draw: the oldest ancestor at the root down to the alert's parent, whose children
+ * are the alert's process and its siblings in launch order; the alert's process carries its
+ * descendants.
  */
-export function buildTree(focus: OcsfProcess, launches: OcsfEvent[]): TreeNode {
-  const me = nodeOf(focus, true);
-  const byParent = new Map<number, OcsfEvent[]>();
-  for (const ev of launches) {
-    const ppid = ev.process?.parent_process?.pid;
-    if (ev.class_uid !== 1007 || ev.activity_id !== 1 || ppid === undefined) continue;
-    const list = byParent.get(ppid) ?? [];
-    list.push(ev);
-    byParent.set(ppid, list);
-  }
-  let budget = MAX_CHILDREN;
-  const seen = new Set<string>([me.key]);
-  const grow = (node: TreeNode, depth: number) => {
-    if (depth >= MAX_DEPTH || node.pid === undefined) return;
-    // A forked child and its later exec are one process: the newest event shows its image.
-    const latest = new Map<string, OcsfEvent>();
-    for (const ev of byParent.get(node.pid) ?? []) {
-      if (!ev.process || (node.time !== undefined && ev.time < node.time - 1000)) continue;
-      const key = nodeOf(ev.process).key;
-      const prev = latest.get(key);
-      // The exec of a forked child carries its new image; at the same millisecond it wins.
-      const isExec = (e: OcsfEvent) => (e as { launch_type_id?: number }).launch_type_id === 3;
-      if (!prev || ev.time > prev.time || (ev.time === prev.time && isExec(ev))) latest.set(key, ev);
-    }
-    const kids = [...latest.values()].sort((a, b) => a.time - b.time);
-    for (const ev of kids) {
-      if (budget <= 0 || !ev.process) return;
-      const child = nodeOf(ev.process);
-      child.eventUid = ev.metadata.uid;
-      child.time = child.time ?? ev.time;
-      if (seen.has(child.key)) continue;
-      seen.add(child.key);
-      budget--;
-      node.children.push(child);
-      grow(child, depth + 1);
-    }
+function layout(tree: AlertTree): Node[] {
+  const focus: Node = {
+    key: keyOf(tree.process, "focus"),
+    proc: tree.process,
+    kind: "focus",
+    children: descendants(tree.process, "focus"),
   };
-  grow(me, 0);
-
-  // Ancestors: the event's ancestry is nearest first.
-  const ancestry = ((focus as { ancestry?: AncestryEntry[] }).ancestry ?? []).slice();
-  if (ancestry.length === 0 && focus.parent_process) ancestry.push(focus.parent_process);
-  let top = me;
-  for (const a of ancestry) {
-    const parent = nodeOf(a);
-    parent.children.push(top);
-    top = parent;
-  }
-  return top;
+  let level: Node[] = [
+    focus,
+    ...tree.siblings.map((s, i): Node => ({ key: keyOf(s, `sib.${i}`), proc: s, kind: "sibling", children: [] })),
+  ].sort((a, b) => (a.proc.time ?? 0) - (b.proc.time ?? 0));
+  // Ancestors come nearest first: wrap the level in each, outwards.
+  tree.ancestors.forEach((a, i) => {
+    const proc: TreeProcess = { ...a, time: a.created_time };
+    level = [{ key: keyOf(proc, `anc.${i}`), proc, kind: "ancestor", children: level }];
+  });
+  return level;
 }
 
-function Node({ n }: { n: TreeNode }) {
+function endpoint(e: { ip?: string; port?: number } | null | undefined): string {
+  if (!e?.ip) return "?";
+  const host = e.ip.includes(":") ? `[${e.ip}]` : e.ip;
+  return e.port !== undefined ? `${host}:${e.port}` : host;
+}
+
+/** A process's network and file activity, one line each; long lists fold under a summary. */
+function Activity({ p }: { p: TreeProcess }) {
+  const lines = [
+    ...(p.network ?? []).map((n) => ({
+      time: n.time,
+      kind: "net",
+      text: `${(n.activity ?? "network").toLowerCase()} ${endpoint(n.src)} → ${endpoint(n.dst)}`,
+    })),
+    ...(p.files ?? []).map((f) => ({
+      time: f.time,
+      kind: "file",
+      text: `${(f.activity ?? "file").toLowerCase()} ${f.path ?? "?"}`,
+    })),
+  ].sort((a, b) => a.time - b.time);
+  if (lines.length === 0) return null;
+  const list = (items: typeof lines) => (
+    <ul className="activity">
+      {items.map((l, i) => (
+        <li key={i} className={`act-${l.kind}`} title={fmtTime(l.time)}>
+          <span className="act-kind">{l.kind === "net" ? "net" : "file"}</span> <span className="mono">{l.text}</span>
+        </li>
+      ))}
+    </ul>
+  );
+  if (lines.length <= SHOWN_ACTIVITY) return list(lines);
+  const net = p.network?.length ?? 0;
+  const files = p.files?.length ?? 0;
+  const summary = [
+    net ? `${net} network event${net === 1 ? "" : "s"}` : "",
+    files ? `${files} file event${files === 1 ? "" : "s"}` : "",
+  ]
+    .filter(Boolean)
+    .join(", ");
+  return (
+    <details className="activity-more">
+      <summary>{summary}</summary>
+      {list(lines)}
+    </details>
+  );
+}
+
+function Proc({ n }: { n: Node }) {
+  const p = n.proc;
   return (
     <li>
-      <div className={`proc ${n.focus ? "proc-focus" : ""}`} title={n.cmd ?? n.path}>
-        <span className="proc-name">{n.name}</span>
-        {n.pid !== undefined && <span className="muted small"> pid {n.pid}</span>}
-        {n.time && <span className="muted small"> · {fmtTime(n.time)}</span>}
-        {n.cmd && <div className="mono small clip">{n.cmd}</div>}
+      <div className={`proc proc-${n.kind}`} title={p.cmd_line ?? p.path ?? undefined}>
+        <span className="proc-name">{nameOf(p)}</span>
+        {n.kind === "focus" && <span className="badge badge-focus">alert</span>}
+        {p.pid != null && <span className="muted small"> pid {p.pid}</span>}
+        {p.user && <span className="muted small"> · {p.user}</span>}
+        {p.time && <span className="muted small"> · {fmtTime(p.time)}</span>}
+        {p.cmd_line && <div className="mono small clip">{p.cmd_line}</div>}
+        <Activity p={p} />
       </div>
       {n.children.length > 0 && (
         <ul>
           {n.children.map((c) => (
-            <Node key={c.key} n={c} />
+            <Proc key={c.key} n={c} />
           ))}
         </ul>
       )}
@@ -116,10 +125,13 @@ function Node({ n }: { n: TreeNode }) {
   );
 }
 
-export function ProcessTree({ root }: { root: TreeNode }) {
+/** The process tree around an alert, as `GET /alerts/{uid}/tree` answers it. */
+export function ProcessTree({ tree }: { tree: AlertTree }) {
   return (
     <ul className="tree" aria-label="Process tree">
-      <Node n={root} />
+      {layout(tree).map((n) => (
+        <Proc key={n.key} n={n} />
+      ))}
     </ul>
   );
 }

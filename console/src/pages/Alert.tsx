@@ -1,61 +1,28 @@
 import { useState } from "react";
 
 import { ApiError, api, query } from "../api";
-import type { Alert, Items, OcsfEvent, RuleView } from "../api";
-import { ProcessTree, buildTree } from "../components/ProcessTree";
+import type { Alert, AlertTree, Items, OcsfEvent, RuleView } from "../api";
+import { ProcessTree } from "../components/ProcessTree";
 import { Badge, Confirm, ErrorNote, Severity, fmtTime, useLoad } from "../util";
 import { attackLabel } from "./Alerts";
 import { describeEvent } from "./Events";
-
-const WINDOW_MS = 10 * 60 * 1000;
-
-/**
- * Launch events of the processes `pid` started (and theirs, three levels down) between `since`
- * and `until`, found by their parent pid.
- */
-async function descendants(sensor: string, pid: number, since: number, until: number): Promise<Items<OcsfEvent>> {
-  const items: OcsfEvent[] = [];
-  let frontier = [pid];
-  const seen = new Set<number>([pid]);
-  for (let depth = 0; depth < 3 && frontier.length > 0 && items.length < 200; depth++) {
-    const next: number[] = [];
-    for (const parent of frontier.slice(0, 20)) {
-      const r = await api.get<Items<OcsfEvent>>(
-        `/events${query({
-          sensor_id: sensor,
-          class_uid: 1007,
-          field: "process.parent_process.pid",
-          value: parent,
-          since,
-          until,
-          limit: 100,
-        })}`,
-      );
-      for (const ev of r.items) {
-        items.push(ev);
-        const child = ev.process?.pid;
-        if (child !== undefined && !seen.has(child)) {
-          seen.add(child);
-          next.push(child);
-        }
-      }
-    }
-    frontier = next;
-  }
-  return { items };
-}
 
 export function AlertPage({ uid }: { uid: string }) {
   const alert = useLoad(() => api.get<Alert>(`/alerts/${encodeURIComponent(uid)}`), [uid], ["alert"]);
   const a = alert.data;
   const f = a?.finding;
   const focus = f?.evidences?.find((e) => e.process)?.process;
-  const around = useLoad(
+  // The server draws the tree from the alert's process; an alert naming none has no tree.
+  const tree = useLoad(
     () =>
-      a && focus?.pid !== undefined
-        ? descendants(a.sensor_id, focus.pid, f!.time - 60_000, f!.time + WINDOW_MS)
-        : Promise.resolve({ items: [] as OcsfEvent[] }),
-    [a?.sensor_id, f?.time, focus?.pid],
+      focus
+        ? api.get<AlertTree>(`/alerts/${encodeURIComponent(uid)}/tree`).catch((e: unknown) => {
+            if (e instanceof ApiError && e.status === 404) return null;
+            throw e;
+          })
+        : Promise.resolve(null),
+    [uid, focus !== undefined],
+    ["alert"],
   );
   const related = useLoad(
     () =>
@@ -240,8 +207,19 @@ export function AlertPage({ uid }: { uid: string }) {
       <ErrorNote error={error} />
 
       <h2>Process tree</h2>
-      {focus ? (
-        <ProcessTree root={buildTree(focus, around.data?.items ?? [])} />
+      {tree.data ? (
+        <>
+          <p className="muted small">
+            Processes started between {fmtTime(tree.data.window.since)} and {fmtTime(tree.data.window.until)}, with
+            their network and file activity.
+          </p>
+          <ProcessTree tree={tree.data} />
+        </>
+      ) : focus && (tree.loading || tree.error) ? (
+        <>
+          <ErrorNote error={tree.error} />
+          {!tree.error && <p className="muted">Loading…</p>}
+        </>
       ) : (
         <p className="muted">This alert names no process.</p>
       )}

@@ -2,8 +2,15 @@ import { useState } from "react";
 import type { FormEvent } from "react";
 
 import { ApiError, api } from "../api";
+import type { Me } from "../api";
 
-export function LoginPage({ onLoggedIn }: { onLoggedIn: (user: string, csrf: string | null) => void }) {
+export function LoginPage({
+  notice,
+  onLoggedIn,
+}: {
+  notice?: string | null;
+  onLoggedIn: (who: Me | null, csrf: string | null) => void;
+}) {
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -13,8 +20,8 @@ export function LoginPage({ onLoggedIn }: { onLoggedIn: (user: string, csrf: str
     setBusy(true);
     setError(null);
     api
-      .post<{ user?: string; role?: string; csrf_token?: string }>("/auth/login", { username, password })
-      .then((r) => onLoggedIn(`${r.user ?? username} (${r.role ?? ""})`, r.csrf_token ?? null))
+      .post<Partial<Me> & { csrf_token?: string }>("/auth/login", { username, password })
+      .then((r) => onLoggedIn(r.role ? { user: r.user ?? username, role: r.role } : null, r.csrf_token ?? null))
       .catch((err: unknown) => setError(err instanceof ApiError ? err.message : "login failed"))
       .finally(() => setBusy(false));
   };
@@ -22,6 +29,7 @@ export function LoginPage({ onLoggedIn }: { onLoggedIn: (user: string, csrf: str
     <div className="login">
       <form onSubmit={submit} aria-labelledby="login-title">
         <h1 id="login-title">Vigil</h1>
+        {notice && <p className="ok">{notice}</p>}
         <label>
           User
           <input autoFocus autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} />

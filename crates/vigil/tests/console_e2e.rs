@@ -28,6 +28,13 @@ fn marker_rule(dir: &Path, marker: &str) {
     std::fs::write(dir.join("console_marker.yml"), rule).unwrap();
 }
 
+/// Where the browser tests keep their screenshots (`docs/screenshots/`, shown in the README).
+fn screenshots() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
 fn an_analyst_works_an_alert_in_the_console() {
     if !ready("an_analyst_works_an_alert_in_the_console") {
@@ -67,6 +74,8 @@ fn an_analyst_works_an_alert_in_the_console() {
     let out = Command::new("node")
         .current_dir(CONSOLE)
         .env("VIGIL_E2E_PASSWORD", common::operator::ADMIN_PASSWORD)
+        // The main pages, as the README shows them.
+        .env("E2E_SHOTS", screenshots())
         .args(["tests/e2e.mjs", &vigil.api, &marker])
         .output()
         .expect("run node");
