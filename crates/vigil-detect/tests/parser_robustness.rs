@@ -106,7 +106,8 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
     let mut s = text.to_owned();
     for _ in 0..1 + rng.below(4) {
         if s.is_empty() {
-            s.push_str(*rng.pick(TOKENS));
+            let token = rng.pick::<&str>(TOKENS);
+            s.push_str(token);
             continue;
         }
         let mut at = rng.below(s.len());
@@ -114,7 +115,10 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
             at -= 1;
         }
         match rng.below(4) {
-            0 => s.insert_str(at, *rng.pick(TOKENS)),
+            0 => {
+                let token = rng.pick::<&str>(TOKENS);
+                s.insert_str(at, token);
+            }
             1 => {
                 let mut end = (at + 1 + rng.below(16)).min(s.len());
                 while !s.is_char_boundary(end) {
