@@ -97,6 +97,7 @@ impl FileWatch {
                 Ok(anchor) => anchor,
                 Err(error) => {
                     unwatched.push(format!("{path} ({error})"));
+                    watched.retain(|w| w != path);
                     last_error = Some(error);
                     continue;
                 }
@@ -108,6 +109,7 @@ impl FileWatch {
                 Ok(()) => marked.push(anchor),
                 Err(error) => {
                     unwatched.push(format!("{path} ({error})"));
+                    watched.retain(|w| w != path);
                     last_error = Some(error);
                 }
             }
