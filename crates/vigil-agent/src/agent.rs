@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_ocsf::Event;
 use vigil_proto::fleet::{Capability, Hello, HostFacts};
-use vigil_sensor::{Sensor, SensorConfig, SourceMode};
+use vigil_sensor::{FileConfig, Sensor, SensorConfig, SourceMode};
 
 use crate::buffer::{Buffer, BufferError};
 use crate::executor::Executor;
@@ -35,6 +35,10 @@ pub struct AgentConfig {
     pub server: String,
     /// Capture source; `None` runs without capture (events come only through [`Agent::intake`]).
     pub sensor: Option<SourceMode>,
+    /// Which file activity the sensor reports (default: the paths in
+    /// [`vigil_sensor::DEFAULT_WATCH_PATHS`]). The agent adds its data directory to the
+    /// exclusions, so writing its own buffer is never reported.
+    pub files: FileConfig,
     /// Events per batch sent to the server.
     pub batch_max: u32,
     /// Batches in flight.
@@ -60,6 +64,7 @@ impl AgentConfig {
             data_dir,
             server,
             sensor: Some(SourceMode::Auto),
+            files: FileConfig::default(),
             batch_max: 500,
             window: 4,
             buffer_max_events: 1_000_000,
@@ -137,9 +142,12 @@ impl Agent {
 
         let (sensor, capabilities) = match cfg.sensor {
             Some(mode) => {
+                let mut files = cfg.files.clone();
+                files.exclude.push(cfg.data_dir.clone());
                 let sensor_cfg = SensorConfig {
                     mode,
                     device: device(&sensor_id, &host),
+                    files,
                 };
                 let tx = intake.clone();
                 let sensor = tokio::task::spawn_blocking(move || Sensor::start(sensor_cfg, tx))

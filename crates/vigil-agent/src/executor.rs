@@ -354,8 +354,10 @@ fn action_args(action: &str, event: &Event) -> Result<Value, String> {
         "kill" => pid().map(|pid| json!({ "pid": pid, "tree": true })),
         "suspend" => pid().map(|pid| json!({ "pid": pid })),
         "isolate" => Ok(json!({})),
+        // A renamed file is quarantined under its new name.
         "quarantine" => event
-            .get("file.path")
+            .get("file_result.path")
+            .or_else(|| event.get("file.path"))
             .or_else(|| event.get("process.file.path"))
             .and_then(Value::as_str)
             .map(|path| json!({ "path": path }))
@@ -369,6 +371,22 @@ mod tests {
     use super::*;
     use crate::buffer::PriorityItem;
     use crate::response::ResponderConfig;
+
+    #[test]
+    fn quarantine_takes_the_new_name_of_a_renamed_file() {
+        let event = |json: Value| Event::from_value(json).unwrap();
+        let renamed = event(json!({"class_uid": 1001, "time": 1, "activity_id": 5,
+            "file": {"path": "/tmp/x"}, "file_result": {"path": "/etc/cron.d/x"}}));
+        assert_eq!(
+            action_args("quarantine", &renamed),
+            Ok(json!({"path": "/etc/cron.d/x"}))
+        );
+        let created = event(json!({"class_uid": 1001, "time": 1, "file": {"path": "/tmp/y"}}));
+        assert_eq!(
+            action_args("quarantine", &created),
+            Ok(json!({"path": "/tmp/y"}))
+        );
+    }
 
     #[tokio::test]
     async fn a_redelivered_command_is_not_run_again_and_its_result_is_resent() {

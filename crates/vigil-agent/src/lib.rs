@@ -7,6 +7,7 @@
 
 mod agent;
 pub mod buffer;
+pub mod cli;
 pub mod edge;
 pub mod executor;
 pub mod host;
@@ -17,4 +18,4 @@ pub mod response;
 pub mod triage;
 
 pub use agent::{Agent, AgentConfig, AgentError};
-pub use vigil_sensor::SourceMode;
+pub use vigil_sensor::{DEFAULT_WATCH_PATHS, FileConfig, SourceMode};

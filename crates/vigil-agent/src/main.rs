@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
+use vigil_agent::cli::FileActivityArgs;
 use vigil_agent::{Agent, AgentConfig, SourceMode};
 
 /// Vigil host agent: captures process activity and streams it to the fleet server.
@@ -35,6 +36,8 @@ struct Args {
     /// DNS servers an isolated host may still query (comma-separated addresses).
     #[arg(long, env = "VIGIL_ISOLATION_DNS", value_delimiter = ',')]
     isolation_dns: Vec<std::net::IpAddr>,
+    #[command(flatten)]
+    files: FileActivityArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -83,6 +86,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     cfg.enroll_secret = args.enroll_secret;
     cfg.heartbeat = std::time::Duration::from_secs(args.heartbeat_secs);
     cfg.isolation_dns = args.isolation_dns;
+    cfg.files = args.files.config();
     cfg.sensor = Some(match args.sensor {
         Source::Auto => SourceMode::Auto,
         Source::Ebpf => SourceMode::Ebpf,

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use vigil_detect::{LoadReport, RuleSet, RuleStatus, finding_for};
 use vigil_ocsf::fieldmap::FieldMaps;
 use vigil_ocsf::{
-    Device, Event, File, Metadata, Os, Process, ProcessActivity, ProcessActivityId, Severity,
+    Actor, Device, Event, File, FileActivity, FileActivityId, Metadata, Os, Process,
+    ProcessActivity, ProcessActivityId, Severity,
 };
 
 const SIGMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/sigma");
@@ -88,6 +89,7 @@ fn linux_corpus_loads_without_malformed_rules() {
         let class = match rule.logsource.category.as_deref() {
             Some("process_creation") => 1007,
             Some("network_connection") => 4001,
+            Some("file_event") => 1001,
             other => panic!("{}: unexpected loaded category {other:?}", rule.id),
         };
         assert_eq!(rule.class_uid, class, "{}", rule.id);
@@ -344,6 +346,118 @@ fn real_rules_fire_on_positive_fixtures_only() {
         };
         let cmd = event.get("process.cmd_line");
         assert_eq!(got, *want, "{rel} on {cmd:?}");
+    }
+}
+
+/// A File System Activity of `activity` on `path` (renamed to `to`) by `image`, as the sensor
+/// would produce it.
+fn file_activity(activity: FileActivityId, image: &str, path: &str, to: Option<&str>) -> Event {
+    let actor = Actor {
+        process: Some(Process {
+            pid: 300,
+            name: image.rsplit('/').next().unwrap_or(image).into(),
+            cmd_line: Some(format!("{image} args")),
+            file: Some(File::regular(image)),
+            ..Default::default()
+        }),
+        user: None,
+    };
+    let mut record = FileActivity::new(
+        activity,
+        1_700_000_000_000,
+        Metadata::vigil("test"),
+        Device::default(),
+        actor,
+        File::at(path, 1),
+    );
+    record.file_result = to.map(|to| File::at(to, 1));
+    Event::from_record(&record).expect("file activity serialises")
+}
+
+#[test]
+fn file_event_rules_fire_on_file_activity() {
+    const FE: &str = "rules/linux/file_event/";
+    let cron = format!("{FE}file_event_lnx_susp_cron_file_created.yml");
+    let wget = format!("{FE}file_event_lnx_wget_download_file_in_tmp_dir.yml");
+    let sudoers = format!("{FE}file_event_lnx_persistence_sudoers_files.yml");
+    use FileActivityId::{Create, Delete, Rename, SetAttributes, Update};
+    let cases: Vec<(&str, Event, bool)> = vec![
+        (
+            &cron,
+            file_activity(Create, "/usr/bin/bash", "/etc/cron.d/evil", None),
+            true,
+        ),
+        // An append to an existing crontab is a write closed: Update.
+        (
+            &cron,
+            file_activity(Update, "/usr/bin/bash", "/etc/crontab", None),
+            true,
+        ),
+        // Moved into place: the new name counts.
+        (
+            &cron,
+            file_activity(Rename, "/usr/bin/mv", "/tmp/x", Some("/etc/cron.d/x")),
+            true,
+        ),
+        (
+            &cron,
+            file_activity(Create, "/usr/bin/bash", "/etc/hosts", None),
+            false,
+        ),
+        // The rule's own filter, and activities that are not file creations.
+        (
+            &cron,
+            file_activity(Create, "/usr/bin/dpkg", "/etc/cron.daily/apt", None),
+            false,
+        ),
+        (
+            &cron,
+            file_activity(Delete, "/usr/bin/rm", "/etc/cron.d/evil", None),
+            false,
+        ),
+        (
+            &cron,
+            file_activity(SetAttributes, "/usr/bin/chmod", "/etc/cron.d/evil", None),
+            false,
+        ),
+        (
+            &wget,
+            file_activity(Create, "/usr/bin/wget", "/tmp/payload", None),
+            true,
+        ),
+        (
+            &wget,
+            file_activity(Create, "/usr/bin/curl", "/tmp/payload", None),
+            false,
+        ),
+        (
+            &wget,
+            file_activity(Create, "/usr/bin/wget", "/home/a/payload", None),
+            false,
+        ),
+        (
+            &sudoers,
+            file_activity(Create, "/usr/bin/tee", "/etc/sudoers.d/backdoor", None),
+            true,
+        ),
+        // `not 1 of filter_main_*`: dpkg's own staging file.
+        (
+            &sudoers,
+            file_activity(
+                Create,
+                "/usr/bin/dpkg",
+                "/etc/sudoers.d/README.dpkg-new",
+                None,
+            ),
+            false,
+        ),
+    ];
+    for (rel, event, want) in &cases {
+        let Some(got) = fires(rel, event) else {
+            return;
+        };
+        let what = (event.get("activity_name"), event.get("file.path"));
+        assert_eq!(got, *want, "{rel} on {what:?}");
     }
 }
 

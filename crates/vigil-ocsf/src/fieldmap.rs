@@ -18,6 +18,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "network_connection.yaml",
         include_str!("../mappings/network_connection.yaml"),
     ),
+    (
+        "file_event.yaml",
+        include_str!("../mappings/file_event.yaml"),
+    ),
 ];
 
 /// Why a mapping file is unusable.
@@ -160,5 +164,58 @@ mod tests {
             ..ls
         };
         assert!(maps.for_logsource(&windows).is_none());
+    }
+
+    #[test]
+    fn file_event_reads_file_activity_paths() {
+        use crate::{Actor, Device, File, FileActivity, FileActivityId, Metadata, Process};
+        let maps = FieldMaps::builtin().unwrap();
+        let ls = LogSource {
+            category: Some("file_event".into()),
+            product: Some("linux".into()),
+            service: None,
+        };
+        let map = maps.for_logsource(&ls).unwrap();
+        assert_eq!(map.class_uid, 1001);
+        let event = |activity, new: Option<&str>| {
+            let actor = Actor {
+                process: Some(Process {
+                    pid: 7,
+                    name: "wget".into(),
+                    file: Some(File::regular("/usr/bin/wget")),
+                    ..Default::default()
+                }),
+                user: None,
+            };
+            let mut record = FileActivity::new(
+                activity,
+                1,
+                Metadata::vigil("test"),
+                Device::default(),
+                actor,
+                File::at("/tmp/payload", 1),
+            );
+            record.file_result = new.map(|p| File::at(p, 1));
+            crate::Event::from_record(&record).unwrap()
+        };
+        // Every path the map names is where a FileActivity puts it.
+        let rename = event(FileActivityId::Rename, Some("/etc/cron.d/job"));
+        for (field, want) in [
+            ("TargetFilename", "/etc/cron.d/job"),
+            ("Image", "/usr/bin/wget"),
+            ("ProcessId", "7"),
+        ] {
+            let paths = map.paths(field).unwrap();
+            let found = paths.iter().find_map(|p| rename.get(p)).map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            assert_eq!(found.as_deref(), Some(want), "{field}");
+        }
+        assert!(!map.excludes(&event(FileActivityId::Create, None)));
+        assert!(!map.excludes(&event(FileActivityId::Update, None)));
+        assert!(!map.excludes(&rename));
+        assert!(map.excludes(&event(FileActivityId::Delete, None)));
+        assert!(map.excludes(&event(FileActivityId::SetAttributes, None)));
     }
 }

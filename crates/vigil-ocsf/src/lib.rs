@@ -1,10 +1,10 @@
 //! OCSF 1.8.0 types for Vigil.
 //!
 //! This crate owns the shape of everything Vigil records: the typed OCSF classes the sensor
-//! produces (Process Activity 1007, Network Activity 4001), the Detection Finding 2004 the
-//! detectors emit, the generic [`Event`] envelope that carries any class across the wire and into
-//! the store, and the data-driven map from Sigma field names to OCSF attribute paths
-//! ([`fieldmap`]).
+//! produces (Process Activity 1007, File System Activity 1001, Network Activity 4001), the
+//! Detection Finding 2004 the detectors emit, the generic [`Event`] envelope that carries any
+//! class across the wire and into the store, and the data-driven map from Sigma field names to
+//! OCSF attribute paths ([`fieldmap`]).
 //!
 //! It must stay at the bottom of the dependency graph: no async runtime, no database, no network
 //! and no eBPF crate may ever be added here.
@@ -13,6 +13,7 @@
 
 mod event;
 pub mod fieldmap;
+mod file;
 mod finding;
 pub mod flat;
 mod network;
@@ -21,6 +22,7 @@ mod process;
 mod raw;
 
 pub use event::{Event, EventError, class};
+pub use file::{FileActivity, FileActivityId, FileUnmapped};
 pub use finding::{
     Analytic, Attack, DetectionFinding, Evidence, FindingInfo, Observable, Severity, Tactic,
     Technique,

@@ -91,11 +91,24 @@ pub struct File {
     pub name: String,
     /// Full path.
     pub path: String,
-    /// File type (1 = Regular File).
+    /// File type (0 = Unknown, 1 = Regular File, 2 = Folder, 3 = Character Device, 4 = Block
+    /// Device, 5 = Local Socket, 6 = Named Pipe, 7 = Symbolic Link).
     pub type_id: u8,
     /// Content hashes (`fingerprint` objects).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hashes: Vec<Fingerprint>,
+    /// The folder holding the file (its path without the last component).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_folder: Option<String>,
+    /// The user owning the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<User>,
+    /// Size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Last content modification, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_time: Option<i64>,
 }
 
 /// `fingerprint`: a hash of a file's content.
@@ -128,7 +141,22 @@ impl File {
             name,
             path: path.to_owned(),
             type_id: 1,
-            hashes: Vec::new(),
+            ..Default::default()
+        }
+    }
+
+    /// A file system object of type `type_id` at `path`, with its `parent_folder` (`None` for
+    /// `/`).
+    pub fn at(path: &str, type_id: u8) -> Self {
+        let parent_folder = match path.rsplit_once('/') {
+            Some(("", rest)) if !rest.is_empty() => Some("/".to_owned()),
+            Some((parent, _)) if !parent.is_empty() => Some(parent.to_owned()),
+            _ => None,
+        };
+        Self {
+            parent_folder,
+            type_id,
+            ..Self::regular(path)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! How the sensor is asked to run, and how it reports what it is doing.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 /// Which capture sources to use.
@@ -40,6 +41,8 @@ pub enum SourceKind {
     ProcConnector,
     /// Polling `/proc/net/tcp{,6}` (TCP sockets).
     ProcNet,
+    /// A filesystem-wide fanotify group (file activity).
+    Fanotify,
 }
 
 impl SourceKind {
@@ -49,6 +52,7 @@ impl SourceKind {
             Self::Ebpf => "ebpf",
             Self::ProcConnector => "proc_connector",
             Self::ProcNet => "proc_net",
+            Self::Fanotify => "fanotify",
         }
     }
 }
@@ -66,15 +70,80 @@ pub struct SensorConfig {
     pub mode: SourceMode,
     /// The host, copied into every event's `device`.
     pub device: vigil_ocsf::Device,
+    /// Which file activity to report (fanotify, whatever `mode` is).
+    pub files: FileConfig,
+}
+
+/// Where file activity is watched by default: system configuration, the binaries on `PATH`,
+/// home directories, the world-writable scratch directory, cron spools and systemd units.
+pub const DEFAULT_WATCH_PATHS: &[&str] = &[
+    "/etc",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/local/bin",
+    "/root",
+    "/home",
+    "/tmp",
+    "/var/spool/cron",
+    "/etc/systemd",
+];
+
+/// Which file activity the sensor reports: creations, writes (reported when the file is closed),
+/// deletions, renames and mode/owner changes of entries at or under `paths`, except those at or
+/// under `exclude`.
+///
+/// Paths are matched as prefixes of whole components (`/etc` covers `/etc/passwd`, not
+/// `/etcetera`), after resolving symbolic links in them (`/bin` is watched as `/usr/bin` on a
+/// merged-`/usr` system). A path that does not exist yet is watched from the time it appears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConfig {
+    /// Report file activity at all. Default: `true`.
+    pub enabled: bool,
+    /// Absolute paths whose activity is reported. Default: [`DEFAULT_WATCH_PATHS`].
+    pub paths: Vec<PathBuf>,
+    /// Absolute paths whose activity is never reported, even under a watched path. Default:
+    /// none. The agent adds its own data directory (and `vigil up` the server's); activity of
+    /// the sensor's own process is never reported either.
+    pub exclude: Vec<PathBuf>,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            paths: DEFAULT_WATCH_PATHS.iter().map(PathBuf::from).collect(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+impl FileConfig {
+    /// No file activity capture (the `file` capability then says so).
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    /// Watches exactly `paths`, excluding nothing.
+    pub fn watching(paths: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+        Self {
+            enabled: true,
+            paths: paths.into_iter().map(Into::into).collect(),
+            exclude: Vec::new(),
+        }
+    }
 }
 
 /// One kind of telemetry the sensor observes, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capability {
-    /// What is observed: `process` (exec, fork, exit), `network` (TCP) or
-    /// `connection_attempts` (inbound TCP attempts, refused and half-open included).
+    /// What is observed: `process` (exec, fork, exit), `network` (TCP),
+    /// `connection_attempts` (inbound TCP attempts, refused and half-open included) or `file`
+    /// (file activity under the watched paths).
     pub name: String,
-    /// The source providing it (`ebpf`, `proc_connector` or `proc_net`).
+    /// The source providing it (`ebpf`, `proc_connector`, `proc_net` or `fanotify`).
     pub source: String,
     /// Whether its capture thread is running right now.
     pub live: bool,
@@ -99,5 +168,20 @@ mod tests {
         assert_eq!(SourceKind::Ebpf.to_string(), "ebpf");
         assert_eq!(SourceKind::ProcConnector.to_string(), "proc_connector");
         assert_eq!(SourceKind::ProcNet.to_string(), "proc_net");
+        assert_eq!(SourceKind::Fanotify.to_string(), "fanotify");
+    }
+
+    #[test]
+    fn file_config_defaults_watch_the_documented_paths() {
+        let files = FileConfig::default();
+        assert!(files.enabled);
+        assert_eq!(files.paths.len(), DEFAULT_WATCH_PATHS.len());
+        assert!(files.paths.contains(&PathBuf::from("/var/spool/cron")));
+        assert!(files.exclude.is_empty());
+        assert!(!FileConfig::disabled().enabled);
+        assert_eq!(
+            FileConfig::watching(["/srv"]).paths,
+            [PathBuf::from("/srv")]
+        );
     }
 }

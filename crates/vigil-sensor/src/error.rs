@@ -82,6 +82,17 @@ pub enum SensorError {
         #[source]
         source: io::Error,
     },
+    /// A step of setting up file activity capture failed (needs Linux 5.9+ for
+    /// `FAN_REPORT_DFID_NAME`, CAP_SYS_ADMIN for filesystem marks and CAP_DAC_READ_SEARCH to
+    /// name directories).
+    #[error("fanotify: cannot {step}: {source}")]
+    Fanotify {
+        /// What was being done (`create the fanotify group`, `mark the file systems …`).
+        step: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// A capture thread or its stop signal could not be created.
     #[error("cannot start the {source_kind} capture thread: {source}")]
     Thread {

@@ -7,11 +7,13 @@
 //! sources are live as [`Capability`]s. It must not buffer, ship, store or judge events (that is
 //! the agent's and the detectors' job) and it depends on no crate above `vigil-ocsf`.
 //!
-//! It captures the process lifecycle (exec, fork, exit → OCSF Process Activity) and TCP
+//! It captures the process lifecycle (exec, fork, exit → OCSF Process Activity), TCP
 //! activity (listen, connect attempts, established, accepted, refused, failed and closed
-//! connections, and resets for closed ports → OCSF Network Activity). [`Sensor::start`] loads the
-//! eBPF programs (`tp_btf` tracepoints) and, in [`SourceMode::Auto`], falls back per kind where
-//! they cannot load: to the proc connector for processes and to `/proc/net/tcp` polling for TCP.
+//! connections, and resets for closed ports → OCSF Network Activity) and file activity under
+//! configured paths (create, write, delete, rename, mode and owner changes → OCSF File System
+//! Activity, from fanotify). [`Sensor::start`] loads the eBPF programs (`tp_btf` tracepoints)
+//! and, in [`SourceMode::Auto`], falls back per kind where they cannot load: to the proc
+//! connector for processes and to `/proc/net/tcp` polling for TCP.
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
@@ -23,7 +25,9 @@ mod normalise;
 mod sensor;
 mod source;
 
-pub use config::{Capability, SensorConfig, SourceKind, SourceMode};
+pub use config::{
+    Capability, DEFAULT_WATCH_PATHS, FileConfig, SensorConfig, SourceKind, SourceMode,
+};
 pub use error::SensorError;
 pub use sensor::Sensor;
 pub use vigil_ocsf;

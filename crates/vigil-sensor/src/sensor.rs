@@ -8,8 +8,11 @@ use aya::maps::{Array, MapData};
 use tokio::sync::mpsc::Sender;
 use vigil_ocsf::Event;
 
+use crate::enrich::SharedProcesses;
 use crate::source::ebpf::{self, LoadedObject, Rings};
-use crate::source::{CaptureThread, Emitter, SourceStats, StopSignal, proc_connector, proc_net};
+use crate::source::{
+    CaptureThread, Emitter, SourceStats, StopSignal, fanotify, proc_connector, proc_net,
+};
 use crate::{Capability, SensorConfig, SensorError, SourceKind, SourceMode};
 
 /// How one kind of telemetry is captured.
@@ -21,16 +24,19 @@ struct Slot {
     thread: Option<usize>,
 }
 
-/// A running capture of process lifecycle (exec, fork, exit) and TCP activity. Dropping it (or
-/// [`Sensor::stop`]) stops the capture threads and detaches the eBPF programs.
+/// A running capture of process lifecycle (exec, fork, exit), TCP and file activity. Dropping it
+/// (or [`Sensor::stop`]) stops the capture threads and detaches the eBPF programs.
 pub struct Sensor {
     process: Slot,
     network: Slot,
+    files: Slot,
     /// Why inbound connection attempts (the port-scan input) are not fully seen; `None` when
     /// they are (eBPF TCP with both `inet_sock_set_state` and `tcp_send_reset`).
     attempts_gap: Option<String>,
     threads: Vec<CaptureThread>,
     kernel_drops: Vec<Array<MapData, u64>>,
+    /// What the capture threads know about the host's processes, shared.
+    processes: SharedProcesses,
 }
 
 impl std::fmt::Debug for Sensor {
@@ -38,6 +44,7 @@ impl std::fmt::Debug for Sensor {
         f.debug_struct("Sensor")
             .field("process", &self.process)
             .field("network", &self.network)
+            .field("files", &self.files)
             .finish_non_exhaustive()
     }
 }
@@ -51,15 +58,18 @@ impl Sensor {
     /// entering async code or from `spawn_blocking`. The capture threads wait when `sink` is
     /// full (the kernel side then counts drops) and stop when its receiver is dropped.
     ///
-    /// Fails when no process source can start; a missing network source only shows in
-    /// [`Sensor::capabilities`].
+    /// Fails when no process source can start; a missing network or file source only shows in
+    /// [`Sensor::capabilities`]. File activity capture starts after the process source, so the
+    /// processes acting on files are named from what it has learned.
     pub fn start(config: SensorConfig, sink: Sender<Event>) -> Result<Sensor, SensorError> {
         let mut sensor = Sensor {
             process: Slot::none(SourceKind::Ebpf),
             network: Slot::none(SourceKind::Ebpf),
+            files: Slot::none(SourceKind::Fanotify),
             attempts_gap: Some("no TCP capture source is running".into()),
             threads: Vec::new(),
             kernel_drops: Vec::new(),
+            processes: SharedProcesses::new(),
         };
         match config.mode {
             SourceMode::Ebpf => {
@@ -111,6 +121,7 @@ impl Sensor {
                 }
             }
         }
+        sensor.start_files(&config, &sink);
         Ok(sensor)
     }
 
@@ -128,7 +139,8 @@ impl Sensor {
     /// one [`Capability`] per kind of telemetry, `process`, `network`, then
     /// `connection_attempts`: inbound attempts including refused and half-open ones, the input
     /// of port-scan (T1046) detection, live only when the eBPF TCP capture runs with both its
-    /// tracepoints (its detail says what is missing otherwise).
+    /// tracepoints (its detail says what is missing otherwise), then `file` (fanotify; its detail
+    /// names the watched paths, or why it is off).
     pub fn capabilities(&self) -> Vec<Capability> {
         let live = |slot: &Slot| {
             slot.thread
@@ -152,12 +164,19 @@ impl Sensor {
                 "inbound attempts, refused and half-open included (port-scan input)".to_owned()
             })),
         });
+        caps.push(Capability {
+            name: "file".to_owned(),
+            source: self.files.kind.to_string(),
+            live: live(&self.files),
+            detail: self.files.detail.clone(),
+        });
         caps
     }
 
     /// Records lost so far, all sources together: ring buffers full in the kernel, netlink
-    /// overruns (each counts once, however many events it lost), and records user space could
-    /// not parse.
+    /// and fanotify queue overruns (each counts once, however many events it lost), records
+    /// user space could not parse, and file events whose directory was removed before it could
+    /// be named.
     pub fn dropped(&self) -> u64 {
         let kernel: u64 = self
             .kernel_drops
@@ -223,7 +242,7 @@ impl Sensor {
             rings.tcp = Some(loaded.events);
             objects.push(loaded.ebpf);
         }
-        let (stop, stats, mut emitter) = plumbing(SourceKind::Ebpf, config, sink)?;
+        let (stop, stats, mut emitter) = self.plumbing(SourceKind::Ebpf, config, sink)?;
         if rings.process.is_some() {
             emitter.seed_processes();
         }
@@ -241,7 +260,7 @@ impl Sensor {
         sink: &Sender<Event>,
         why: &str,
     ) -> Result<(), SensorError> {
-        let (stop, stats, mut emitter) = plumbing(SourceKind::ProcConnector, config, sink)?;
+        let (stop, stats, mut emitter) = self.plumbing(SourceKind::ProcConnector, config, sink)?;
         let socket = proc_connector::ProcConnectorSocket::open(&stop)?;
         emitter.seed_processes();
         let thread = CaptureThread::spawn("vigil-proc-conn", stop, stats, move || {
@@ -267,8 +286,9 @@ impl Sensor {
         let started = proc_net::Snapshot::read()
             .map_err(|e| format!("cannot read /proc/net/tcp: {e}"))
             .and_then(|baseline| {
-                let (stop, stats, emitter) =
-                    plumbing(SourceKind::ProcNet, config, sink).map_err(|e| e.to_string())?;
+                let (stop, stats, emitter) = self
+                    .plumbing(SourceKind::ProcNet, config, sink)
+                    .map_err(|e| e.to_string())?;
                 CaptureThread::spawn("vigil-proc-net", stop, stats, move || {
                     proc_net::run(baseline, emitter);
                 })
@@ -288,6 +308,57 @@ impl Sensor {
                 }
             }
         };
+    }
+
+    /// Starts file activity capture; a failure leaves the file capability down, with why.
+    fn start_files(&mut self, config: &SensorConfig, sink: &Sender<Event>) {
+        if !config.files.enabled {
+            self.files.detail = Some("disabled by configuration".to_owned());
+            return;
+        }
+        let started = fanotify::FileWatch::open(&config.files).and_then(|watch| {
+            let detail = watch.detail.clone();
+            let (stop, stats, emitter) = self.plumbing(SourceKind::Fanotify, config, sink)?;
+            CaptureThread::spawn("vigil-fanotify", stop, stats, move || {
+                fanotify::run(watch, emitter);
+            })
+            .map(|thread| (thread, detail))
+            .map_err(|e| thread_error(SourceKind::Fanotify, e))
+        });
+        self.files = match started {
+            Ok((thread, detail)) => {
+                tracing::info!(%detail, "File activity capture live");
+                self.threads.push(thread);
+                Slot::running(SourceKind::Fanotify, Some(detail), self.threads.len() - 1)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "File activity capture is unavailable");
+                Slot {
+                    kind: SourceKind::Fanotify,
+                    detail: Some(error.to_string()),
+                    thread: None,
+                }
+            }
+        };
+    }
+
+    fn plumbing(
+        &self,
+        kind: SourceKind,
+        config: &SensorConfig,
+        sink: &Sender<Event>,
+    ) -> Result<Plumbing, SensorError> {
+        let stop = Arc::new(StopSignal::new().map_err(|source| thread_error(kind, source))?);
+        let stats = Arc::new(SourceStats::default());
+        let emitter = Emitter::new(
+            kind,
+            config.device.clone(),
+            sink.clone(),
+            Arc::clone(&stats),
+            Arc::clone(&stop),
+            self.processes.clone(),
+        );
+        Ok((stop, stats, emitter))
     }
 }
 
@@ -334,23 +405,6 @@ fn seed_listeners(tcp: &mut LoadedObject) {
 }
 
 type Plumbing = (Arc<StopSignal>, Arc<SourceStats>, Emitter);
-
-fn plumbing(
-    kind: SourceKind,
-    config: &SensorConfig,
-    sink: &Sender<Event>,
-) -> Result<Plumbing, SensorError> {
-    let stop = Arc::new(StopSignal::new().map_err(|source| thread_error(kind, source))?);
-    let stats = Arc::new(SourceStats::default());
-    let emitter = Emitter::new(
-        kind,
-        config.device.clone(),
-        sink.clone(),
-        Arc::clone(&stats),
-        Arc::clone(&stop),
-    );
-    Ok((stop, stats, emitter))
-}
 
 fn thread_error(kind: SourceKind, source: std::io::Error) -> SensorError {
     SensorError::Thread {

@@ -69,7 +69,7 @@ fn proc_connector_source_sees_exec_with_arguments() {
     assert_eq!(str_at(&event, "process.uid"), Some(uid.as_str()));
     assert_child_of_this_test(&event, "proc_connector");
     let caps = h.sensor.capabilities();
-    assert_eq!(caps.len(), 3);
+    assert_eq!(caps.len(), 4);
     assert_eq!(caps[0].source, "proc_connector");
     assert!(caps[0].live);
     assert_eq!(
@@ -119,7 +119,7 @@ fn auto_mode_prefers_ebpf_and_stops_when_receiver_is_gone() {
     assert_eq!(sensor.exec_source(), SourceKind::Ebpf);
     assert_eq!(sensor.network_source(), Some(SourceKind::Ebpf));
     let caps = sensor.capabilities();
-    assert_eq!(caps.len(), 3);
+    assert_eq!(caps.len(), 4);
     assert_eq!(
         (caps[0].name.as_str(), caps[0].source.as_str(), caps[0].live),
         ("process", "ebpf", true)
@@ -132,6 +132,11 @@ fn auto_mode_prefers_ebpf_and_stops_when_receiver_is_gone() {
         (caps[1].name.as_str(), caps[1].source.as_str(), caps[1].live),
         ("network", "ebpf", true)
     );
+    assert_eq!(
+        (caps[3].name.as_str(), caps[3].source.as_str(), caps[3].live),
+        ("file", "fanotify", false)
+    );
+    assert_eq!(caps[3].detail.as_deref(), Some("disabled by configuration"));
     assert_eq!(caps[0].detail, None, "every process program attached");
     assert_eq!(caps[1].detail, None, "every TCP program attached");
 

@@ -1,7 +1,8 @@
 //! The `Auto` fallback, for real: eBPF is refused by the kernel (the thread starting the sensor
 //! lacks CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN), so the sensor must fall back to the proc
 //! connector (it keeps CAP_NET_ADMIN) for processes and to `/proc/net/tcp` polling for TCP, and
-//! say why.
+//! say why. File capture (fanotify needs CAP_SYS_ADMIN too) cannot start: its capability is off,
+//! with the reason, and nothing else suffers.
 //!
 //! This is its own test binary on purpose: aya probes kernel features once per process
 //! (`aya::FEATURES`), and a probe made without privilege would poison every later load in the
@@ -12,7 +13,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use vigil_sensor::{SourceKind, SourceMode};
+use vigil_sensor::{FileConfig, SensorConfig, SourceKind, SourceMode};
 
 /// Drops capabilities from the *calling thread's* effective set (capabilities are per thread,
 /// so the rest of the test binary keeps them).
@@ -56,7 +57,11 @@ fn auto_mode_falls_back_to_proc_connector_without_bpf_privilege() {
     // Start on a thread without the capabilities eBPF needs but with CAP_NET_ADMIN.
     let mut h = std::thread::spawn(|| {
         drop_effective_caps_of_this_thread(&[CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF]);
-        Harness::start(SourceMode::Auto)
+        Harness::start_with(SensorConfig {
+            mode: SourceMode::Auto,
+            files: FileConfig::watching([std::env::temp_dir()]),
+            ..Default::default()
+        })
     })
     .join()
     .unwrap_or_else(|_| panic!("sensor start thread panicked"));
@@ -76,6 +81,16 @@ fn auto_mode_falls_back_to_proc_connector_without_bpf_privilege() {
     let detail = caps[1].detail.clone().unwrap_or_default();
     assert!(detail.starts_with("eBPF unavailable: "), "detail: {detail}");
     assert!(detail.contains("lossy"), "detail: {detail}");
+    assert_eq!(
+        (caps[3].name.as_str(), caps[3].source.as_str(), caps[3].live),
+        ("file", "fanotify", false)
+    );
+    // (Since Linux 5.13 an unprivileged group can be created; its filesystem marks are refused.)
+    let detail = caps[3].detail.clone().unwrap_or_default();
+    assert!(
+        detail.starts_with("fanotify: cannot ") && detail.contains("Operation not permitted"),
+        "detail: {detail}"
+    );
 
     let nonce = nonce("vigil-fallback");
     let script = format!("sleep 1; true {nonce}");

@@ -1,5 +1,6 @@
 //! A small bounded map with first-in-first-out eviction.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
@@ -28,7 +29,13 @@ impl<K: Hash + Eq + Clone, V> BoundedCache<K, V> {
         }
     }
 
-    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+    /// The value of `key`, looked up by any borrowed form of it (a `&[u8]` for a
+    /// `Box<[u8]>` key), so lookups need not allocate.
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.map.get(key).map(|(value, _)| value)
     }
 
@@ -61,6 +68,12 @@ impl<K: Hash + Eq + Clone, V> BoundedCache<K, V> {
                 .retain(|(k, g)| map.get(k).is_some_and(|(_, live)| live == g));
         }
         Some(value)
+    }
+
+    /// Forgets every entry.
+    pub(crate) fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -105,6 +118,18 @@ mod tests {
         cache.insert(4, "d"); // evicts 3, the oldest live key
         assert_eq!(cache.get(&3), None);
         assert_eq!((cache.get(&1), cache.get(&4)), (Some(&"a2"), Some(&"d")));
+    }
+
+    #[test]
+    fn byte_string_keys_are_found_by_slice_and_clear_empties() {
+        let mut cache: BoundedCache<Box<[u8]>, u8> = BoundedCache::new(4);
+        cache.insert(Box::from(&b"ab"[..]), 1);
+        assert_eq!(cache.get(&b"ab"[..]), Some(&1));
+        assert_eq!(cache.get(&b"a"[..]), None);
+        cache.clear();
+        assert_eq!((cache.len(), cache.get(&b"ab"[..])), (0, None));
+        cache.insert(Box::from(&b"cd"[..]), 2);
+        assert_eq!(cache.get(&b"cd"[..]), Some(&2));
     }
 
     #[test]

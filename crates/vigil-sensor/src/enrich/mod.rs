@@ -1,6 +1,11 @@
 //! Enrichment: who a process runs as (user name), what it and its parents run (image and
-//! command line, the ancestry), and which process owns a socket, with bounded caches so a busy
-//! host costs bounded memory.
+//! command line, the ancestry), and which process owns a socket or acted on a file, with bounded
+//! caches so a busy host costs bounded memory.
+//!
+//! The process cache is shared by every capture thread of a sensor ([`SharedProcesses`]): the
+//! process source keeps it current (execs, forks, exits), and the other sources name their
+//! actors from it, so a process that wrote a file and exited at once is still named by the
+//! image its exec reported. The user and hash caches stay per thread.
 
 mod cache;
 mod hashes;
@@ -9,8 +14,11 @@ mod processes;
 pub(crate) mod procfs;
 mod users;
 
+pub(crate) use cache::BoundedCache;
 pub(crate) use path::{basename, join_argv, resolve_exec_path};
 pub(crate) use processes::KnownProcess;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use vigil_ocsf::{Actor, File, Process, ProcessEntity, User};
 
@@ -21,6 +29,22 @@ use crate::normalise::{
 };
 use processes::ProcessCache;
 use users::UserNames;
+
+/// The process cache, shared by a sensor's capture threads.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedProcesses(Arc<Mutex<ProcessCache>>);
+
+impl SharedProcesses {
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(Mutex::new(ProcessCache::new())))
+    }
+
+    /// The cache, locked. A thread that panicked while holding it left it consistent (every
+    /// operation is a single map update), so a poisoned lock is taken over.
+    fn lock(&self) -> MutexGuard<'_, ProcessCache> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// How many ancestors `process.ancestry` lists, direct parent first.
 const MAX_ANCESTRY: usize = 8;
@@ -43,20 +67,21 @@ pub(crate) struct Enrichment {
     pub(crate) exe_sha256: Option<String>,
 }
 
-/// Per-source enrichment state; one per capture thread, so no locking.
+/// Per-source enrichment state; one per capture thread. Only the process cache is shared
+/// (and locked briefly per lookup).
 #[derive(Debug)]
 pub(crate) struct Enricher {
     users: UserNames,
-    processes: ProcessCache,
+    processes: SharedProcesses,
     hashes: hashes::ExeHashes,
     hz: u64,
 }
 
 impl Enricher {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(processes: SharedProcesses) -> Self {
         Self {
             users: UserNames::new(),
-            processes: ProcessCache::new(),
+            processes,
             hashes: hashes::ExeHashes::default(),
             hz: clock::ticks_per_sec(),
         }
@@ -64,7 +89,7 @@ impl Enricher {
 
     /// Learns the processes running now from `/proc`; returns how many.
     pub(crate) fn seed_from_proc(&mut self) -> usize {
-        self.processes.seed_from_proc()
+        self.processes.lock().seed_from_proc()
     }
 
     /// Clock ticks per second, for converting start times.
@@ -74,7 +99,7 @@ impl Enricher {
 
     /// Names the user, parent and ancestry of an exec, then remembers its new image.
     pub(crate) fn exec(&mut self, obs: &ExecObservation, clocks: Clocks) -> Enrichment {
-        self.processes.remember(
+        self.processes.lock().remember(
             obs.task.pid,
             KnownProcess {
                 name: image_name(obs.exe.as_deref(), &obs.task.comm),
@@ -82,6 +107,8 @@ impl Enricher {
                 cmd_line: obs.cmd_line.clone(),
                 start_ticks: obs.task.start_ticks,
                 ppid: obs.task.ppid,
+                uid: obs.task.ids.map(|ids| ids.uid),
+                forked: false,
             },
         );
         let mut enrichment = self.lineage(&obs.task, clocks);
@@ -94,7 +121,11 @@ impl Enricher {
         let task = &obs.task;
         let inherited = task
             .ppid
-            .and_then(|ppid| self.processes.lookup(ppid, task.parent_start_ticks));
+            .and_then(|ppid| self.processes.lock().lookup(ppid, task.parent_start_ticks));
+        let uid = task
+            .ids
+            .map(|ids| ids.uid)
+            .or(inherited.as_ref().and_then(|k| k.uid));
         let image = KnownProcess {
             name: inherited
                 .as_ref()
@@ -103,8 +134,10 @@ impl Enricher {
             cmd_line: inherited.and_then(|k| k.cmd_line),
             start_ticks: task.start_ticks,
             ppid: task.ppid,
+            uid,
+            forked: true,
         };
-        self.processes.remember(task.pid, image.clone());
+        self.processes.lock().remember(task.pid, image.clone());
         let mut enrichment = self.lineage(task, clocks);
         enrichment.image = Some(image);
         enrichment
@@ -113,16 +146,16 @@ impl Enricher {
     /// Names an exiting process by what it was running, then forgets it.
     pub(crate) fn exit(&mut self, obs: &ExitObservation, clocks: Clocks) -> Enrichment {
         let task = &obs.task;
-        let image = self.processes.lookup(task.pid, task.start_ticks);
+        let image = self.processes.lock().lookup(task.pid, task.start_ticks);
         let mut enrichment = self.lineage(task, clocks);
         enrichment.image = image;
-        self.processes.forget(task.pid, task.start_ticks);
+        self.processes.lock().forget(task.pid, task.start_ticks);
         enrichment
     }
 
     /// The socket owner as an OCSF actor: its process (image from the cache or `/proc`) and user.
     pub(crate) fn owner(&mut self, owner: &OwnerFacts, clocks: Clocks) -> Actor {
-        let known = self.processes.lookup(owner.pid, owner.start_ticks);
+        let known = self.processes.lock().lookup(owner.pid, owner.start_ticks);
         let user = owner.uid.map(|uid| self.users.user(uid));
         let comm = owner.comm.clone().unwrap_or_default();
         let process = Process {
@@ -146,6 +179,53 @@ impl Enricher {
         }
     }
 
+    /// The process that acted on a file, known only by its pid: named from the process cache
+    /// (kept current by the process source, so a process that has exited since is still named by
+    /// its last exec), else from `/proc/<pid>`; with its user and parent. Its `uid` and user are
+    /// as of its exec (or the `/proc` read that found it): a later `setuid` is not seen.
+    pub(crate) fn file_actor(&mut self, pid: u32, clocks: Clocks) -> Actor {
+        let mut known = self.processes.lock().lookup(pid, None);
+        // A forked process may have exec'd before the process source told the cache: while it
+        // lives, `/proc` settles it (one readlink; a re-read only when the image differs).
+        if let Some(cached) = known.as_ref().filter(|k| k.forked)
+            && let Some(live) = procfs::read_exe(pid)
+            && cached.exe.as_deref() != Some(live.as_str())
+        {
+            known = self.processes.lock().refresh(pid).or(known);
+        }
+        let Some(known) = known else {
+            return Actor {
+                process: Some(Process {
+                    pid,
+                    ..Default::default()
+                }),
+                user: None,
+            };
+        };
+        let user = known.uid.map(|uid| self.users.user(uid));
+        let parent = known.ppid.map(|ppid| self.parent(ppid, None, clocks));
+        let process = Process {
+            pid,
+            uid: known.start_ticks.map(|t| process_uid(pid, t)),
+            name: known.name,
+            cmd_line: known.cmd_line,
+            file: known.exe.as_deref().map(File::regular),
+            user: user.clone(),
+            created_time: known.start_ticks.map(|t| self.ticks_to_ms(t, clocks)),
+            parent_process: parent.map(Box::new),
+            ..Default::default()
+        };
+        Actor {
+            process: Some(process),
+            user,
+        }
+    }
+
+    /// The OCSF user for `uid`, named through the user cache.
+    pub(crate) fn user(&mut self, uid: u32) -> User {
+        self.users.user(uid)
+    }
+
     fn lineage(&mut self, task: &TaskFacts, clocks: Clocks) -> Enrichment {
         let user = task.ids.map(|ids| self.users.user(ids.uid));
         let parent = task
@@ -154,7 +234,10 @@ impl Enricher {
         let ancestry = match &parent {
             Some(parent) => {
                 let mut ancestry = vec![entity(parent)];
-                let above = self.processes.ancestors(parent.pid, MAX_ANCESTRY - 1);
+                let above = self
+                    .processes
+                    .lock()
+                    .ancestors(parent.pid, MAX_ANCESTRY - 1);
                 for (pid, known) in above {
                     ancestry.push(self.known_entity(pid, known, clocks));
                 }
@@ -172,7 +255,7 @@ impl Enricher {
     }
 
     fn parent(&mut self, ppid: u32, start_ticks: Option<u64>, clocks: Clocks) -> Process {
-        let known = self.processes.lookup(ppid, start_ticks);
+        let known = self.processes.lock().lookup(ppid, start_ticks);
         let ticks = known.as_ref().and_then(|k| k.start_ticks).or(start_ticks);
         let mut parent = Process {
             pid: ppid,

@@ -30,6 +30,11 @@ pub(crate) struct KnownProcess {
     pub(crate) start_ticks: Option<u64>,
     /// The parent's pid, when known.
     pub(crate) ppid: Option<u32>,
+    /// Real user id, when known (as of the exec, fork or `/proc` read that named it).
+    pub(crate) uid: Option<u32>,
+    /// The image is the parent's, copied at fork: the process may have exec'd since without
+    /// the cache having heard of it yet.
+    pub(crate) forked: bool,
 }
 
 /// A bounded pid → [`KnownProcess`] cache, with `/proc` as the fallback.
@@ -109,6 +114,13 @@ impl ProcessCache {
             .cloned()
     }
 
+    /// What `/proc/<pid>` says now, remembered; `None` when the process is gone.
+    pub(crate) fn refresh(&mut self, pid: u32) -> Option<KnownProcess> {
+        let known = read_from_proc(pid, None)?;
+        self.cache.insert(pid, known.clone());
+        Some(known)
+    }
+
     /// The processes above `pid` (excluded): its parent, grandparent, … up to `depth` of them,
     /// stopping at pid 1 or at the first one that cannot be found.
     pub(crate) fn ancestors(&mut self, pid: u32, depth: usize) -> Vec<(u32, KnownProcess)> {
@@ -151,6 +163,8 @@ fn read_from_proc(pid: u32, start_ticks: Option<u64>) -> Option<KnownProcess> {
         cmd_line,
         start_ticks: live_ticks.or(start_ticks),
         ppid: stat.map(|s| s.ppid),
+        uid: procfs::read_ids(pid).map(|ids| ids.uid),
+        forked: false,
     })
 }
 
@@ -173,6 +187,8 @@ mod tests {
             cmd_line: Some(name.into()),
             start_ticks: Some(ticks),
             ppid: Some(ppid),
+            uid: Some(0),
+            forked: false,
         }
     }
 

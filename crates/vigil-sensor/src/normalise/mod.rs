@@ -1,9 +1,13 @@
-//! Observations → OCSF events: Process Activity 1007 (`process`) and Network Activity 4001
-//! (`network`). Sources say what they saw as an [`Observation`]; enrichment adds what the
-//! sensor knows about the processes involved; this module only shapes the result.
+//! Observations → OCSF events: Process Activity 1007 (`process`), Network Activity 4001
+//! (`network`) and File System Activity 1001 (`file`). Sources say what they saw as an
+//! [`Observation`]; enrichment adds what the sensor knows about the processes involved; this
+//! module only shapes the result.
 
+mod file;
 mod network;
 mod process;
+
+pub(crate) use file::{FileChange, FileFacts, FileObservation, file_event};
 
 pub(crate) use network::{OwnerFacts, TcpChange, TcpObservation, TcpState, network_event};
 pub(crate) use process::{
@@ -22,16 +26,20 @@ pub(crate) enum Observation {
     Exit(ExitObservation),
     /// A TCP socket changed.
     Tcp(TcpObservation),
+    /// A file system entry changed.
+    File(FileObservation),
 }
 
 impl Observation {
-    /// The process id the observation is about (the owner for TCP, when known).
+    /// The process id the observation is about (the owner for TCP, when known; the actor for
+    /// files).
     pub(crate) fn pid(&self) -> Option<u32> {
         match self {
             Self::Exec(o) => Some(o.task.pid),
             Self::Fork(o) => Some(o.task.pid),
             Self::Exit(o) => Some(o.task.pid),
             Self::Tcp(o) => o.owner.as_ref().map(|owner| owner.pid),
+            Self::File(o) => Some(o.pid),
         }
     }
 }

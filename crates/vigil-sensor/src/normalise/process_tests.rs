@@ -113,6 +113,8 @@ fn fork_event_describes_the_child_by_its_inherited_image() {
         cmd_line: Some("bash -c x".into()),
         start_ticks: Some(12_345),
         ppid: Some(1),
+        uid: Some(0),
+        forked: true,
     });
     let obs = ForkObservation {
         time_ms: 5,

@@ -4,9 +4,12 @@
 //! - `ebpf`: process lifecycle and TCP from the kernel (one thread drains both ring buffers);
 //! - `proc_connector`: process lifecycle from the netlink process connector (fallback);
 //! - `proc_net`: TCP sockets by polling `/proc/net/tcp{,6}` (fallback), and the socket-inode →
-//!   process join that also seeds the eBPF listener table.
+//!   process join that also seeds the eBPF listener table;
+//! - `fanotify`: file activity under the configured paths, from a filesystem-wide fanotify
+//!   group reporting directory handles and names.
 
 pub(crate) mod ebpf;
+pub(crate) mod fanotify;
 pub(crate) mod proc_connector;
 pub(crate) mod proc_net;
 
@@ -21,8 +24,10 @@ use vigil_ocsf::{Device, Event};
 
 use crate::SourceKind;
 use crate::clock::Clocks;
-use crate::enrich::Enricher;
-use crate::normalise::{Observation, exit_event, fork_event, launch_event, network_event};
+use crate::enrich::{Enricher, SharedProcesses};
+use crate::normalise::{
+    Observation, exit_event, file_event, fork_event, launch_event, network_event,
+};
 
 /// How long a capture thread waits on a full sink before checking for stop again.
 const FULL_SINK_RETRY_MS: i32 = 10;
@@ -153,12 +158,13 @@ impl Emitter {
         sink: Sender<Event>,
         stats: Arc<SourceStats>,
         stop: Arc<StopSignal>,
+        processes: SharedProcesses,
     ) -> Self {
         Self {
             source,
             device,
             sink,
-            enricher: Enricher::new(),
+            enricher: Enricher::new(processes),
             stats,
             stop,
         }
@@ -203,6 +209,11 @@ impl Emitter {
                     .as_ref()
                     .map(|owner| self.enricher.owner(owner, clocks));
                 network_event(o, actor, device, source)
+            }
+            Observation::File(o) => {
+                let actor = self.enricher.file_actor(o.pid, clocks);
+                let owner = o.facts.map(|facts| self.enricher.user(facts.uid));
+                file_event(o, actor, owner, device, source).map(Some)
             }
         };
         let mut event = match normalised {

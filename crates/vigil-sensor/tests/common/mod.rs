@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{self, Receiver};
 use vigil_sensor::vigil_ocsf::Event;
-use vigil_sensor::{Sensor, SensorConfig, SourceMode};
+use vigil_sensor::{FileConfig, Sensor, SensorConfig, SourceMode};
 
 /// Upper bound on waiting for one event; it normally arrives within milliseconds.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,17 +37,22 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A sensor in `mode` without file capture (its filesystem-wide events would only crowd
+    /// the channel of tests about processes and sockets).
     pub fn start(mode: SourceMode) -> Self {
+        Self::start_with(SensorConfig {
+            mode,
+            files: FileConfig::disabled(),
+            ..Default::default()
+        })
+    }
+
+    pub fn start_with(config: SensorConfig) -> Self {
+        let mode = config.mode;
         let (sink, events) = mpsc::channel(4096);
         let started = Instant::now();
-        let sensor = Sensor::start(
-            SensorConfig {
-                mode,
-                ..Default::default()
-            },
-            sink,
-        )
-        .unwrap_or_else(|error| panic!("sensor did not start in {mode:?}: {error}"));
+        let sensor = Sensor::start(config, sink)
+            .unwrap_or_else(|error| panic!("sensor did not start in {mode:?}: {error}"));
         eprintln!(
             "Sensor::start({mode:?}) -> {} in {:?}",
             sensor.exec_source(),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
-use vigil_agent::{Agent, AgentConfig, SourceMode};
+use vigil_agent::cli::FileActivityArgs;
+use vigil_agent::{Agent, AgentConfig, FileConfig, SourceMode};
 use vigil_detect::{LoadReport, RuleStatus};
 use vigil_server::{Roles, Server, ServerConfig};
 
@@ -78,6 +79,9 @@ pub struct UpArgs {
     /// Capture source of the local agent.
     #[arg(long, env = "VIGIL_SENSOR", value_enum, default_value_t = Source::Auto)]
     sensor: Source,
+    /// File activity the local agent reports (the data directory is always excluded).
+    #[command(flatten)]
+    files: FileActivityArgs,
 }
 
 /// Capture source choice on the command line.
@@ -111,7 +115,8 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .fleet_listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let sensor = SourceMode::from(args.sensor);
-    runtime()?.block_on(run(args.server, fleet, Some(sensor)))
+    let files = args.files.config();
+    runtime()?.block_on(run(args.server, fleet, Some((sensor, files))))
 }
 
 /// `vigil server`.
@@ -130,7 +135,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn run(
     args: ServerArgs,
     fleet_listen: SocketAddr,
-    local_agent: Option<SourceMode>,
+    local_agent: Option<(SourceMode, FileConfig)>,
 ) -> anyhow::Result<ExitCode> {
     // Registered before anything starts, so a signal during start-up is not lost.
     let mut signals = Signals::new()?;
@@ -202,9 +207,12 @@ async fn run(
     let mut server_task = tokio::spawn(server.run(shutdown.clone()));
 
     let agent = match local_agent {
-        Some(mode) => {
+        Some((mode, files)) => {
             let mut cfg = AgentConfig::new(args.data_dir.join("agent"), fleet_url(fleet));
             cfg.sensor = Some(mode);
+            // The server writes its store here, in this very process: never report it.
+            cfg.files = files;
+            cfg.files.exclude.push(args.data_dir.clone());
             cfg.heartbeat = Duration::from_secs(10);
             cfg.ca_pem = Some(
                 std::fs::read_to_string(ca_path)

@@ -1,0 +1,82 @@
+//! Command-line options shared by the binaries that run an agent (`vigil-agent`, `vigil up`).
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args};
+use vigil_sensor::{DEFAULT_WATCH_PATHS, FileConfig};
+
+/// Which file activity the sensor reports.
+#[derive(Debug, Clone, Args)]
+pub struct FileActivityArgs {
+    /// Report file activity (fanotify): creations, writes, deletions, renames, mode and owner
+    /// changes under the watched paths.
+    #[arg(long, env = "VIGIL_FILE_ACTIVITY", default_value_t = true, action = ArgAction::Set)]
+    pub file_activity: bool,
+    /// Paths whose file activity is reported, comma-separated [default: /etc, /usr/bin,
+    /// /usr/sbin, /usr/local/bin, /root, /home, /tmp, /var/spool/cron, /etc/systemd].
+    #[arg(
+        long,
+        env = "VIGIL_WATCH_PATHS",
+        value_delimiter = ',',
+        value_name = "PATHS"
+    )]
+    pub watch_paths: Vec<PathBuf>,
+    /// Paths whose file activity is never reported, even under a watched path,
+    /// comma-separated (the agent's data directory is always excluded).
+    #[arg(
+        long,
+        env = "VIGIL_WATCH_EXCLUDE",
+        value_delimiter = ',',
+        value_name = "PATHS"
+    )]
+    pub watch_exclude: Vec<PathBuf>,
+}
+
+impl FileActivityArgs {
+    /// The sensor's file configuration these options ask for.
+    pub fn config(&self) -> FileConfig {
+        FileConfig {
+            enabled: self.file_activity,
+            paths: if self.watch_paths.is_empty() {
+                DEFAULT_WATCH_PATHS.iter().map(PathBuf::from).collect()
+            } else {
+                self.watch_paths.clone()
+            },
+            exclude: self.watch_exclude.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        files: FileActivityArgs,
+    }
+
+    #[test]
+    fn defaults_and_lists_parse() {
+        let cli = Cli::parse_from(["x"]);
+        assert_eq!(cli.files.config(), FileConfig::default());
+        let cli = Cli::parse_from([
+            "x",
+            "--watch-paths",
+            "/srv,/opt/app",
+            "--watch-exclude",
+            "/srv/cache",
+            "--file-activity",
+            "false",
+        ]);
+        let config = cli.files.config();
+        assert!(!config.enabled);
+        assert_eq!(
+            config.paths,
+            [PathBuf::from("/srv"), PathBuf::from("/opt/app")]
+        );
+        assert_eq!(config.exclude, [PathBuf::from("/srv/cache")]);
+    }
+}
