@@ -26,6 +26,9 @@ const TERMS: &[(&str, &str)] = &[
     ("process.name", "name"),
     ("file.path", "path"),
     ("file.name", "name"),
+    // A rename's new name.
+    ("file_result.path", "path"),
+    ("file_result.name", "name"),
     ("src_endpoint.ip", "ip"),
     ("dst_endpoint.ip", "ip"),
     ("query.hostname", "domain"),
@@ -126,5 +129,31 @@ impl HuntIndexer {
                 .await?;
             cursor = last;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_rename_is_found_by_both_names() {
+        let ev = Event::from_value(json!({"class_uid": 1001, "activity_id": 5, "time": 1,
+            "file": {"path": "/tmp/x", "name": "x"},
+            "file_result": {"path": "/etc/cron.d/Evil", "name": "Evil"},
+            "actor": {"user": {"name": "Root"}}}))
+        .unwrap();
+        let (terms, cmd) = terms_of(&ev);
+        for t in [
+            ("path", "/tmp/x"),
+            ("path", "/etc/cron.d/evil"),
+            ("name", "evil"),
+            ("user", "root"),
+        ] {
+            assert!(terms.contains(&(t.0, t.1.to_owned())), "{t:?} in {terms:?}");
+        }
+        assert_eq!(cmd, None);
     }
 }
