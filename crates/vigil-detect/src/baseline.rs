@@ -60,6 +60,11 @@ pub struct HostBaseline {
     lineages: HashMap<String, Seen>,
     /// `executable\u{1f}destination address`.
     destinations: HashMap<String, Seen>,
+    /// Whether anything a later decision depends on changed since [`HostBaseline::take_changed`]
+    /// (a new entry, a count still under the rare threshold, the start): only then is the
+    /// state worth saving. Last-seen times alone (eviction order) are not.
+    #[serde(skip)]
+    changed: bool,
 }
 
 /// What the baseline flags.
@@ -103,6 +108,9 @@ impl HostBaseline {
         now_ms: i64,
     ) -> Option<DetectionFinding> {
         let (analytic, key, what) = subject(event)?;
+        if self.started.is_none() {
+            self.changed = true;
+        }
         let started = *self.started.get_or_insert(event.time);
         let learning = event.time < started.saturating_add(cfg.learning_ms);
         let map = if analytic == LINEAGE_ANALYTIC {
@@ -114,7 +122,9 @@ impl HostBaseline {
             Some(seen) => {
                 seen.count = seen.count.saturating_add(1);
                 seen.last = seen.last.max(event.time);
-                (seen.count <= cfg.rare_below).then_some(Novelty::Rare)
+                let rare = seen.count <= cfg.rare_below;
+                self.changed |= rare;
+                rare.then_some(Novelty::Rare)
             }
             None => {
                 if map.len() >= cfg.max_entries.max(1) {
@@ -128,6 +138,7 @@ impl HostBaseline {
                         last: event.time,
                     },
                 );
+                self.changed = true;
                 Some(Novelty::FirstSeen)
             }
         };
@@ -135,6 +146,11 @@ impl HostBaseline {
             return None;
         }
         novelty.map(|n| finding(event, analytic, &what, n, now_ms))
+    }
+
+    /// Whether the state changed in a way later decisions depend on since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Entries held (lineages, destinations).
@@ -401,8 +417,16 @@ mod tests {
             b.observe(&exec("x", 2000, "/bin/sh", "/tmp/499"), &cfg, 0)
                 .is_some_and(|f| f.finding_info.title == "Baseline: rare process lineage")
         );
+        assert!(b.take_changed() && !b.take_changed());
         let text = serde_json::to_string(&b).unwrap();
         let back: HostBaseline = serde_json::from_str(&text).unwrap();
         assert_eq!(back, b);
+        // A lineage seen often enough changes nothing worth saving.
+        for uid in ["y1", "y2", "y3"] {
+            b.observe(&exec(uid, 2001, "/bin/sh", "/tmp/499"), &cfg, 0);
+        }
+        b.take_changed();
+        b.observe(&exec("y4", 2002, "/bin/sh", "/tmp/499"), &cfg, 0);
+        assert!(!b.take_changed());
     }
 }

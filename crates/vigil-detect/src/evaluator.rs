@@ -96,7 +96,7 @@ impl Evaluator {
                 None => self.baselines.entry(host.to_owned()).or_default(),
             };
             let finding = b.observe(event, cfg, now_ms);
-            if !self.changed.contains(host) {
+            if b.take_changed() && !self.changed.contains(host) {
                 self.changed.insert(host.to_owned());
             }
             if let Some(f) = finding.filter(|f| enabled(&f.finding_info.analytic.uid)) {

@@ -54,14 +54,14 @@ pub struct ServerArgs {
     #[arg(long, env = "VIGIL_ADMIN_USER", default_value = "admin")]
     admin_user: String,
     /// Mark the console's session cookie `Secure` (when the API is reached over HTTPS).
-    #[arg(long, env = "VIGIL_COOKIE_SECURE")]
+    #[arg(long, env = "VIGIL_COOKIE_SECURE", value_parser = clap::builder::BoolishValueParser::new())]
     cookie_secure: bool,
     /// Hours each endpoint's behaviour baseline learns (process lineages, outbound
     /// destinations per executable) before it flags what is new or rare.
     #[arg(long, env = "VIGIL_BASELINE_LEARNING_HOURS", default_value_t = 168)]
     baseline_learning_hours: u64,
     /// Turn the behaviour baseline off.
-    #[arg(long, env = "VIGIL_NO_BASELINE")]
+    #[arg(long, env = "VIGIL_NO_BASELINE", value_parser = clap::builder::BoolishValueParser::new())]
     no_baseline: bool,
     /// Minutes an unused console session lasts.
     #[arg(long, env = "VIGIL_SESSION_IDLE_MINS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
