@@ -2,14 +2,13 @@
 //! 9 MB answer, over the 8 MiB message bound — goes in parts over the real session, and the
 //! server joins them into the whole answer.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
-use vigil_agent::{Agent, AgentConfig, SourceMode};
+use vigil_agent::SourceMode;
 
 mod common;
-use common::system::{SECRET, TestServer, wait_for};
+use common::system::{TestServer, start_agent, wait_for};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -20,15 +19,6 @@ fn is_root() -> bool {
     root
 }
 
-async fn start_agent(server: &TestServer, data: &Path) -> Agent {
-    let mut cfg = AgentConfig::new(data.to_owned(), format!("https://{}", server.fleet));
-    cfg.sensor = Some(SourceMode::ProcConnector);
-    cfg.ca_pem = Some(std::fs::read_to_string(&server.ca).unwrap());
-    cfg.enroll_secret = Some(SECRET.into());
-    cfg.heartbeat = Duration::from_secs(1);
-    Agent::start(cfg).await.expect("agent starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_live_query_answer_larger_than_a_message_arrives_whole() {
     if !is_root() {
@@ -37,7 +27,7 @@ async fn a_live_query_answer_larger_than_a_message_arrives_whole() {
     let server_data = tempfile::tempdir().unwrap();
     let agent_data = tempfile::tempdir().unwrap();
     let server = TestServer::start(server_data.path(), "127.0.0.1:0".parse().unwrap()).await;
-    let agent = start_agent(&server, agent_data.path()).await;
+    let agent = start_agent(&server, agent_data.path(), SourceMode::ProcConnector).await;
     let ep = server.endpoint().await;
     let sensor = ep["sensor_id"].as_str().unwrap().to_owned();
 

@@ -12,10 +12,10 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vigil_agent::{Agent, AgentConfig, SourceMode};
+use vigil_agent::{Agent, SourceMode};
 
 mod common;
-use common::system::{SECRET, TestServer, wait_for};
+use common::system::{TestServer, wait_for};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -27,12 +27,7 @@ fn is_root() -> bool {
 }
 
 async fn start_agent(server: &TestServer, data: &Path) -> Agent {
-    let mut cfg = AgentConfig::new(data.to_owned(), format!("https://{}", server.fleet));
-    cfg.sensor = Some(SourceMode::Ebpf);
-    cfg.ca_pem = Some(std::fs::read_to_string(&server.ca).unwrap());
-    cfg.enroll_secret = Some(SECRET.into());
-    cfg.heartbeat = Duration::from_secs(1);
-    Agent::start(cfg).await.expect("agent starts")
+    common::system::start_agent(server, data, SourceMode::Ebpf).await
 }
 
 /// A copy of `sleep` under a name no other process on the host has.

@@ -177,6 +177,21 @@ impl Drop for TestServer {
     }
 }
 
+/// An agent in this test process, enrolled with `server`, heartbeating every second.
+pub async fn start_agent(
+    server: &TestServer,
+    data: &Path,
+    sensor: vigil_agent::SourceMode,
+) -> vigil_agent::Agent {
+    let mut cfg =
+        vigil_agent::AgentConfig::new(data.to_owned(), format!("https://{}", server.fleet));
+    cfg.sensor = Some(sensor);
+    cfg.ca_pem = Some(std::fs::read_to_string(&server.ca).unwrap());
+    cfg.enroll_secret = Some(SECRET.into());
+    cfg.heartbeat = Duration::from_secs(1);
+    vigil_agent::Agent::start(cfg).await.expect("agent starts")
+}
+
 /// Polls `probe` every 100 ms until it returns `Some`, or panics after `within`.
 pub async fn wait_for<T>(
     what: &str,

@@ -46,6 +46,8 @@ pub(crate) mod test_support;
 mod tests;
 mod tree;
 mod users;
+#[cfg(test)]
+mod users_tests;
 
 pub use auth::{AuthState, Principal};
 pub use endpoints::view as endpoint_view;

@@ -1,6 +1,14 @@
 //! Operators for the API's unit tests: each test authenticates explicitly, as a client would.
 
-use crate::api::ApiState;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::api::{ApiState, app};
+use crate::store::sqlite::SqliteStore;
 use crate::store::{NewApiToken, NewUser, OperatorRole};
 
 /// Creates user `name` with `role` and `password` (ignoring one that exists already).
@@ -47,4 +55,100 @@ pub(crate) async fn admin(st: &ApiState) -> String {
     };
     let _ = st.store.create_api_token(&token, "test", 0).await;
     SECRET.to_owned()
+}
+
+/// A fresh store and the API's state over it.
+pub(crate) async fn state() -> (tempfile::TempDir, ApiState) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn crate::store::Store> =
+        Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    (dir, ApiState::for_tests(store, &Default::default()))
+}
+
+/// What a call sends besides method and path.
+#[derive(Default, Clone)]
+pub(crate) struct Creds {
+    pub(crate) bearer: Option<String>,
+    pub(crate) cookie: Option<String>,
+    pub(crate) csrf: Option<String>,
+}
+
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+    pub(crate) headers: axum::http::HeaderMap,
+}
+
+pub(crate) async fn send(
+    st: &ApiState,
+    method: &str,
+    uri: &str,
+    c: &Creds,
+    body: Option<Value>,
+) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = &c.bearer {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    if let Some(k) = &c.cookie {
+        req = req.header(header::COOKIE, k);
+    }
+    if let Some(x) = &c.csrf {
+        req = req.header("x-csrf-token", x);
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let res = app(st.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        headers,
+    }
+}
+
+pub(crate) fn bearer(t: &str) -> Creds {
+    Creds {
+        bearer: Some(t.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// Logs in; the session cookie and CSRF token.
+pub(crate) async fn login(st: &ApiState, name: &str, password: &str) -> Creds {
+    let a = send(
+        st,
+        "POST",
+        "/api/v1/auth/login",
+        &Creds::default(),
+        Some(json!({"username": name, "password": password})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let set = a.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    Creds {
+        cookie: Some(set.split(';').next().unwrap().to_owned()),
+        csrf: a.body["csrf_token"].as_str().map(str::to_owned),
+        bearer: None,
+    }
+}
+
+pub(crate) fn guard_refused(a: &Answer) -> bool {
+    a.status == StatusCode::FORBIDDEN
+        && a.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("this needs the"))
 }
