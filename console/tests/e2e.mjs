@@ -11,7 +11,7 @@
 import { spawnSync } from "node:child_process";
 import { chromium } from "playwright-core";
 
-import { loggedIn } from "./login.mjs";
+import { fromTheMachine, loggedIn } from "./login.mjs";
 
 const [base, marker, exe = "/usr/bin/chromium"] = process.argv.slice(2);
 if (!base || !marker) {
@@ -40,7 +40,7 @@ async function check(viewport) {
     }
   };
   page.on("console", (m) => {
-    if (m.type() !== "error") return;
+    if (m.type() !== "error" || fromTheMachine(m.text())) return;
     // Chromium logs every refused request; the one provoked is checked on the page instead.
     const refused = m.text().match(/status of (\d+)/);
     if (refused && isProvoked(refused[1], m.location().url)) return;

@@ -10,7 +10,7 @@
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
-import { loggedIn } from "./login.mjs";
+import { fromTheMachine, loggedIn } from "./login.mjs";
 
 const [base, sensor] = process.argv.slice(2);
 if (!base || !sensor) {
@@ -32,7 +32,7 @@ const problems = [];
 const browser = await chromium.launch({ executablePath: exe, args: ["--no-sandbox"] });
 try {
   const page = await (await loggedIn(browser, base, { width: 1366, height: 768 })).newPage();
-  page.on("console", (m) => m.type() === "error" && problems.push(`console error: ${m.text()}`));
+  page.on("console", (m) => m.type() === "error" && !fromTheMachine(m.text()) && problems.push(`console error: ${m.text()}`));
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("response", (r) => r.status() >= 400 && problems.push(`${r.status()} for ${r.url()}`));
   const badge = page.locator(".badge", { hasText: /^isolation: / });

@@ -14,3 +14,10 @@ export async function loggedIn(browser, base, viewport) {
   await page.close();
   return context;
 }
+
+// Chromium aborts requests in flight with net::ERR_NETWORK_CHANGED when the host's network
+// interfaces change — which other tests running beside these do, creating and removing veth
+// pairs for their network namespaces. That is the browser reacting to the machine, not the
+// console failing; the console reloads on its next poll or live event. Every other console
+// error fails a test.
+export const fromTheMachine = (text) => text.includes("net::ERR_NETWORK_CHANGED");
