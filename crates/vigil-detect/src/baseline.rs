@@ -107,7 +107,7 @@ impl HostBaseline {
         cfg: &BaselineConfig,
         now_ms: i64,
     ) -> Option<DetectionFinding> {
-        let (analytic, key, what) = subject(event)?;
+        let (analytic, key) = subject(event)?;
         if self.started.is_none() {
             self.changed = true;
         }
@@ -118,15 +118,22 @@ impl HostBaseline {
         } else {
             &mut self.destinations
         };
-        let novelty = match map.get_mut(&key) {
+        let flag =
+            |n: Novelty, key: &str| (!learning).then(|| finding(event, analytic, key, n, now_ms));
+        match map.get_mut(&key) {
             Some(seen) => {
                 seen.count = seen.count.saturating_add(1);
                 seen.last = seen.last.max(event.time);
                 let rare = seen.count <= cfg.rare_below;
                 self.changed |= rare;
-                rare.then_some(Novelty::Rare)
+                if rare {
+                    flag(Novelty::Rare, &key)
+                } else {
+                    None
+                }
             }
             None => {
+                let found = flag(Novelty::FirstSeen, &key);
                 if map.len() >= cfg.max_entries.max(1) {
                     forget_oldest(map, cfg.max_entries.max(1));
                 }
@@ -139,13 +146,9 @@ impl HostBaseline {
                     },
                 );
                 self.changed = true;
-                Some(Novelty::FirstSeen)
+                found
             }
-        };
-        if learning {
-            return None;
         }
-        novelty.map(|n| finding(event, analytic, &what, n, now_ms))
     }
 
     /// Whether the state changed in a way later decisions depend on since the last call.
@@ -180,8 +183,9 @@ fn forget_oldest(map: &mut HashMap<String, Seen>, max: usize) {
     });
 }
 
-/// What an event says to the baseline: its analytic, key and a description.
-fn subject(event: &Event) -> Option<(&'static str, String, String)> {
+/// What an event says to the baseline: its analytic and key (`parent\u{1f}child` or
+/// `executable\u{1f}address`). Per event, so it builds nothing else.
+fn subject(event: &Event) -> Option<(&'static str, String)> {
     let text = |path: &str| {
         event
             .get(path)
@@ -199,11 +203,7 @@ fn subject(event: &Event) -> Option<(&'static str, String, String)> {
             let parent = text("actor.process.file.path")
                 .or_else(|| text("process.parent_process.file.path"))
                 .unwrap_or("?");
-            Some((
-                LINEAGE_ANALYTIC,
-                format!("{parent}\u{1f}{child}"),
-                format!("{parent} started {child}"),
-            ))
+            Some((LINEAGE_ANALYTIC, format!("{parent}\u{1f}{child}")))
         }
         class::NETWORK_ACTIVITY => {
             let outbound = event
@@ -216,11 +216,7 @@ fn subject(event: &Event) -> Option<(&'static str, String, String)> {
             }
             let exe = text("actor.process.file.path")?;
             let ip = text("dst_endpoint.ip")?;
-            Some((
-                DESTINATION_ANALYTIC,
-                format!("{exe}\u{1f}{ip}"),
-                format!("{exe} connected to {ip}"),
-            ))
+            Some((DESTINATION_ANALYTIC, format!("{exe}\u{1f}{ip}")))
         }
         _ => None,
     }
@@ -229,10 +225,16 @@ fn subject(event: &Event) -> Option<(&'static str, String, String)> {
 fn finding(
     event: &Event,
     analytic: &str,
-    what: &str,
+    key: &str,
     novelty: Novelty,
     now_ms: i64,
 ) -> DetectionFinding {
+    let (from, to) = key.split_once('\u{1f}').unwrap_or((key, ""));
+    let what = if analytic == LINEAGE_ANALYTIC {
+        format!("{from} started {to}")
+    } else {
+        format!("{from} connected to {to}")
+    };
     let title = match (analytic, novelty) {
         (LINEAGE_ANALYTIC, Novelty::FirstSeen) => "Baseline: first-seen process lineage",
         (LINEAGE_ANALYTIC, Novelty::Rare) => "Baseline: rare process lineage",

@@ -202,14 +202,7 @@ impl OperatorStore for SqliteStore {
             return Ok(Some(user));
         }
         if user.role == OperatorRole::Admin {
-            let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-                .fetch_one(&mut *tx)
-                .await?;
-            if admins <= 1 {
-                return Err(StoreError::Conflict(format!(
-                    "{name} is the last admin; make another user admin first"
-                )));
-            }
+            not_the_last_admin(&mut tx, name, "make another user admin first").await?;
         }
         sqlx::query("UPDATE users SET role = ?, updated_at = ? WHERE name = ?")
             .bind(role.as_str())
@@ -240,14 +233,7 @@ impl OperatorStore for SqliteStore {
             return Ok(false);
         };
         if role == "admin" {
-            let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-                .fetch_one(&mut *tx)
-                .await?;
-            if admins <= 1 {
-                return Err(StoreError::Conflict(format!(
-                    "{name} is the last admin; create another admin first"
-                )));
-            }
+            not_the_last_admin(&mut tx, name, "create another admin first").await?;
         }
         sqlx::query("DELETE FROM users WHERE name = ?")
             .bind(name)
@@ -454,4 +440,22 @@ impl OperatorStore for SqliteStore {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// `Conflict` when `name`, an admin, is the only one left: a change that takes its admin role
+/// away would leave nobody to manage operators. `remedy` says what to do instead.
+async fn not_the_last_admin(
+    tx: &mut sqlx::SqliteConnection,
+    name: &str,
+    remedy: &str,
+) -> Result<(), StoreError> {
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+        .fetch_one(&mut *tx)
+        .await?;
+    if admins <= 1 {
+        return Err(StoreError::Conflict(format!(
+            "{name} is the last admin; {remedy}"
+        )));
+    }
+    Ok(())
 }
