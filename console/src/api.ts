@@ -143,7 +143,8 @@ export interface Finding {
     desc?: string;
     analytic: { uid: string; name: string; category: string };
     attacks?: Attack[];
-    related_events_uids?: string[];
+    related_events?: { uid: string }[];
+    related_events_count?: number;
     types?: string[];
   };
   evidences?: {

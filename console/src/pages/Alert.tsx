@@ -26,9 +26,9 @@ export function AlertPage({ uid }: { uid: string }) {
   );
   const related = useLoad(
     () =>
-      a && f?.finding_info.related_events_uids?.length
+      a && f?.finding_info.related_events?.length
         ? Promise.all(
-            f.finding_info.related_events_uids.slice(0, 20).map((euid) =>
+            f.finding_info.related_events.slice(0, 20).map(({ uid: euid }) =>
               api
                 .get<Items<OcsfEvent>>(
                   `/events${query({ sensor_id: a.sensor_id, field: "metadata.uid", value: euid, limit: 1 })}`,
@@ -245,7 +245,7 @@ export function AlertPage({ uid }: { uid: string }) {
               ) : (
                 <tr key={i}>
                   <td colSpan={3} className="muted">
-                    {f.finding_info.related_events_uids?.[i]} (not stored)
+                    {f.finding_info.related_events?.[i]?.uid} (not stored)
                   </td>
                 </tr>
               ),

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_ocsf::Event;
 use vigil_proto::fleet::{Capability, Hello, HostFacts};
-use vigil_sensor::{FileConfig, Sensor, SensorConfig, SourceMode};
+use vigil_sensor::{AuthConfig, FileConfig, Sensor, SensorConfig, SourceMode};
 
 use crate::buffer::{Buffer, BufferError};
 use crate::executor::Executor;
@@ -39,6 +39,9 @@ pub struct AgentConfig {
     /// [`vigil_sensor::DEFAULT_WATCH_PATHS`]). The agent adds its data directory to the
     /// exclusions, so writing its own buffer is never reported.
     pub files: FileConfig,
+    /// Where the sensor reads logins and authentications (default: the authentication log,
+    /// or the journal when there is none, and wtmp/btmp).
+    pub auth: AuthConfig,
     /// Events per batch sent to the server.
     pub batch_max: u32,
     /// Batches in flight.
@@ -65,6 +68,7 @@ impl AgentConfig {
             server,
             sensor: Some(SourceMode::Auto),
             files: FileConfig::default(),
+            auth: AuthConfig::default(),
             batch_max: 500,
             window: 4,
             buffer_max_events: 1_000_000,
@@ -148,6 +152,7 @@ impl Agent {
                     mode,
                     device: device(&sensor_id, &host),
                     files,
+                    auth: cfg.auth.clone(),
                 };
                 let tx = intake.clone();
                 let sensor = tokio::task::spawn_blocking(move || Sensor::start(sensor_cfg, tx))

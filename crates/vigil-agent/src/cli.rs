@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
-use vigil_sensor::{DEFAULT_WATCH_PATHS, FileConfig};
+use vigil_sensor::{AuthConfig, DEFAULT_AUTH_LOGS, DEFAULT_WATCH_PATHS, FileConfig};
 
 /// Which file activity the sensor reports.
 #[derive(Debug, Clone, Args)]
@@ -47,6 +47,39 @@ impl FileActivityArgs {
     }
 }
 
+/// Where the sensor reads logins and authentications.
+#[derive(Debug, Clone, Args)]
+pub struct AuthActivityArgs {
+    /// Report logins and authentications (sshd, sudo, su, login, PAM lines of the
+    /// authentication log or the journal; wtmp/btmp records) and the log's lines.
+    #[arg(long, env = "VIGIL_AUTH_ACTIVITY", default_value_t = true, action = ArgAction::Set)]
+    pub auth_activity: bool,
+    /// Syslog files to follow, comma-separated [default: /var/log/auth.log, /var/log/secure];
+    /// when none exists at start, the journal is read instead.
+    #[arg(
+        long,
+        env = "VIGIL_AUTH_LOGS",
+        value_delimiter = ',',
+        value_name = "PATHS"
+    )]
+    pub auth_logs: Vec<PathBuf>,
+}
+
+impl AuthActivityArgs {
+    /// The sensor's login capture configuration these options ask for.
+    pub fn config(&self) -> AuthConfig {
+        AuthConfig {
+            enabled: self.auth_activity,
+            logs: if self.auth_logs.is_empty() {
+                DEFAULT_AUTH_LOGS.iter().map(PathBuf::from).collect()
+            } else {
+                self.auth_logs.clone()
+            },
+            ..AuthConfig::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +89,8 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         files: FileActivityArgs,
+        #[command(flatten)]
+        auth: AuthActivityArgs,
     }
 
     #[test]
@@ -78,5 +113,28 @@ mod tests {
             [PathBuf::from("/srv"), PathBuf::from("/opt/app")]
         );
         assert_eq!(config.exclude, [PathBuf::from("/srv/cache")]);
+    }
+
+    #[test]
+    fn auth_defaults_and_log_paths_parse() {
+        let cli = Cli::parse_from(["x"]);
+        assert_eq!(cli.auth.config(), AuthConfig::default());
+        let cli = Cli::parse_from([
+            "x",
+            "--auth-logs",
+            "/var/log/auth.log,/srv/log/secure",
+            "--auth-activity",
+            "false",
+        ]);
+        let config = cli.auth.config();
+        assert!(!config.enabled);
+        assert_eq!(
+            config.logs,
+            [
+                PathBuf::from("/var/log/auth.log"),
+                PathBuf::from("/srv/log/secure")
+            ]
+        );
+        assert!(config.journal, "the journal stays the fallback");
     }
 }

@@ -229,7 +229,10 @@ impl Executor {
                     category: "response".into(),
                 },
                 types: vec!["response".into()],
-                related_events_uids: vec![event.uid.clone()],
+                related_events: vec![vigil_ocsf::RelatedEvent {
+                    uid: event.uid.clone(),
+                }],
+                related_events_count: Some(1),
                 ..Default::default()
             };
             let mut finding =

@@ -18,4 +18,6 @@ pub mod response;
 pub mod triage;
 
 pub use agent::{Agent, AgentConfig, AgentError};
-pub use vigil_sensor::{DEFAULT_WATCH_PATHS, FileConfig, SourceMode};
+pub use vigil_sensor::{
+    AuthConfig, DEFAULT_AUTH_LOGS, DEFAULT_WATCH_PATHS, FileConfig, SourceMode,
+};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use vigil_agent::cli::FileActivityArgs;
+use vigil_agent::cli::{AuthActivityArgs, FileActivityArgs};
 use vigil_agent::{Agent, AgentConfig, SourceMode};
 
 /// Vigil host agent: captures process activity and streams it to the fleet server.
@@ -38,6 +38,8 @@ struct Args {
     isolation_dns: Vec<std::net::IpAddr>,
     #[command(flatten)]
     files: FileActivityArgs,
+    #[command(flatten)]
+    auth: AuthActivityArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -87,6 +89,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     cfg.heartbeat = std::time::Duration::from_secs(args.heartbeat_secs);
     cfg.isolation_dns = args.isolation_dns;
     cfg.files = args.files.config();
+    cfg.auth = args.auth.config();
     cfg.sensor = Some(match args.sensor {
         Source::Auto => SourceMode::Auto,
         Source::Ebpf => SourceMode::Ebpf,

@@ -261,7 +261,7 @@ async fn a_denied_exec_is_refused_reported_as_event_and_finding_then_allowed_aga
         finding["evidences"][0]["process"]["file"]["path"],
         path.as_str()
     );
-    let event_uid = finding["finding_info"]["related_events_uids"][0]
+    let event_uid = finding["finding_info"]["related_events"][0]["uid"]
         .as_str()
         .unwrap()
         .to_owned();

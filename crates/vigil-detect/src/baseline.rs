@@ -259,7 +259,10 @@ fn finding(
         },
         attacks: Vec::new(),
         types: vec!["baseline".into()],
-        related_events_uids: vec![event.uid.clone()],
+        related_events: vec![vigil_ocsf::RelatedEvent {
+            uid: event.uid.clone(),
+        }],
+        related_events_count: Some(1),
     };
     let mut f = DetectionFinding::new(now_ms, Severity::Low, info);
     f.device = event
@@ -284,8 +287,15 @@ mod tests {
     fn exec(uid: &str, time: i64, parent: &str, child: &str) -> Event {
         Event::from_value(json!({"class_uid": 1007, "activity_id": 1, "time": time,
             "metadata": {"uid": uid}, "device": {"hostname": "h1"},
-            "process": {"file": {"path": child}}, "actor": {"process": {"file": {"path": parent}}}}))
+            "process": {"pid": 2, "file": file(child)},
+            "actor": {"process": {"pid": 1, "file": file(parent)}}}))
         .unwrap()
+    }
+
+    /// A process image as the sensor describes it.
+    fn file(path: &str) -> serde_json::Value {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        json!({"path": path, "name": name, "type_id": 1})
     }
 
     fn connect(uid: &str, time: i64, exe: &str, ip: &str) -> Event {
@@ -339,7 +349,16 @@ mod tests {
         );
         assert_eq!(new.finding_info.analytic.category, "baseline");
         assert_eq!(new.severity_id, Severity::Low as u8);
-        assert_eq!(new.finding_info.related_events_uids, ["5"]);
+        assert!(new.finding_info.related_event_uids().eq(["5"]));
+        let schemas = vigil_ocsf::schema::Schemas::linux_edr().unwrap();
+        for finding in [&rare, &new] {
+            let event = vigil_ocsf::Event::from_record(finding).unwrap();
+            assert_eq!(
+                schemas.check(&event),
+                Ok(()),
+                "a baseline finding is valid OCSF"
+            );
+        }
         assert_eq!(
             new.finding_info.uid,
             crate::finding_uid(LINEAGE_ANALYTIC, "5")

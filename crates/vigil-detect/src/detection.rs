@@ -209,6 +209,12 @@ pub(crate) struct FieldMatcher {
 }
 
 impl FieldMatcher {
+    /// Whether the field test holds on a whole document (used to decide constant fields when
+    /// a rule is compiled).
+    pub(crate) fn is_match_on(&self, data: &Value) -> bool {
+        self.is_match(&mut Lookups::new(data))
+    }
+
     /// Whether some non-null value of the field satisfies `pred`.
     fn any_value(&self, ctx: &mut Lookups<'_>, mut pred: impl FnMut(&Value) -> bool) -> bool {
         let mut next = 0;

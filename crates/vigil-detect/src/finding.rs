@@ -34,7 +34,10 @@ pub fn finding_for(rule: &Rule, event: &Event, now_ms: i64) -> DetectionFinding 
         },
         attacks: rule.attacks.clone(),
         types: vec!["sigma".into()],
-        related_events_uids: vec![event.uid.clone()],
+        related_events: vec![vigil_ocsf::RelatedEvent {
+            uid: event.uid.clone(),
+        }],
+        related_events_count: Some(1),
     };
     let mut finding = DetectionFinding::new(now_ms, rule.level, info);
     finding.device = event
@@ -100,7 +103,7 @@ level: critical
         assert_eq!(f.severity_id, Severity::Critical as u8);
         assert_eq!(f.finding_info.analytic.uid, "rid");
         assert_eq!(f.finding_info.desc.as_deref(), Some("D"));
-        assert_eq!(f.finding_info.related_events_uids, ["ev-1"]);
+        assert!(f.finding_info.related_event_uids().eq(["ev-1"]));
         assert_eq!(f.device.as_ref().map(|d| d.hostname.as_str()), Some("h"));
         assert_eq!(f.evidences[0].process.as_ref().unwrap()["pid"], 2);
         assert_eq!(f.evidences[0].actor.as_ref().unwrap()["process"]["pid"], 1);

@@ -39,7 +39,7 @@ impl FieldPath {
     pub(crate) fn lookup<'v>(&self, data: &'v Value) -> Option<&'v Value> {
         self.segments
             .iter()
-            .try_fold(data, |value, key| value.as_object()?.get(&**key))
+            .try_fold(data, |value, key| vigil_ocsf::step(value, key))
     }
 }
 
@@ -140,9 +140,19 @@ impl<'v> Lookups<'v> {
     }
 
     fn fill(&mut self, value: Option<&'v Value>, nodes: &[TrieNode]) {
-        let Some(Value::Object(map)) = value else {
-            nodes.iter().for_each(|n| self.settle(n, None));
-            return;
+        let map = match value {
+            Some(Value::Object(map)) => map,
+            // An array's elements by index (`unmapped.argv.0`).
+            Some(array @ Value::Array(_)) => {
+                nodes
+                    .iter()
+                    .for_each(|n| self.settle(n, vigil_ocsf::step(array, &n.key)));
+                return;
+            }
+            _ => {
+                nodes.iter().for_each(|n| self.settle(n, None));
+                return;
+            }
         };
         // Large objects, or more wanted keys than tracked: search per key instead.
         if map.len() > 32 || nodes.len() > 64 {

@@ -50,6 +50,9 @@ pub struct Rule {
     pub standalone: bool,
     /// Events of the class that are not of the rule's logsource (from the field map).
     pub exclude: std::collections::HashMap<String, Vec<Value>>,
+    /// Events of the class that are of the rule's logsource, when the field map narrows it
+    /// (a log service's programs); empty for all.
+    pub include: std::collections::HashMap<String, Vec<Value>>,
     pub(crate) detection: Detection,
 }
 
@@ -65,6 +68,7 @@ impl Rule {
     /// Whether the field map's exclusions rule the event out.
     pub(crate) fn excludes(&self, event: &Event) -> bool {
         vigil_ocsf::fieldmap::excluded(&self.exclude, event)
+            || !vigil_ocsf::fieldmap::included(&self.include, event)
     }
 
     pub(crate) fn applies_to_activity(&self, activity: Option<u64>) -> bool {

@@ -132,8 +132,10 @@ fn replay(set: &RuleSet, ids: &[&str], events: &[Event]) -> u64 {
         for hit in correlator.observe(ev, &matched) {
             if ids.contains(&hit.rule.id.as_str()) {
                 let finding = correlation_finding(&hit, ev.time);
+                let checked = vigil_ocsf::Event::from_record(&finding).unwrap();
+                assert_eq!(schemas().check(&checked), Ok(()), "{}", hit.rule.id);
                 assert_eq!(finding.finding_info.analytic.uid, hit.rule.id);
-                assert!(!finding.finding_info.related_events_uids.is_empty());
+                assert!(!finding.finding_info.related_events.is_empty());
                 hits += 1;
             }
         }
@@ -223,4 +225,10 @@ fn every_correlation_rule_meets_its_sequence_fixtures() {
             c.path.display()
         );
     }
+}
+
+/// The OCSF schemas, compiled once for every fixture.
+fn schemas() -> &'static vigil_ocsf::schema::Schemas {
+    static SCHEMAS: std::sync::OnceLock<vigil_ocsf::schema::Schemas> = std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(|| vigil_ocsf::schema::Schemas::linux_edr().unwrap())
 }

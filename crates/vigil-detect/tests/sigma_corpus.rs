@@ -86,11 +86,19 @@ fn linux_corpus_loads_without_malformed_rules() {
     assert_eq!(set.len(), report.loaded());
     // Each rule is indexed under its logsource's OCSF class.
     for rule in set.rules() {
-        let class = match rule.logsource.category.as_deref() {
-            Some("process_creation") => 1007,
-            Some("network_connection") => 4001,
-            Some("file_event") => 1001,
-            other => panic!("{}: unexpected loaded category {other:?}", rule.id),
+        let ls = &rule.logsource;
+        let class = match (ls.category.as_deref(), ls.service.as_deref()) {
+            (Some("process_creation"), _) => 1007,
+            (Some("network_connection"), _) => 4001,
+            (Some("file_event"), _) => 1001,
+            // The auditd view reads exec records from Process Activity.
+            (None, Some("auditd")) => 1007,
+            // Log lines (Base Event) for the builtin keyword rules.
+            (None, None | Some("syslog" | "sshd" | "cron" | "vsftpd" | "clamav" | "guacamole")) => {
+                0
+            }
+            (None, Some("auth")) => 3002,
+            other => panic!("{}: unexpected loaded logsource {other:?}", rule.id),
         };
         assert_eq!(rule.class_uid, class, "{}", rule.id);
     }
@@ -192,13 +200,19 @@ fn finding_for_base64_decode_carries_rule_and_attack() {
     let event = launch("/usr/bin/base64", "base64 --decode payload");
     let rule = set.matches(&event).next().expect("rule fires");
     let finding = finding_for(rule, &event, 1_700_000_000_123);
+    let schemas = vigil_ocsf::schema::Schemas::linux_edr().unwrap();
+    assert_eq!(
+        schemas.check(&vigil_ocsf::Event::from_record(&finding).unwrap()),
+        Ok(()),
+        "a Sigma finding is valid OCSF 2004"
+    );
     let info = &finding.finding_info;
     assert_eq!(info.analytic.uid, "e2072cab-8c9a-459b-b63c-40ae79e27031");
     assert_eq!(info.analytic.category, "sigma");
     assert_eq!(info.title, "Decode Base64 Encoded Text");
     assert_eq!(finding.severity_id, Severity::Low as u8);
     assert_eq!(finding.severity, "Low");
-    assert_eq!(info.related_events_uids, std::slice::from_ref(&event.uid));
+    assert!(info.related_event_uids().eq([event.uid.as_str()]));
     assert_eq!(info.attacks.len(), 1);
     let attack = &info.attacks[0];
     let technique = attack.technique.as_ref().expect("technique");

@@ -5,6 +5,8 @@ use serde_json::Value;
 
 /// OCSF class identifiers Vigil produces or consumes.
 pub mod class {
+    /// Base Event: a record of no specific class (a log line).
+    pub const BASE_EVENT: u32 = 0;
     /// File System Activity.
     pub const FILE_ACTIVITY: u32 = 1001;
     /// Process Activity.
@@ -117,8 +119,17 @@ impl Event {
 
     /// Looks an attribute up by its dotted OCSF path (`process.parent_process.cmd_line`).
     pub fn get(&self, path: &str) -> Option<&Value> {
-        path.split('.')
-            .try_fold(&self.data, |value, key| value.as_object()?.get(key))
+        path.split('.').try_fold(&self.data, step)
+    }
+}
+
+/// One step down an OCSF path: an object's attribute, or an array's element by its index
+/// (`unmapped.argv.0`).
+pub fn step<'v>(value: &'v Value, key: &str) -> Option<&'v Value> {
+    match value {
+        Value::Object(map) => map.get(key),
+        Value::Array(items) => items.get(key.parse::<usize>().ok()?),
+        _ => None,
     }
 }
 

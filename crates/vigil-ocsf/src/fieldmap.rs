@@ -22,6 +22,27 @@ const BUILTIN: &[(&str, &str)] = &[
         "file_event.yaml",
         include_str!("../mappings/file_event.yaml"),
     ),
+    ("auditd.yaml", include_str!("../mappings/auditd.yaml")),
+    ("log_linux.yaml", include_str!("../mappings/log_linux.yaml")),
+    (
+        "log_syslog.yaml",
+        include_str!("../mappings/log_syslog.yaml"),
+    ),
+    ("log_sshd.yaml", include_str!("../mappings/log_sshd.yaml")),
+    ("log_cron.yaml", include_str!("../mappings/log_cron.yaml")),
+    (
+        "log_vsftpd.yaml",
+        include_str!("../mappings/log_vsftpd.yaml"),
+    ),
+    (
+        "log_clamav.yaml",
+        include_str!("../mappings/log_clamav.yaml"),
+    ),
+    (
+        "log_guacamole.yaml",
+        include_str!("../mappings/log_guacamole.yaml"),
+    ),
+    ("auth.yaml", include_str!("../mappings/auth.yaml")),
 ];
 
 /// Why a mapping file is unusable.
@@ -66,13 +87,47 @@ pub struct FieldMap {
     /// excludes, so third-party events that lack it still apply).
     #[serde(default)]
     pub exclude: HashMap<String, Vec<serde_json::Value>>,
+    /// The events of the class that *are* of this logsource: OCSF path → values. When set, an
+    /// event applies only if its attribute at one of the paths equals one of the values (an
+    /// absent attribute does not qualify). A log service (`sshd`, `cron`) names the programs
+    /// whose lines it covers this way.
+    #[serde(default)]
+    pub include: HashMap<String, Vec<serde_json::Value>>,
+    /// Sigma fields whose values are the same for every event of this logsource: the record
+    /// types of the auditd view (`type: [EXECVE, SYSCALL, PATH]` for an exec). A rule's test of
+    /// such a field is decided when the rule is compiled.
+    #[serde(default)]
+    pub constants: HashMap<String, Vec<String>>,
 }
 
 impl FieldMap {
     /// Whether the event is excluded from this logsource by [`FieldMap::exclude`].
     pub fn excludes(&self, event: &crate::Event) -> bool {
-        excluded(&self.exclude, event)
+        excluded(&self.exclude, event) || !included(&self.include, event)
     }
+
+    /// The constant values of a Sigma field, matching the name exactly, then ignoring case.
+    pub fn constant(&self, sigma_field: &str) -> Option<&[String]> {
+        lookup(&self.constants, sigma_field).map(Vec::as_slice)
+    }
+}
+
+/// Whether `event` qualifies under `include`: it is empty, or the event has one of the listed
+/// values at one of its paths.
+pub fn included(include: &HashMap<String, Vec<serde_json::Value>>, event: &crate::Event) -> bool {
+    include.is_empty()
+        || include
+            .iter()
+            .any(|(path, values)| event.get(path).is_some_and(|v| values.contains(v)))
+}
+
+/// A Sigma field's entry, by exact name, else ignoring ASCII case.
+fn lookup<'m, T>(map: &'m HashMap<String, T>, sigma_field: &str) -> Option<&'m T> {
+    map.get(sigma_field).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(sigma_field))
+            .map(|(_, v)| v)
+    })
 }
 
 /// Whether `event` has, at any path of `exclude`, one of the values listed for it.
@@ -85,15 +140,7 @@ pub fn excluded(exclude: &HashMap<String, Vec<serde_json::Value>>, event: &crate
 impl FieldMap {
     /// The OCSF paths for a Sigma field, matching the field name exactly, then ignoring case.
     pub fn paths(&self, sigma_field: &str) -> Option<&[String]> {
-        self.fields
-            .get(sigma_field)
-            .or_else(|| {
-                self.fields
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(sigma_field))
-                    .map(|(_, v)| v)
-            })
-            .map(Vec::as_slice)
+        lookup(&self.fields, sigma_field).map(Vec::as_slice)
     }
 }
 

@@ -110,9 +110,39 @@ pub struct FindingInfo {
     /// Finding types (`sigma`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<String>,
-    /// Ids of the events that triggered the finding.
+    /// The events that triggered the finding (for a correlation, a sample of them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub related_events_uids: Vec<String>,
+    pub related_events: Vec<RelatedEvent>,
+    /// How many events the finding stands for (a correlation's whole count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_events_count: Option<u64>,
+}
+
+impl FindingInfo {
+    /// Names the triggering events by id; `count` is how many there were in all.
+    pub fn relate<I, S>(&mut self, uids: I, count: u64)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.related_events = uids
+            .into_iter()
+            .map(|uid| RelatedEvent { uid: uid.into() })
+            .collect();
+        self.related_events_count = Some(count);
+    }
+
+    /// The ids of the triggering events, in order.
+    pub fn related_event_uids(&self) -> impl Iterator<Item = &str> {
+        self.related_events.iter().map(|e| e.uid.as_str())
+    }
+}
+
+/// `finding_info.related_events[]`: one event behind a finding.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelatedEvent {
+    /// The event's `metadata.uid`.
+    pub uid: String,
 }
 
 /// `evidences[]`: what the triggering event showed.

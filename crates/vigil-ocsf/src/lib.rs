@@ -1,7 +1,8 @@
 //! OCSF 1.8.0 types for Vigil.
 //!
 //! This crate owns the shape of everything Vigil records: the typed OCSF classes the sensor
-//! produces (Process Activity 1007, File System Activity 1001, Network Activity 4001), the
+//! produces (Process Activity 1007, File System Activity 1001, Network Activity 4001,
+//! Authentication 3002, and log lines as Base Events), the
 //! Detection Finding 2004 the detectors emit, the generic [`Event`] envelope that carries any
 //! class across the wire and into the store, and the data-driven map from Sigma field names to
 //! OCSF attribute paths ([`fieldmap`]).
@@ -11,22 +12,31 @@
 #![deny(missing_docs)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod auth;
 mod event;
 pub mod fieldmap;
 mod file;
 mod finding;
 pub mod flat;
+mod log;
 mod network;
 mod objects;
 mod process;
 mod raw;
+#[cfg(feature = "schema")]
+pub mod schema;
 
-pub use event::{Event, EventError, class};
+pub use auth::{
+    AccountSwitchType, AuthActivityId, AuthProtocol, AuthUnmapped, Authentication, LogonType,
+    Service,
+};
+pub use event::{Event, EventError, class, step};
 pub use file::{FileActivity, FileActivityId, FileUnmapped};
 pub use finding::{
-    Analytic, Attack, DetectionFinding, Evidence, FindingInfo, Observable, Severity, Tactic,
-    Technique,
+    Analytic, Attack, DetectionFinding, Evidence, FindingInfo, Observable, RelatedEvent, Severity,
+    Tactic, Technique,
 };
+pub use log::{LOG_LINE_ACTIVITY, LogLine, LogLineUnmapped, SyslogHeader};
 pub use network::{
     ConnectionInfo, Direction, NetworkActivity, NetworkActivityId, NetworkEndpoint,
     NetworkUnmapped, StatusId,

@@ -12,9 +12,14 @@ pub struct Metadata {
     pub version: String,
     /// The product that produced the record.
     pub product: Product,
-    /// Which capture source produced it (`ebpf`, `proc_connector`, …).
+    /// Which capture source produced it (`ebpf`, `proc_connector`, …), or for records read
+    /// from a log, the log (`/var/log/auth.log`, `journal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_name: Option<String>,
+    /// For records read from a log: the program that logged it (the syslog identifier,
+    /// `sshd`, `sudo`, `CRON`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_provider: Option<String>,
     /// OCSF profiles the record uses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
@@ -28,6 +33,7 @@ impl Metadata {
             version: crate::OCSF_VERSION.into(),
             product: Product::vigil(),
             log_name: Some(log_name.into()),
+            log_provider: None,
             profiles: vec!["host".into(), "linux/linux_users".into()],
         }
     }
@@ -167,7 +173,9 @@ pub struct User {
     /// User name, when it could be resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Numeric user id as a string (OCSF `uid` is a string).
+    /// Numeric user id as a string (OCSF `uid` is a string); empty (and left out) when only
+    /// the name is known, as for a log line naming an account that does not exist.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uid: String,
     /// User type (1 = User, 3 = System).
     #[serde(default)]

@@ -184,6 +184,15 @@ pub struct ProcessUnmapped {
     /// Whether the process dumped core.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core_dumped: Option<bool>,
+    /// An exec's argument vector, each argument whole (`process.cmd_line` joins them with
+    /// spaces, which loses where one ends). Sigma's auditd `a0`…`aN` read it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub argv: Vec<String>,
+    /// Set when nothing is known of who launched or ended the process (neither parent nor
+    /// user: a process the fallback source saw only after it was gone). OCSF requires an
+    /// `actor`; this event's is empty, and says so here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub actor_unknown: bool,
 }
 
 /// A Process Activity event.
@@ -240,6 +249,7 @@ impl ProcessActivity {
             process: process.parent_process.as_deref().cloned(),
             user: process.user.clone(),
         };
+        let actor_unknown = actor.process.is_none() && actor.user.is_none();
         let launch = (activity == ProcessActivityId::Launch).then_some(LaunchType::Exec);
         Self {
             activity_id: activity as u8,
@@ -256,7 +266,10 @@ impl ProcessActivity {
             launch_type_id: launch.map(|l| l as u8),
             launch_type: launch.map(|l| l.name().into()),
             exit_code: None,
-            unmapped: None,
+            unmapped: (actor_unknown).then(|| ProcessUnmapped {
+                actor_unknown,
+                ..Default::default()
+            }),
         }
     }
 
@@ -267,20 +280,27 @@ impl ProcessActivity {
         self
     }
 
+    /// Keeps an exec's argument vector in `unmapped.argv` (nothing when it is empty).
+    pub fn with_argv(mut self, argv: Vec<String>) -> Self {
+        if !argv.is_empty() {
+            self.unmapped.get_or_insert_with(Default::default).argv = argv;
+        }
+        self
+    }
+
     /// Sets the exit code, and for a signal death the signal in `unmapped`.
     pub fn with_exit_status(mut self, status: ExitStatus) -> Self {
         self.exit_code = Some(status.exit_code());
-        self.unmapped = match status {
-            ExitStatus::Exited(_) => None,
-            ExitStatus::Signaled {
-                signal,
-                core_dumped,
-            } => Some(ProcessUnmapped {
-                signal: Some(signal),
-                signal_name: signal_name(signal).map(str::to_owned),
-                core_dumped: Some(core_dumped),
-            }),
-        };
+        if let ExitStatus::Signaled {
+            signal,
+            core_dumped,
+        } = status
+        {
+            let unmapped = self.unmapped.get_or_insert_with(Default::default);
+            unmapped.signal = Some(signal);
+            unmapped.signal_name = signal_name(signal).map(str::to_owned);
+            unmapped.core_dumped = Some(core_dumped);
+        }
         self
     }
 }

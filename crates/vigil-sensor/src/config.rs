@@ -43,6 +43,12 @@ pub enum SourceKind {
     ProcNet,
     /// A filesystem-wide fanotify group (file activity).
     Fanotify,
+    /// Log files followed by path (login and authentication lines).
+    LogFile,
+    /// The systemd journal, through `journalctl` (login and authentication lines).
+    Journald,
+    /// Login records in wtmp and btmp.
+    Utmp,
 }
 
 impl SourceKind {
@@ -53,6 +59,9 @@ impl SourceKind {
             Self::ProcConnector => "proc_connector",
             Self::ProcNet => "proc_net",
             Self::Fanotify => "fanotify",
+            Self::LogFile => "logfile",
+            Self::Journald => "journald",
+            Self::Utmp => "utmp",
         }
     }
 }
@@ -72,6 +81,8 @@ pub struct SensorConfig {
     pub device: vigil_ocsf::Device,
     /// Which file activity to report (fanotify, whatever `mode` is).
     pub files: FileConfig,
+    /// Where logins and authentications are read from (whatever `mode` is).
+    pub auth: AuthConfig,
 }
 
 /// Where file activity is watched by default: system configuration, the binaries on `PATH`,
@@ -136,14 +147,81 @@ impl FileConfig {
     }
 }
 
+/// The logs read for logins and authentications by default: Debian's and RHEL's.
+pub const DEFAULT_AUTH_LOGS: &[&str] = &["/var/log/auth.log", "/var/log/secure"];
+/// The login records (sessions started and ended) read by default.
+pub const DEFAULT_WTMP: &str = "/var/log/wtmp";
+/// The failed-login records read by default.
+pub const DEFAULT_BTMP: &str = "/var/log/btmp";
+
+/// Where the sensor reads logins and authentications (OCSF Authentication), and the log lines
+/// it reports as they are (OCSF Base Event, for Sigma's keyword rules on system logs).
+///
+/// Lines come from the log files when any of `logs` exists at start, else from the systemd
+/// journal when `journal` is set and journald runs (facilities `auth` and `authpriv`, the lines
+/// rsyslog would write to those files), else from the log files once they appear. Never from
+/// both, so a line rsyslog forwards from the journal to a file is read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Capture logins and authentications at all. Default: `true`.
+    pub enabled: bool,
+    /// Absolute paths of syslog files to follow. Default: [`DEFAULT_AUTH_LOGS`].
+    pub logs: Vec<PathBuf>,
+    /// Read the journal when none of `logs` exists at start and journald runs. Default: `true`.
+    pub journal: bool,
+    /// The wtmp file (sessions started and ended); `None` reads none. Default: [`DEFAULT_WTMP`].
+    pub wtmp: Option<PathBuf>,
+    /// The btmp file (failed logins); `None` reads none. Default: [`DEFAULT_BTMP`].
+    pub btmp: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            logs: DEFAULT_AUTH_LOGS.iter().map(PathBuf::from).collect(),
+            journal: true,
+            wtmp: Some(PathBuf::from(DEFAULT_WTMP)),
+            btmp: Some(PathBuf::from(DEFAULT_BTMP)),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// No login capture (the `auth` capability then says so).
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    /// Exactly these sources: the log files `logs` (no journal) and the given login records.
+    pub fn reading(
+        logs: impl IntoIterator<Item = impl Into<PathBuf>>,
+        wtmp: Option<PathBuf>,
+        btmp: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            enabled: true,
+            logs: logs.into_iter().map(Into::into).collect(),
+            journal: false,
+            wtmp,
+            btmp,
+        }
+    }
+}
+
 /// One kind of telemetry the sensor observes, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capability {
     /// What is observed: `process` (exec, fork, exit), `network` (TCP),
-    /// `connection_attempts` (inbound TCP attempts, refused and half-open included) or `file`
-    /// (file activity under the watched paths).
+    /// `connection_attempts` (inbound TCP attempts, refused and half-open included), `file`
+    /// (file activity under the watched paths) or `auth` (logins, authentications and the
+    /// authentication log's lines).
     pub name: String,
-    /// The source providing it (`ebpf`, `proc_connector`, `proc_net` or `fanotify`).
+    /// The source providing it (`ebpf`, `proc_connector`, `proc_net`, `fanotify`, or for
+    /// `auth` `logfile`, `journald` or `utmp`).
     pub source: String,
     /// Whether its capture thread is running right now.
     pub live: bool,
@@ -169,6 +247,33 @@ mod tests {
         assert_eq!(SourceKind::ProcConnector.to_string(), "proc_connector");
         assert_eq!(SourceKind::ProcNet.to_string(), "proc_net");
         assert_eq!(SourceKind::Fanotify.to_string(), "fanotify");
+        assert_eq!(SourceKind::LogFile.to_string(), "logfile");
+        assert_eq!(SourceKind::Journald.to_string(), "journald");
+        assert_eq!(SourceKind::Utmp.to_string(), "utmp");
+    }
+
+    #[test]
+    fn auth_config_defaults_read_the_documented_logs() {
+        let auth = AuthConfig::default();
+        assert!(auth.enabled && auth.journal);
+        assert_eq!(
+            auth.logs,
+            [
+                PathBuf::from("/var/log/auth.log"),
+                PathBuf::from("/var/log/secure")
+            ]
+        );
+        assert_eq!(
+            auth.wtmp.as_deref(),
+            Some(std::path::Path::new("/var/log/wtmp"))
+        );
+        assert_eq!(
+            auth.btmp.as_deref(),
+            Some(std::path::Path::new("/var/log/btmp"))
+        );
+        assert!(!AuthConfig::disabled().enabled);
+        let only = AuthConfig::reading(["/tmp/x.log"], None, None);
+        assert!(!only.journal && only.wtmp.is_none());
     }
 
     #[test]

@@ -93,6 +93,15 @@ pub enum SensorError {
         #[source]
         source: io::Error,
     },
+    /// Login capture could not start: nothing to read, or no inotify instance.
+    #[error("login capture: cannot {step}: {source}")]
+    Auth {
+        /// What was being done (`find something to read`, `create an inotify instance`).
+        step: &'static str,
+        /// The OS error, or why nothing could be read.
+        #[source]
+        source: io::Error,
+    },
     /// A capture thread or its stop signal could not be created.
     #[error("cannot start the {source_kind} capture thread: {source}")]
     Thread {

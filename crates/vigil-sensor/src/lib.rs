@@ -11,7 +11,9 @@
 //! activity (listen, connect attempts, established, accepted, refused, failed and closed
 //! connections, and resets for closed ports → OCSF Network Activity) and file activity under
 //! configured paths (create, write, delete, rename, mode and owner changes → OCSF File System
-//! Activity, from fanotify). [`Sensor::start`] loads the eBPF programs (`tp_btf` tracepoints)
+//! Activity, from fanotify), and logins and authentications (sshd, sudo, su, login, PAM lines of
+//! the authentication log or the journal, wtmp/btmp records → OCSF Authentication, and every
+//! line read as an OCSF Base Event). [`Sensor::start`] loads the eBPF programs (`tp_btf` tracepoints)
 //! and, in [`SourceMode::Auto`], falls back per kind where they cannot load: to the proc
 //! connector for processes and to `/proc/net/tcp` polling for TCP.
 #![warn(missing_docs)]
@@ -26,7 +28,8 @@ mod sensor;
 mod source;
 
 pub use config::{
-    Capability, DEFAULT_WATCH_PATHS, FileConfig, SensorConfig, SourceKind, SourceMode,
+    AuthConfig, Capability, DEFAULT_AUTH_LOGS, DEFAULT_BTMP, DEFAULT_WATCH_PATHS, DEFAULT_WTMP,
+    FileConfig, SensorConfig, SourceKind, SourceMode,
 };
 pub use error::SensorError;
 pub use sensor::Sensor;

@@ -11,7 +11,7 @@ use vigil_ocsf::Event;
 use crate::enrich::SharedProcesses;
 use crate::source::ebpf::{self, LoadedObject, Rings};
 use crate::source::{
-    CaptureThread, Emitter, SourceStats, StopSignal, fanotify, proc_connector, proc_net,
+    CaptureThread, Emitter, SourceStats, StopSignal, auth, fanotify, proc_connector, proc_net,
 };
 use crate::{Capability, SensorConfig, SensorError, SourceKind, SourceMode};
 
@@ -30,6 +30,7 @@ pub struct Sensor {
     process: Slot,
     network: Slot,
     files: Slot,
+    auth: Slot,
     /// Why inbound connection attempts (the port-scan input) are not fully seen; `None` when
     /// they are (eBPF TCP with both `inet_sock_set_state` and `tcp_send_reset`).
     attempts_gap: Option<String>,
@@ -45,6 +46,7 @@ impl std::fmt::Debug for Sensor {
             .field("process", &self.process)
             .field("network", &self.network)
             .field("files", &self.files)
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }
@@ -66,6 +68,7 @@ impl Sensor {
             process: Slot::none(SourceKind::Ebpf),
             network: Slot::none(SourceKind::Ebpf),
             files: Slot::none(SourceKind::Fanotify),
+            auth: Slot::none(SourceKind::LogFile),
             attempts_gap: Some("no TCP capture source is running".into()),
             threads: Vec::new(),
             kernel_drops: Vec::new(),
@@ -122,6 +125,7 @@ impl Sensor {
             }
         }
         sensor.start_files(&config, &sink);
+        sensor.start_auth(&config, &sink);
         Ok(sensor)
     }
 
@@ -140,7 +144,8 @@ impl Sensor {
     /// `connection_attempts`: inbound attempts including refused and half-open ones, the input
     /// of port-scan (T1046) detection, live only when the eBPF TCP capture runs with both its
     /// tracepoints (its detail says what is missing otherwise), then `file` (fanotify; its detail
-    /// names the watched paths, or why it is off).
+    /// names the watched paths, or why it is off), then `auth` (`logfile`, `journald` or `utmp`;
+    /// its detail names what is read, or why it is off).
     pub fn capabilities(&self) -> Vec<Capability> {
         let live = |slot: &Slot| {
             slot.thread
@@ -170,13 +175,19 @@ impl Sensor {
             live: live(&self.files),
             detail: self.files.detail.clone(),
         });
+        caps.push(Capability {
+            name: "auth".to_owned(),
+            source: self.auth.kind.to_string(),
+            live: live(&self.auth),
+            detail: self.auth.detail.clone(),
+        });
         caps
     }
 
     /// Records lost so far, all sources together: ring buffers full in the kernel, netlink
     /// and fanotify queue overruns (each counts once, however many events it lost), records
-    /// user space could not parse, and file events whose directory was removed before it could
-    /// be named.
+    /// user space could not parse, file events whose directory was removed before it could
+    /// be named, and login records or journal entries that could not be read.
     pub fn dropped(&self) -> u64 {
         let kernel: u64 = self
             .kernel_drops
@@ -335,6 +346,38 @@ impl Sensor {
                 tracing::warn!(%error, "File activity capture is unavailable");
                 Slot {
                     kind: SourceKind::Fanotify,
+                    detail: Some(error.to_string()),
+                    thread: None,
+                }
+            }
+        };
+    }
+
+    /// Starts login capture; a failure leaves the auth capability down, with why.
+    fn start_auth(&mut self, config: &SensorConfig, sink: &Sender<Event>) {
+        if !config.auth.enabled {
+            self.auth.detail = Some("disabled by configuration".to_owned());
+            return;
+        }
+        let started = auth::AuthWatch::open(&config.auth).and_then(|watch| {
+            let (kind, detail) = (watch.kind, watch.detail.clone());
+            let (stop, stats, emitter) = self.plumbing(kind, config, sink)?;
+            CaptureThread::spawn("vigil-auth", stop, stats, move || {
+                auth::run(watch, emitter);
+            })
+            .map(|thread| (thread, kind, detail))
+            .map_err(|e| thread_error(kind, e))
+        });
+        self.auth = match started {
+            Ok((thread, kind, detail)) => {
+                tracing::info!(%detail, "Login capture live");
+                self.threads.push(thread);
+                Slot::running(kind, Some(detail), self.threads.len() - 1)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Login capture is unavailable");
+                Slot {
+                    kind: SourceKind::LogFile,
                     detail: Some(error.to_string()),
                     thread: None,
                 }

@@ -115,7 +115,7 @@ fn process_on_host_becomes_event_and_alert() {
     assert_eq!(attack["technique"]["uid"], "T1059.004");
     assert_eq!(attack["tactic"]["uid"], "TA0002");
     assert_eq!(
-        alert["finding_info"]["related_events_uids"][0],
+        alert["finding_info"]["related_events"][0]["uid"],
         event["metadata"]["uid"]
     );
 

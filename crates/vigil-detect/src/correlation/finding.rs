@@ -1,7 +1,7 @@
 //! The OCSF Detection Finding a correlation hit produces.
 
 use serde_json::json;
-use vigil_ocsf::{Analytic, DetectionFinding, Evidence, FindingInfo, Observable};
+use vigil_ocsf::{Analytic, DetectionFinding, Evidence, FindingInfo, Observable, RelatedEvent};
 
 use crate::correlation::{CorrelationHit, CorrelationType};
 
@@ -10,7 +10,7 @@ use crate::correlation::{CorrelationHit, CorrelationType};
 /// Its title, severity and ATT&CK mappings are the correlation rule's; its analytic names the
 /// rule (`category` `sigma`, types `sigma` and `correlation`); its description says what was
 /// counted, for which group values, over what span, then gives the rule's description; it
-/// lists the hit's sample of event ids as `related_events_uids` and carries the group, count,
+/// lists the hit's sample of event ids as `related_events` and carries the group, count,
 /// distinct values and times as evidence `data`. Its id is derived from the rule, the group
 /// and the newest event, so replaying the same events gives the same finding id.
 ///
@@ -49,7 +49,12 @@ pub fn correlation_finding(hit: &CorrelationHit, now_ms: i64) -> DetectionFindin
         },
         attacks: rule.attacks.clone(),
         types: vec!["sigma".into(), "correlation".into()],
-        related_events_uids: hit.event_uids.clone(),
+        related_events: hit
+            .event_uids
+            .iter()
+            .map(|uid| RelatedEvent { uid: uid.clone() })
+            .collect(),
+        related_events_count: u64::try_from(hit.event_uids.len()).ok(),
     };
     let mut finding = DetectionFinding::new(now_ms, rule.level, info);
     finding.device = hit.device.clone();

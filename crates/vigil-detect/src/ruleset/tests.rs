@@ -106,7 +106,7 @@ fn statuses_for_unmapped_logsources_fields_and_other_documents() {
     let text = "
 title: Auditd
 id: a1
-logsource: {product: linux, service: auditd}
+logsource: {product: linux, service: nosuch}
 detection: {sel: {type: EXECVE}, condition: sel}
 ---
 title: Unmapped field
@@ -132,13 +132,13 @@ detection: {sel: {Image: /y}, condition: sel}
     assert_eq!(
         statuses[0],
         &RuleStatus::NotApplicable(
-            "logsource product=linux service=auditd has no OCSF mapping yet".into()
+            "logsource product=linux service=nosuch has no OCSF mapping yet".into()
         )
     );
     assert!(matches!(statuses[1], RuleStatus::NotApplicable(r) if r.contains("`TargetFilename`")));
     assert!(
         matches!(statuses[2], RuleStatus::NotApplicable(r)
-                if r.contains("refers to rule `a1` (dir/multi.yml), which is not loaded: logsource product=linux service=auditd")),
+                if r.contains("refers to rule `a1` (dir/multi.yml), which is not loaded: logsource product=linux service=nosuch")),
         "{:?}",
         statuses[2]
     );
@@ -149,4 +149,52 @@ detection: {sel: {Image: /y}, condition: sel}
         reports[1].logsource,
         "category=process_creation product=linux"
     );
+}
+
+#[test]
+fn auditd_view_reads_exec_records_from_process_activity() {
+    let text = "
+title: Immutable removed
+id: au1
+logsource: {product: linux, service: auditd}
+detection:
+    selection: {type: EXECVE, a0|contains: chattr, a1|contains: '-i'}
+    condition: selection
+---
+title: Other syscall
+id: au2
+logsource: {product: linux, service: auditd}
+detection: {selection: {type: SYSCALL, SYSCALL: mknod}, condition: selection}
+---
+title: From tmp
+id: au3
+logsource: {product: linux, service: auditd}
+detection: {selection: {type: 'SYSCALL', exe|startswith: /tmp/}, condition: selection}
+";
+    let (rules, reports) = RuleSet::from_yaml_str(text, Path::new("a.yml"), &maps());
+    assert!(
+        reports
+            .iter()
+            .all(|r| matches!(r.status, RuleStatus::Loaded)),
+        "{reports:?}"
+    );
+    let set = RuleSet::new(rules);
+    let exec = |exe: &str, argv: &[&str]| {
+        Event::from_value(json!({
+            "class_uid": 1007, "activity_id": 1, "launch_type_id": 3, "time": 1,
+            "metadata": {"uid": "e1"},
+            "process": {"file": {"path": exe}, "cmd_line": argv.join(" ")},
+            "unmapped": {"argv": argv}
+        }))
+        .unwrap()
+    };
+    let ids = |event: &Event| -> Vec<String> { set.matches(event).map(|r| r.id.clone()).collect() };
+    assert_eq!(
+        ids(&exec("/usr/bin/chattr", &["chattr", "-i", "/x"])),
+        ["au1"]
+    );
+    assert_eq!(ids(&exec("/tmp/x/true", &["true"])), ["au3"]);
+    assert!(ids(&exec("/usr/bin/chattr", &["chattr", "+i", "/x"])).is_empty());
+    // `a1` is the second argument, not a piece of the command line.
+    assert!(ids(&exec("/usr/bin/chattr", &["chattr", "+a", "-i"])).is_empty());
 }

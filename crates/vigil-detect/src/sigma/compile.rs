@@ -119,6 +119,11 @@ impl<'m> Resolver<'m> {
         }
     }
 
+    /// The values a field has in every event of the logsource, when the map fixes them.
+    fn constant(&self, name: &str) -> Option<&'m [String]> {
+        self.map?.constant(name)
+    }
+
     /// Keyword searches look at every attribute the map names, in sorted order.
     fn keyword_paths(&self) -> Box<[FieldPath]> {
         let mut paths: Vec<&str> = self
@@ -311,6 +316,19 @@ fn compile_map(map: &Mapping, resolver: &mut Resolver<'_>) -> Result<Node, Compi
         };
         if field.is_empty() {
             nodes.push(keywords(&mods, &values, resolver)?);
+        } else if let Some(constant) = resolver.constant(field) {
+            // Decided now: the same for every event (true is an empty AND, false an empty OR).
+            let test = field_test(field, &mods, &values, resolver)?;
+            let matcher = FieldMatcher {
+                paths: Box::new([FieldPath::new("constant")]),
+                test,
+            };
+            let fixed = serde_json::json!({ "constant": constant });
+            nodes.push(if matcher.is_match_on(&fixed) {
+                Node::And(Box::new([]))
+            } else {
+                Node::Or(Box::new([]))
+            });
         } else {
             let test = field_test(field, &mods, &values, resolver)?;
             let paths = resolver.field(field);

@@ -29,6 +29,11 @@ fn test_map() -> FieldMap {
             .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
             .collect::<HashMap<_, _>>(),
         exclude: HashMap::new(),
+        include: HashMap::new(),
+        constants: HashMap::from([(
+            "type".to_owned(),
+            vec!["EXECVE".to_owned(), "SYSCALL".to_owned()],
+        )]),
     }
 }
 
@@ -410,4 +415,22 @@ fn resolver_records_the_first_unmapped_field() {
     let mut none = Resolver::new(None);
     assert!(compile(&detection, &mut none).is_ok());
     assert_eq!(none.missing(), None);
+}
+
+#[test]
+fn constant_fields_are_decided_at_compile_time() {
+    // `type` is EXECVE or SYSCALL for every event of the map's logsource (case-insensitively,
+    // as any Sigma string); the rest of the selection still reads the event.
+    let d = det("sel: {type: execve, Image: /usr/bin/x}\ncondition: sel");
+    assert!(d.is_match(&cmd("anything")));
+    assert!(!d.is_match(&proc_event("/usr/bin/y", "")));
+    let d = det("sel: {type: PATH, Image: /usr/bin/x}\ncondition: sel");
+    assert!(
+        !d.is_match(&cmd("anything")),
+        "no event of the logsource is a PATH record"
+    );
+    let d = det("sel: {type: PATH}\ncondition: not sel");
+    assert!(d.is_match(&json!({})));
+    let d = det("sel: {type|startswith: SYS}\ncondition: sel");
+    assert!(d.is_match(&json!({})));
 }

@@ -240,6 +240,7 @@ fn build(
         activity_id: map.activity_id,
         standalone: true,
         exclude: map.exclude.clone(),
+        include: map.include.clone(),
         detection,
     })
 }

@@ -65,14 +65,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_executable_is_hashed_once() {
+    fn a_running_executable_is_hashed_once() {
+        // A child running a small system binary: the test binary itself may be larger than
+        // MAX_HASHED_BYTES in a debug build.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
         let mut h = ExeHashes::default();
-        let me = std::process::id();
-        let first = h.of_pid(me).expect("own exe");
+        let first = h.of_pid(pid).expect("child exe");
         assert_eq!(first.len(), 64);
-        assert_eq!(h.of_pid(me).as_deref(), Some(first.as_str()));
+        assert_eq!(h.of_pid(pid).as_deref(), Some(first.as_str()));
         assert_eq!(h.known.len(), 1);
-        let bytes = std::fs::read("/proc/self/exe").unwrap();
+        let bytes = std::fs::read(format!("/proc/{pid}/exe")).unwrap();
         assert_eq!(first, hex::encode(Sha256::digest(&bytes)));
+        child.kill().expect("kill sleep");
+        child.wait().expect("reap sleep");
     }
 }

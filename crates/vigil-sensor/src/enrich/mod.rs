@@ -15,7 +15,7 @@ pub(crate) mod procfs;
 mod users;
 
 pub(crate) use cache::BoundedCache;
-pub(crate) use path::{basename, join_argv, resolve_exec_path};
+pub(crate) use path::{basename, join_argv, resolve_exec_path, split_argv};
 pub(crate) use processes::KnownProcess;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,7 +24,7 @@ use vigil_ocsf::{Actor, File, Process, ProcessEntity, User};
 
 use crate::clock::{self, Clocks};
 use crate::normalise::{
-    ExecObservation, ExitObservation, ForkObservation, OwnerFacts, TaskFacts, image_name,
+    Account, ExecObservation, ExitObservation, ForkObservation, OwnerFacts, TaskFacts, image_name,
     process_uid,
 };
 use processes::ProcessCache;
@@ -99,19 +99,26 @@ impl Enricher {
 
     /// Names the user, parent and ancestry of an exec, then remembers its new image.
     pub(crate) fn exec(&mut self, obs: &ExecObservation, clocks: Clocks) -> Enrichment {
+        // A process gone before /proc could be read (the proc connector's exec carries only
+        // the pid) still has the parent its fork named.
+        let mut task = obs.task.clone();
+        if task.ppid.is_none() {
+            let forked = self.processes.lock().lookup(task.pid, task.start_ticks);
+            task.ppid = forked.and_then(|k| k.ppid);
+        }
         self.processes.lock().remember(
-            obs.task.pid,
+            task.pid,
             KnownProcess {
-                name: image_name(obs.exe.as_deref(), &obs.task.comm),
+                name: image_name(obs.exe.as_deref(), &task.comm),
                 exe: obs.exe.clone(),
                 cmd_line: obs.cmd_line.clone(),
-                start_ticks: obs.task.start_ticks,
-                ppid: obs.task.ppid,
-                uid: obs.task.ids.map(|ids| ids.uid),
+                start_ticks: task.start_ticks,
+                ppid: task.ppid,
+                uid: task.ids.map(|ids| ids.uid),
                 forked: false,
             },
         );
-        let mut enrichment = self.lineage(&obs.task, clocks);
+        let mut enrichment = self.lineage(&task, clocks);
         enrichment.exe_sha256 = self.hashes.of_pid(obs.task.pid);
         enrichment
     }
@@ -151,6 +158,11 @@ impl Enricher {
         enrichment.image = image;
         self.processes.lock().forget(task.pid, task.start_ticks);
         enrichment
+    }
+
+    /// The OCSF `user` of an account a log or login record names (uid looked up by name).
+    pub(crate) fn account(&mut self, account: &Account) -> User {
+        self.users.named(&account.name, account.uid, account.exists)
     }
 
     /// The socket owner as an OCSF actor: its process (image from the cache or `/proc`) and user.

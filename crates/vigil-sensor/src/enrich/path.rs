@@ -11,6 +11,19 @@ pub(crate) fn join_argv(raw: &[u8]) -> String {
     String::from_utf8_lossy(&joined).into_owned()
 }
 
+/// The arguments in raw argv bytes, each whole (spaces kept); trailing NULs are dropped and
+/// invalid UTF-8 is replaced.
+pub(crate) fn split_argv(raw: &[u8]) -> Vec<String> {
+    let end = raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if end == 0 {
+        return Vec::new();
+    }
+    raw[..end]
+        .split(|&b| b == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
+}
+
 /// The last path component (`/usr/bin/echo` → `echo`).
 pub(crate) fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -74,6 +87,11 @@ mod tests {
         // setproctitle-style command lines have no NULs at all.
         assert_eq!(join_argv(b"nginx: worker process"), "nginx: worker process");
         assert_eq!(join_argv(b"x\xff\0y"), "x\u{fffd} y");
+        assert_eq!(
+            split_argv(b"/bin/echo\0a b\0\0c\0"),
+            ["/bin/echo", "a b", "", "c"]
+        );
+        assert!(split_argv(b"\0\0").is_empty());
     }
 
     #[test]

@@ -37,6 +37,13 @@ pub(crate) fn read_cmdline(pid: u32) -> Option<(String, bool)> {
     (!line.is_empty()).then_some((line, truncated))
 }
 
+/// `/proc/<pid>/cmdline` as separate arguments, bounded like [`read_cmdline`].
+pub(crate) fn read_argv(pid: u32) -> Vec<String> {
+    let mut raw = fs::read(proc_path(pid, "cmdline")).unwrap_or_default();
+    raw.truncate(MAX_CMDLINE);
+    super::path::split_argv(&raw)
+}
+
 /// The fields of `/proc/<pid>/stat` the sensor uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stat {

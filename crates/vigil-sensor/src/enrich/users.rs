@@ -12,16 +12,52 @@ const FIRST_LOGIN_UID: u32 = 1000;
 /// `nobody`.
 const OVERFLOW_UID: u32 = 65534;
 
-/// Resolves and remembers user names, including "no such user".
+/// Resolves and remembers user names, including "no such user", and uids by name.
 #[derive(Debug)]
 pub(crate) struct UserNames {
     cache: BoundedCache<u32, Option<String>>,
+    uids: BoundedCache<String, Option<u32>>,
 }
 
 impl UserNames {
     pub(crate) fn new() -> Self {
         Self {
             cache: BoundedCache::new(USER_CACHE_CAPACITY),
+            uids: BoundedCache::new(USER_CACHE_CAPACITY),
+        }
+    }
+
+    /// The OCSF `user` an account name (and uid, when the source said it) stands for: the uid
+    /// looked up by name when unknown and `exists`; a name with no passwd entry keeps no uid.
+    pub(crate) fn named(&mut self, name: &str, uid: Option<u32>, exists: bool) -> vigil_ocsf::User {
+        let uid = match uid {
+            Some(uid) => Some(uid),
+            None if exists && !name.is_empty() => match self.uids.get(name) {
+                Some(uid) => *uid,
+                None => match User::from_name(name) {
+                    Ok(user) => {
+                        let uid = user.map(|u| u.uid.as_raw());
+                        self.uids.insert(name.to_owned(), uid);
+                        uid
+                    }
+                    Err(_) => None,
+                },
+            },
+            None => None,
+        };
+        match uid {
+            Some(uid) => vigil_ocsf::User {
+                name: Some(name.to_owned())
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| self.user(uid).name),
+                uid: uid.to_string(),
+                type_id: user_type_id(uid),
+            },
+            None => vigil_ocsf::User {
+                name: Some(name.to_owned()),
+                uid: String::new(),
+                type_id: 0,
+            },
         }
     }
 
@@ -68,6 +104,22 @@ mod tests {
         assert_eq!(root.name.as_deref(), Some("root"));
         assert_eq!(root.uid, "0");
         assert_eq!(root.type_id, 2);
+    }
+
+    #[test]
+    fn names_resolve_to_uids_unless_the_account_does_not_exist() {
+        let mut users = UserNames::new();
+        let root = users.named("root", None, true);
+        assert_eq!((root.uid.as_str(), root.type_id), ("0", 2));
+        let invalid = users.named("root", None, false);
+        assert_eq!((invalid.uid.as_str(), invalid.type_id), ("", 0));
+        let ghost = users.named("vigil-no-such-user", None, true);
+        assert_eq!(ghost.name.as_deref(), Some("vigil-no-such-user"));
+        assert_eq!(ghost.uid, "");
+        let told = users.named("alice", Some(1000), true);
+        assert_eq!((told.uid.as_str(), told.type_id), ("1000", 1));
+        let nameless = users.named("", Some(0), true);
+        assert_eq!(nameless.name.as_deref(), Some("root"));
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Observations → OCSF events: Process Activity 1007 (`process`), Network Activity 4001
-//! (`network`) and File System Activity 1001 (`file`). Sources say what they saw as an
+//! (`network`), File System Activity 1001 (`file`), Authentication 3002 and log lines as Base
+//! Events (`auth`). Sources say what they saw as an
 //! [`Observation`]; enrichment adds what the sensor knows about the processes involved; this
 //! module only shapes the result.
 
+mod auth;
 mod file;
 mod network;
 mod process;
 
+pub(crate) use auth::{
+    Account, AuthFacts, AuthKind, AuthObservation, LogRecord, Peer, auth_event, log_event,
+};
 pub(crate) use file::{FileChange, FileFacts, FileObservation, file_event};
 
 pub(crate) use network::{OwnerFacts, TcpChange, TcpObservation, TcpState, network_event};
@@ -28,11 +33,15 @@ pub(crate) enum Observation {
     Tcp(TcpObservation),
     /// A file system entry changed.
     File(FileObservation),
+    /// A login, logoff or account switch was logged or recorded.
+    Auth(Box<AuthObservation>),
+    /// A line of a watched log.
+    Log(LogRecord),
 }
 
 impl Observation {
     /// The process id the observation is about (the owner for TCP, when known; the actor for
-    /// files).
+    /// files; the logging process for log lines).
     pub(crate) fn pid(&self) -> Option<u32> {
         match self {
             Self::Exec(o) => Some(o.task.pid),
@@ -40,6 +49,8 @@ impl Observation {
             Self::Exit(o) => Some(o.task.pid),
             Self::Tcp(o) => o.owner.as_ref().map(|owner| owner.pid),
             Self::File(o) => Some(o.pid),
+            Self::Auth(o) => o.line.as_ref().and_then(|l| l.pid).or(o.facts.pid),
+            Self::Log(o) => o.pid,
         }
     }
 }

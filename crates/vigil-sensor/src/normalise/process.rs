@@ -46,6 +46,8 @@ pub(crate) struct ExecObservation {
     pub(crate) exe: Option<String>,
     /// Command line, arguments joined with spaces.
     pub(crate) cmd_line: Option<String>,
+    /// The same arguments, each whole (the auditd view's `a0`…`aN`).
+    pub(crate) argv: Vec<String>,
 }
 
 /// One new process (a fork that created a thread group, not a thread).
@@ -160,7 +162,8 @@ pub(crate) fn launch_event(
         device,
         source,
     )
-    .with_launch_type(LaunchType::Exec);
+    .with_launch_type(LaunchType::Exec)
+    .with_argv(obs.argv.clone());
     Event::from_record(&record)
 }
 

@@ -30,6 +30,7 @@ fn observation() -> ExecObservation {
         task: task(),
         exe: Some("/usr/bin/curl".into()),
         cmd_line: Some("curl -s http://x".into()),
+        argv: vec!["curl".into(), "-s".into(), "http://x".into()],
     }
 }
 

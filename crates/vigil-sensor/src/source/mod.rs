@@ -6,8 +6,11 @@
 //! - `proc_net`: TCP sockets by polling `/proc/net/tcp{,6}` (fallback), and the socket-inode →
 //!   process join that also seeds the eBPF listener table;
 //! - `fanotify`: file activity under the configured paths, from a filesystem-wide fanotify
-//!   group reporting directory handles and names.
+//!   group reporting directory handles and names;
+//! - `auth`: logins and authentications from the authentication log (files or the journal)
+//!   and wtmp/btmp, and the log's lines.
 
+pub(crate) mod auth;
 pub(crate) mod ebpf;
 pub(crate) mod fanotify;
 pub(crate) mod proc_connector;
@@ -26,7 +29,8 @@ use crate::SourceKind;
 use crate::clock::Clocks;
 use crate::enrich::{Enricher, SharedProcesses};
 use crate::normalise::{
-    Observation, exit_event, file_event, fork_event, launch_event, network_event,
+    Observation, auth_event, exit_event, file_event, fork_event, launch_event, log_event,
+    network_event,
 };
 
 /// How long a capture thread waits on a full sink before checking for stop again.
@@ -215,6 +219,16 @@ impl Emitter {
                 let owner = o.facts.map(|facts| self.enricher.user(facts.uid));
                 file_event(o, actor, owner, device, source).map(Some)
             }
+            Observation::Auth(o) => {
+                let user = self.enricher.account(&o.facts.user);
+                let actor_user = o
+                    .facts
+                    .actor_user
+                    .as_ref()
+                    .map(|a| self.enricher.account(a));
+                auth_event(o, user, actor_user, device).map(Some)
+            }
+            Observation::Log(o) => log_event(o, device).map(Some),
         };
         let mut event = match normalised {
             Ok(Some(event)) => event,

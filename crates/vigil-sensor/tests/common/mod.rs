@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod ocsf_schema;
+pub mod syslog;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -118,7 +120,10 @@ impl Harness {
             .runtime
             .block_on(async { tokio::time::timeout(left, events.recv()).await });
         match next {
-            Ok(Some(event)) => event,
+            Ok(Some(event)) => {
+                ocsf_schema::assert_valid(&event);
+                event
+            }
             Ok(None) => panic!("sensor closed its channel while waiting for {what}"),
             Err(_) => panic!(
                 "no event for {what} within {EVENT_TIMEOUT:?} (dropped: {})",

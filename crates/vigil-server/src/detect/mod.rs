@@ -258,7 +258,7 @@ level: high
                 .unwrap()
                 .into_iter()
                 .filter(|f| f.body["finding_info"]["analytic"]["category"] == "baseline")
-                .map(|f| f.body["finding_info"]["related_events_uids"][0].to_string())
+                .map(|f| f.body["finding_info"]["related_events"][0]["uid"].to_string())
                 .collect();
             t.sort();
             t

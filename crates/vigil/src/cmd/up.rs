@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
-use vigil_agent::cli::FileActivityArgs;
-use vigil_agent::{Agent, AgentConfig, FileConfig, SourceMode};
+use vigil_agent::cli::{AuthActivityArgs, FileActivityArgs};
+use vigil_agent::{Agent, AgentConfig, AuthConfig, FileConfig, SourceMode};
 use vigil_detect::{LoadReport, RuleStatus};
 use vigil_server::{Roles, Server, ServerConfig};
 
@@ -82,6 +82,9 @@ pub struct UpArgs {
     /// File activity the local agent reports (the data directory is always excluded).
     #[command(flatten)]
     files: FileActivityArgs,
+    /// Logins and authentications the local agent reports.
+    #[command(flatten)]
+    auth: AuthActivityArgs,
 }
 
 /// Capture source choice on the command line.
@@ -116,7 +119,8 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let sensor = SourceMode::from(args.sensor);
     let files = args.files.config();
-    runtime()?.block_on(run(args.server, fleet, Some((sensor, files))))
+    let auth = args.auth.config();
+    runtime()?.block_on(run(args.server, fleet, Some((sensor, files, auth))))
 }
 
 /// `vigil server`.
@@ -135,7 +139,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn run(
     args: ServerArgs,
     fleet_listen: SocketAddr,
-    local_agent: Option<(SourceMode, FileConfig)>,
+    local_agent: Option<(SourceMode, FileConfig, AuthConfig)>,
 ) -> anyhow::Result<ExitCode> {
     // Registered before anything starts, so a signal during start-up is not lost.
     let mut signals = Signals::new()?;
@@ -207,12 +211,13 @@ async fn run(
     let mut server_task = tokio::spawn(server.run(shutdown.clone()));
 
     let agent = match local_agent {
-        Some((mode, files)) => {
+        Some((mode, files, auth)) => {
             let mut cfg = AgentConfig::new(args.data_dir.join("agent"), fleet_url(fleet));
             cfg.sensor = Some(mode);
             // The server writes its store here, in this very process: never report it.
             cfg.files = files;
             cfg.files.exclude.push(args.data_dir.clone());
+            cfg.auth = auth;
             cfg.heartbeat = Duration::from_secs(10);
             cfg.ca_pem = Some(
                 std::fs::read_to_string(ca_path)

@@ -6,7 +6,7 @@ use vigil_ocsf::ExitStatus;
 use super::record::{ExecRecord, ExitRecord, ForkRecord, Record, Task};
 use super::tcp::observe_tcp;
 use crate::clock::{self, Clocks};
-use crate::enrich::{join_argv, procfs, resolve_exec_path};
+use crate::enrich::{join_argv, procfs, resolve_exec_path, split_argv};
 use crate::normalise::{ExecObservation, ExitObservation, ForkObservation, Observation, TaskFacts};
 
 /// The observation a record stands for; `None` for records that say nothing usable.
@@ -62,6 +62,7 @@ fn exec(record: &ExecRecord, clocks: Clocks, hz: u64) -> ExecObservation {
         task: task_facts(&record.task, clocks, hz),
         exe,
         cmd_line: (!argv.is_empty()).then_some(argv),
+        argv: split_argv(record.argv()),
     }
 }
 

@@ -89,6 +89,7 @@ fn observe(event: ProcEvent, clocks: Clocks, hz: u64) -> Option<Observation> {
             if obs.task.start_ticks.is_some() {
                 obs.exe = procfs::read_exe(tgid);
                 obs.cmd_line = procfs::read_cmdline(tgid).map(|(line, _)| line);
+                obs.argv = procfs::read_argv(tgid);
             }
             Observation::Exec(obs)
         }
