@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_ocsf::Event;
 use vigil_proto::fleet::{Capability, Hello, HostFacts};
-use vigil_sensor::{AuthConfig, FileConfig, Sensor, SensorConfig, SourceMode};
+use vigil_sensor::{AuthConfig, DnsConfig, FileConfig, Sensor, SensorConfig, SourceMode};
 
 use crate::buffer::{Buffer, BufferError};
 use crate::executor::Executor;
@@ -42,6 +42,8 @@ pub struct AgentConfig {
     /// Where the sensor reads logins and authentications (default: the authentication log,
     /// or the journal when there is none, and wtmp/btmp).
     pub auth: AuthConfig,
+    /// Whether the sensor reports DNS (default: yes).
+    pub dns: DnsConfig,
     /// Events per batch sent to the server.
     pub batch_max: u32,
     /// Batches in flight.
@@ -69,6 +71,7 @@ impl AgentConfig {
             sensor: Some(SourceMode::Auto),
             files: FileConfig::default(),
             auth: AuthConfig::default(),
+            dns: DnsConfig::default(),
             batch_max: 500,
             window: 4,
             buffer_max_events: 1_000_000,
@@ -153,6 +156,7 @@ impl Agent {
                     device: device(&sensor_id, &host),
                     files,
                     auth: cfg.auth.clone(),
+                    dns: cfg.dns,
                 };
                 let tx = intake.clone();
                 let sensor = tokio::task::spawn_blocking(move || Sensor::start(sensor_cfg, tx))

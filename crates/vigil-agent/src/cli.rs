@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
-use vigil_sensor::{AuthConfig, DEFAULT_AUTH_LOGS, DEFAULT_WATCH_PATHS, FileConfig};
+use vigil_sensor::{AuthConfig, DEFAULT_AUTH_LOGS, DEFAULT_WATCH_PATHS, DnsConfig, FileConfig};
 
 /// Which file activity the sensor reports.
 #[derive(Debug, Clone, Args)]
@@ -76,6 +76,23 @@ impl AuthActivityArgs {
                 self.auth_logs.clone()
             },
             ..AuthConfig::default()
+        }
+    }
+}
+
+/// Whether the sensor reports DNS.
+#[derive(Debug, Clone, Args)]
+pub struct DnsActivityArgs {
+    /// Report DNS queries and responses over UDP port 53 (a packet socket on every interface).
+    #[arg(long, env = "VIGIL_DNS_ACTIVITY", default_value_t = true, action = ArgAction::Set)]
+    pub dns_activity: bool,
+}
+
+impl DnsActivityArgs {
+    /// The sensor's DNS capture configuration these options ask for.
+    pub fn config(&self) -> DnsConfig {
+        DnsConfig {
+            enabled: self.dns_activity,
         }
     }
 }

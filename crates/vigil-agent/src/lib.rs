@@ -19,5 +19,5 @@ pub mod triage;
 
 pub use agent::{Agent, AgentConfig, AgentError};
 pub use vigil_sensor::{
-    AuthConfig, DEFAULT_AUTH_LOGS, DEFAULT_WATCH_PATHS, FileConfig, SourceMode,
+    AuthConfig, DEFAULT_AUTH_LOGS, DEFAULT_WATCH_PATHS, DnsConfig, FileConfig, SourceMode,
 };

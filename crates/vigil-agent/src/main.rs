@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use vigil_agent::cli::{AuthActivityArgs, FileActivityArgs};
+use vigil_agent::cli::{AuthActivityArgs, DnsActivityArgs, FileActivityArgs};
 use vigil_agent::{Agent, AgentConfig, SourceMode};
 
 /// Vigil host agent: captures process activity and streams it to the fleet server.
@@ -40,6 +40,8 @@ struct Args {
     files: FileActivityArgs,
     #[command(flatten)]
     auth: AuthActivityArgs,
+    #[command(flatten)]
+    dns: DnsActivityArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -90,6 +92,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     cfg.isolation_dns = args.isolation_dns;
     cfg.files = args.files.config();
     cfg.auth = args.auth.config();
+    cfg.dns = args.dns.config();
     cfg.sensor = Some(match args.sensor {
         Source::Auto => SourceMode::Auto,
         Source::Ebpf => SourceMode::Ebpf,

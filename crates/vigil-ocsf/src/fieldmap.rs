@@ -43,6 +43,7 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../mappings/log_guacamole.yaml"),
     ),
     ("auth.yaml", include_str!("../mappings/auth.yaml")),
+    ("dns_query.yaml", include_str!("../mappings/dns_query.yaml")),
 ];
 
 /// Why a mapping file is unusable.

@@ -2,7 +2,7 @@
 //!
 //! This crate owns the shape of everything Vigil records: the typed OCSF classes the sensor
 //! produces (Process Activity 1007, File System Activity 1001, Network Activity 4001,
-//! Authentication 3002, and log lines as Base Events), the
+//! Authentication 3002, DNS Activity 4003, and log lines as Base Events), the
 //! Detection Finding 2004 the detectors emit, the generic [`Event`] envelope that carries any
 //! class across the wire and into the store, and the data-driven map from Sigma field names to
 //! OCSF attribute paths ([`fieldmap`]).
@@ -13,6 +13,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod auth;
+mod dns;
 mod event;
 pub mod fieldmap;
 mod file;
@@ -30,6 +31,7 @@ pub use auth::{
     AccountSwitchType, AuthActivityId, AuthProtocol, AuthUnmapped, Authentication, LogonType,
     Service,
 };
+pub use dns::{DnsActivity, DnsActivityId, DnsAnswer, DnsQuery, DnsUnmapped, rcode_name};
 pub use event::{Event, EventError, class, step};
 pub use file::{FileActivity, FileActivityId, FileUnmapped};
 pub use finding::{

@@ -49,6 +49,8 @@ pub enum SourceKind {
     Journald,
     /// Login records in wtmp and btmp.
     Utmp,
+    /// A packet socket (DNS over UDP).
+    Packet,
 }
 
 impl SourceKind {
@@ -62,6 +64,7 @@ impl SourceKind {
             Self::LogFile => "logfile",
             Self::Journald => "journald",
             Self::Utmp => "utmp",
+            Self::Packet => "packet",
         }
     }
 }
@@ -83,6 +86,29 @@ pub struct SensorConfig {
     pub files: FileConfig,
     /// Where logins and authentications are read from (whatever `mode` is).
     pub auth: AuthConfig,
+    /// Whether DNS queries and responses are captured (a packet socket, whatever `mode` is).
+    pub dns: DnsConfig,
+}
+
+/// DNS capture: queries and responses over UDP port 53 on every interface of the sensor's
+/// network namespace, from a packet socket with a kernel-side port filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Report DNS activity at all. Default: `true`.
+    pub enabled: bool,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+impl DnsConfig {
+    /// No DNS capture (the `dns` capability then says so).
+    pub fn disabled() -> Self {
+        Self { enabled: false }
+    }
 }
 
 /// Where file activity is watched by default: system configuration, the binaries on `PATH`,

@@ -102,6 +102,16 @@ pub enum SensorError {
         #[source]
         source: io::Error,
     },
+    /// DNS capture could not start: the packet socket could not be opened, filtered or bound
+    /// (it needs CAP_NET_RAW).
+    #[error("DNS capture: cannot {step}: {source}")]
+    Dns {
+        /// What was being done (`open a packet socket`, `attach the port-53 filter`, …).
+        step: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// A capture thread or its stop signal could not be created.
     #[error("cannot start the {source_kind} capture thread: {source}")]
     Thread {

@@ -29,7 +29,7 @@ mod source;
 
 pub use config::{
     AuthConfig, Capability, DEFAULT_AUTH_LOGS, DEFAULT_BTMP, DEFAULT_WATCH_PATHS, DEFAULT_WTMP,
-    FileConfig, SensorConfig, SourceKind, SourceMode,
+    DnsConfig, FileConfig, SensorConfig, SourceKind, SourceMode,
 };
 pub use error::SensorError;
 pub use sensor::Sensor;

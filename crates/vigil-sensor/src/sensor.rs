@@ -11,7 +11,7 @@ use vigil_ocsf::Event;
 use crate::enrich::SharedProcesses;
 use crate::source::ebpf::{self, LoadedObject, Rings};
 use crate::source::{
-    CaptureThread, Emitter, SourceStats, StopSignal, auth, fanotify, proc_connector, proc_net,
+    CaptureThread, Emitter, SourceStats, StopSignal, auth, dns, fanotify, proc_connector, proc_net,
 };
 use crate::{Capability, SensorConfig, SensorError, SourceKind, SourceMode};
 
@@ -31,6 +31,7 @@ pub struct Sensor {
     network: Slot,
     files: Slot,
     auth: Slot,
+    dns: Slot,
     /// Why inbound connection attempts (the port-scan input) are not fully seen; `None` when
     /// they are (eBPF TCP with both `inet_sock_set_state` and `tcp_send_reset`).
     attempts_gap: Option<String>,
@@ -47,6 +48,7 @@ impl std::fmt::Debug for Sensor {
             .field("network", &self.network)
             .field("files", &self.files)
             .field("auth", &self.auth)
+            .field("dns", &self.dns)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +71,7 @@ impl Sensor {
             network: Slot::none(SourceKind::Ebpf),
             files: Slot::none(SourceKind::Fanotify),
             auth: Slot::none(SourceKind::LogFile),
+            dns: Slot::none(SourceKind::Packet),
             attempts_gap: Some("no TCP capture source is running".into()),
             threads: Vec::new(),
             kernel_drops: Vec::new(),
@@ -126,6 +129,7 @@ impl Sensor {
         }
         sensor.start_files(&config, &sink);
         sensor.start_auth(&config, &sink);
+        sensor.start_dns(&config, &sink);
         Ok(sensor)
     }
 
@@ -145,7 +149,8 @@ impl Sensor {
     /// of port-scan (T1046) detection, live only when the eBPF TCP capture runs with both its
     /// tracepoints (its detail says what is missing otherwise), then `file` (fanotify; its detail
     /// names the watched paths, or why it is off), then `auth` (`logfile`, `journald` or `utmp`;
-    /// its detail names what is read, or why it is off).
+    /// its detail names what is read, or why it is off), then `dns` (`packet`: DNS over UDP
+    /// port 53, or why it is off).
     pub fn capabilities(&self) -> Vec<Capability> {
         let live = |slot: &Slot| {
             slot.thread
@@ -181,13 +186,20 @@ impl Sensor {
             live: live(&self.auth),
             detail: self.auth.detail.clone(),
         });
+        caps.push(Capability {
+            name: "dns".to_owned(),
+            source: self.dns.kind.to_string(),
+            live: live(&self.dns),
+            detail: self.dns.detail.clone(),
+        });
         caps
     }
 
     /// Records lost so far, all sources together: ring buffers full in the kernel, netlink
     /// and fanotify queue overruns (each counts once, however many events it lost), records
     /// user space could not parse, file events whose directory was removed before it could
-    /// be named, and login records or journal entries that could not be read.
+    /// be named, login records or journal entries that could not be read, and packets the DNS
+    /// socket dropped.
     pub fn dropped(&self) -> u64 {
         let kernel: u64 = self
             .kernel_drops
@@ -378,6 +390,38 @@ impl Sensor {
                 tracing::warn!(%error, "Login capture is unavailable");
                 Slot {
                     kind: SourceKind::LogFile,
+                    detail: Some(error.to_string()),
+                    thread: None,
+                }
+            }
+        };
+    }
+
+    /// Starts DNS capture; a failure leaves the dns capability down, with why.
+    fn start_dns(&mut self, config: &SensorConfig, sink: &Sender<Event>) {
+        if !config.dns.enabled {
+            self.dns.detail = Some("disabled by configuration".to_owned());
+            return;
+        }
+        let started = dns::DnsWatch::open().and_then(|watch| {
+            let detail = watch.detail.clone();
+            let (stop, stats, emitter) = self.plumbing(SourceKind::Packet, config, sink)?;
+            CaptureThread::spawn("vigil-dns", stop, stats, move || {
+                dns::run(watch, emitter);
+            })
+            .map(|thread| (thread, detail))
+            .map_err(|e| thread_error(SourceKind::Packet, e))
+        });
+        self.dns = match started {
+            Ok((thread, detail)) => {
+                tracing::info!(%detail, "DNS capture live");
+                self.threads.push(thread);
+                Slot::running(SourceKind::Packet, Some(detail), self.threads.len() - 1)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "DNS capture is unavailable");
+                Slot {
+                    kind: SourceKind::Packet,
                     detail: Some(error.to_string()),
                     thread: None,
                 }

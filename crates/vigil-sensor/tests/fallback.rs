@@ -91,6 +91,12 @@ fn auto_mode_falls_back_to_proc_connector_without_bpf_privilege() {
         detail.starts_with("fanotify: cannot ") && detail.contains("Operation not permitted"),
         "detail: {detail}"
     );
+    // DNS capture needs CAP_NET_RAW, not eBPF: it stays live.
+    let dns = caps
+        .iter()
+        .find(|c| c.name == "dns")
+        .unwrap_or_else(|| panic!("no dns capability: {caps:?}"));
+    assert_eq!((dns.source.as_str(), dns.live), ("packet", true));
 
     let nonce = nonce("vigil-fallback");
     let script = format!("sleep 1; true {nonce}");

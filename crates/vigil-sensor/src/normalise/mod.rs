@@ -1,10 +1,11 @@
 //! Observations → OCSF events: Process Activity 1007 (`process`), Network Activity 4001
 //! (`network`), File System Activity 1001 (`file`), Authentication 3002 and log lines as Base
-//! Events (`auth`). Sources say what they saw as an
+//! Events (`auth`), DNS Activity 4003 (`dns`). Sources say what they saw as an
 //! [`Observation`]; enrichment adds what the sensor knows about the processes involved; this
 //! module only shapes the result.
 
 mod auth;
+mod dns;
 mod file;
 mod network;
 mod process;
@@ -12,6 +13,7 @@ mod process;
 pub(crate) use auth::{
     Account, AuthFacts, AuthKind, AuthObservation, LogRecord, Peer, auth_event, log_event,
 };
+pub(crate) use dns::{DnsObservation, Header as DnsHeader, dns_event};
 pub(crate) use file::{FileChange, FileFacts, FileObservation, file_event};
 
 pub(crate) use network::{OwnerFacts, TcpChange, TcpObservation, TcpState, network_event};
@@ -37,6 +39,8 @@ pub(crate) enum Observation {
     Auth(Box<AuthObservation>),
     /// A line of a watched log.
     Log(LogRecord),
+    /// A DNS message over UDP.
+    Dns(Box<DnsObservation>),
 }
 
 impl Observation {
@@ -51,6 +55,7 @@ impl Observation {
             Self::File(o) => Some(o.pid),
             Self::Auth(o) => o.line.as_ref().and_then(|l| l.pid).or(o.facts.pid),
             Self::Log(o) => o.pid,
+            Self::Dns(o) => o.owner.as_ref().map(|owner| owner.pid),
         }
     }
 }

@@ -8,9 +8,11 @@
 //! - `fanotify`: file activity under the configured paths, from a filesystem-wide fanotify
 //!   group reporting directory handles and names;
 //! - `auth`: logins and authentications from the authentication log (files or the journal)
-//!   and wtmp/btmp, and the log's lines.
+//!   and wtmp/btmp, and the log's lines;
+//! - `dns`: DNS queries and responses over UDP from a packet socket filtered to port 53.
 
 pub(crate) mod auth;
+pub(crate) mod dns;
 pub(crate) mod ebpf;
 pub(crate) mod fanotify;
 pub(crate) mod proc_connector;
@@ -29,8 +31,8 @@ use crate::SourceKind;
 use crate::clock::Clocks;
 use crate::enrich::{Enricher, SharedProcesses};
 use crate::normalise::{
-    Observation, auth_event, exit_event, file_event, fork_event, launch_event, log_event,
-    network_event,
+    Observation, auth_event, dns_event, exit_event, file_event, fork_event, launch_event,
+    log_event, network_event,
 };
 
 /// How long a capture thread waits on a full sink before checking for stop again.
@@ -229,6 +231,13 @@ impl Emitter {
                 auth_event(o, user, actor_user, device).map(Some)
             }
             Observation::Log(o) => log_event(o, device).map(Some),
+            Observation::Dns(o) => {
+                let actor = o
+                    .owner
+                    .as_ref()
+                    .map(|owner| self.enricher.owner(owner, clocks));
+                dns_event(o, actor, device).map(Some)
+            }
         };
         let mut event = match normalised {
             Ok(Some(event)) => event,

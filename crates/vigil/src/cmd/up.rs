@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
-use vigil_agent::cli::{AuthActivityArgs, FileActivityArgs};
-use vigil_agent::{Agent, AgentConfig, AuthConfig, FileConfig, SourceMode};
+use vigil_agent::cli::{AuthActivityArgs, DnsActivityArgs, FileActivityArgs};
+use vigil_agent::{Agent, AgentConfig, AuthConfig, DnsConfig, FileConfig, SourceMode};
 use vigil_detect::{LoadReport, RuleStatus};
 use vigil_server::{Roles, Server, ServerConfig};
 
@@ -85,6 +85,9 @@ pub struct UpArgs {
     /// Logins and authentications the local agent reports.
     #[command(flatten)]
     auth: AuthActivityArgs,
+    /// DNS the local agent reports.
+    #[command(flatten)]
+    dns: DnsActivityArgs,
 }
 
 /// Capture source choice on the command line.
@@ -108,6 +111,14 @@ impl From<Source> for SourceMode {
     }
 }
 
+/// What the local agent of `vigil up` captures.
+struct LocalCapture {
+    mode: SourceMode,
+    files: FileConfig,
+    auth: AuthConfig,
+    dns: DnsConfig,
+}
+
 /// Default fleet address of `vigil server`.
 const SERVER_FLEET_DEFAULT: &str = "127.0.0.1:8443";
 
@@ -117,10 +128,13 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .server
         .fleet_listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let sensor = SourceMode::from(args.sensor);
-    let files = args.files.config();
-    let auth = args.auth.config();
-    runtime()?.block_on(run(args.server, fleet, Some((sensor, files, auth))))
+    let capture = LocalCapture {
+        mode: SourceMode::from(args.sensor),
+        files: args.files.config(),
+        auth: args.auth.config(),
+        dns: args.dns.config(),
+    };
+    runtime()?.block_on(run(args.server, fleet, Some(capture)))
 }
 
 /// `vigil server`.
@@ -139,7 +153,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn run(
     args: ServerArgs,
     fleet_listen: SocketAddr,
-    local_agent: Option<(SourceMode, FileConfig, AuthConfig)>,
+    local_agent: Option<LocalCapture>,
 ) -> anyhow::Result<ExitCode> {
     // Registered before anything starts, so a signal during start-up is not lost.
     let mut signals = Signals::new()?;
@@ -211,13 +225,14 @@ async fn run(
     let mut server_task = tokio::spawn(server.run(shutdown.clone()));
 
     let agent = match local_agent {
-        Some((mode, files, auth)) => {
+        Some(capture) => {
             let mut cfg = AgentConfig::new(args.data_dir.join("agent"), fleet_url(fleet));
-            cfg.sensor = Some(mode);
+            cfg.sensor = Some(capture.mode);
             // The server writes its store here, in this very process: never report it.
-            cfg.files = files;
+            cfg.files = capture.files;
             cfg.files.exclude.push(args.data_dir.clone());
-            cfg.auth = auth;
+            cfg.auth = capture.auth;
+            cfg.dns = capture.dns;
             cfg.heartbeat = Duration::from_secs(10);
             cfg.ca_pem = Some(
                 std::fs::read_to_string(ca_path)
