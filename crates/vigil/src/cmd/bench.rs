@@ -20,6 +20,12 @@ use vigil_proto::{AgentMessage, ServerMessage, agent_message, server_message};
 pub enum BenchCommand {
     /// Simulate a fleet against a fresh `vigil server` (embedded default: SQLite).
     Fleet(FleetArgs),
+    /// Drive exec and TCP storms at rising rates against the sensor and report what it
+    /// captured, lost and cost (needs root).
+    Sensor(super::bench_sensor::SensorArgs),
+    /// The sensor side of `bench sensor` (started by it).
+    #[command(hide = true)]
+    SensorProbe(super::bench_sensor::ProbeArgs),
 }
 
 /// `vigil bench fleet` options.
@@ -53,6 +59,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(fleet(args))
         }
+        BenchCommand::Sensor(args) => super::bench_sensor::run(&args),
+        BenchCommand::SensorProbe(args) => super::bench_sensor::probe(&args),
     }
 }
 
@@ -362,13 +370,13 @@ async fn wait_scored(dir: &Path, sent: u64) -> anyhow::Result<(u64, u64)> {
     }
 }
 
-fn proc_cpu_ticks(pid: u32) -> Option<u64> {
+pub(super) fn proc_cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-fn proc_hwm_bytes(pid: u32) -> Option<u64> {
+pub(super) fn proc_hwm_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: u64 = status
         .lines()
