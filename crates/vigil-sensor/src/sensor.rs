@@ -130,6 +130,11 @@ impl Sensor {
         sensor.start_files(&config, &sink);
         sensor.start_auth(&config, &sink);
         sensor.start_dns(&config, &sink);
+        // Loading parsed the kernel's BTF (megabytes of short-lived allocations) and seeding read
+        // all of /proc: hand the freed heap back instead of keeping it resident for the
+        // sensor's lifetime.
+        // SAFETY: malloc_trim only releases free memory of glibc's heap; no pointer is involved.
+        unsafe { libc::malloc_trim(0) };
         Ok(sensor)
     }
 

@@ -221,12 +221,43 @@ impl Drop for Probe {
     }
 }
 
-/// CPU time of a process so far, seconds.
+/// CPU time so far of the probe's sensor threads (named `vigil-…`: the capture threads),
+/// seconds. The probe's main thread (start-up) and its counting thread (the agent's share) are
+/// left out.
 fn cpu_seconds(pid: u32) -> f64 {
-    let ticks = super::bench::proc_cpu_ticks(pid).unwrap_or(0);
+    let mut ticks = 0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("vigil-") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+            ticks += field(11).unwrap_or(0) + field(12).unwrap_or(0);
+        }
+    }
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
     ticks as f64 / hz as f64
+}
+
+/// `VmRSS` and `RssAnon` of a process now, bytes.
+fn rss_now(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (kb("VmRSS:"), kb("RssAnon:"))
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -247,7 +278,7 @@ impl Step {
         let lost = expected.saturating_sub(got);
         println!(
             "{what}: {rate:>7.0} {unit}/s driven | {} generated, {got}/{expected} events captured, \
-             {lost} missing, {} dropped | sensor cpu {:.1}% of one core | sensor peak rss {:.1} MiB",
+             {lost} missing, {} dropped | sensor threads cpu {:.1}% of one core | probe peak rss {:.1} MiB",
             self.generated,
             self.captured.dropped,
             self.cpu / self.elapsed * 100.0,
@@ -356,8 +387,12 @@ pub fn run(args: &SensorArgs) -> anyhow::Result<ExitCode> {
     );
     std::thread::sleep(Duration::from_millis(500));
     let idle = probe.counts()?;
+    let (rss, anon) = rss_now(pid);
     println!(
-        "idle: sensor peak rss {:.1} MiB, {} events seen while starting",
+        "idle: probe rss {:.1} MiB ({:.1} MiB anonymous, the rest the mapped binary), peak {:.1} MiB \
+         (start-up), {} events seen while starting",
+        mib(rss),
+        mib(anon),
         mib(super::bench::proc_hwm_bytes(pid).unwrap_or(0)),
         idle.events
     );
@@ -416,9 +451,10 @@ pub fn run(args: &SensorArgs) -> anyhow::Result<ExitCode> {
         let after = probe.settle(|c| c.launches - before.launches >= generated)?;
         let cpu = cpu_seconds(pid) - cpu_before;
         let got = after.minus(before);
+        let (rss, anon) = rss_now(pid);
         println!(
             "steady: {:.0} events/s for {:.0} s ({} execs, {}/{} launches captured, {} dropped) | \
-             sensor cpu {:.2}% of one core | sensor peak rss {:.1} MiB",
+             sensor threads cpu {:.2}% of one core | probe rss {:.1} MiB ({:.1} MiB anonymous)",
             got.events as f64 / elapsed,
             elapsed,
             generated,
@@ -426,7 +462,8 @@ pub fn run(args: &SensorArgs) -> anyhow::Result<ExitCode> {
             generated,
             got.dropped,
             cpu / elapsed * 100.0,
-            mib(super::bench::proc_hwm_bytes(pid).unwrap_or(0)),
+            mib(rss),
+            mib(anon),
         );
     }
     stop.store(true, Ordering::Relaxed);
