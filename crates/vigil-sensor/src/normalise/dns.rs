@@ -250,14 +250,9 @@ pub(crate) fn dns_event(
         size: u32::try_from(obs.message.len()).ok(),
         ..Default::default()
     };
-    match parsed {
-        Ok(packet) => {
-            let header = header.unwrap_or(Header {
-                id: packet.id(),
-                response: false,
-                opcode: 0,
-                flags: [0, 0],
-            });
+    // A message that parses has a header: the parse reads it too.
+    match (parsed, header) {
+        (Ok(packet), Some(header)) => {
             if let Some(question) = packet.questions.first() {
                 let (opcode_id, opcode) = header.opcode();
                 record.query = Some(DnsQuery {
@@ -295,10 +290,10 @@ pub(crate) fn dns_event(
                 }
             }
         }
-        Err(error) => {
-            let why = match header {
-                None => "shorter than a DNS header".to_owned(),
-                Some(_) => format!("not a readable DNS message: {error}"),
+        (parsed, header) => {
+            let why = match (parsed, header) {
+                (Err(error), Some(_)) => format!("not a readable DNS message: {error}"),
+                _ => "shorter than a DNS header".to_owned(),
             };
             record.status_id = Some(vigil_ocsf::StatusId::Failure as u8);
             record.status = Some(vigil_ocsf::StatusId::Failure.name().into());

@@ -370,23 +370,34 @@ async fn wait_scored(dir: &Path, sent: u64) -> anyhow::Result<(u64, u64)> {
     }
 }
 
-pub(super) fn proc_cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// utime + stime, in clock ticks, of a process (`/proc/<pid>/stat`) or a thread
+/// (`/proc/<pid>/task/<tid>/stat`).
+pub(super) fn stat_cpu_ticks(stat_path: &Path) -> Option<u64> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
     let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-pub(super) fn proc_hwm_bytes(pid: u32) -> Option<u64> {
+pub(super) fn proc_cpu_ticks(pid: u32) -> Option<u64> {
+    stat_cpu_ticks(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// A `kB` line of `/proc/<pid>/status` (`VmHWM:`, `VmRSS:`, `RssAnon:`), in bytes.
+pub(super) fn proc_status_bytes(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
         .ok()?;
     Some(kb * 1024)
+}
+
+pub(super) fn proc_hwm_bytes(pid: u32) -> Option<u64> {
+    proc_status_bytes(pid, "VmHWM:")
 }
 
 #[cfg(test)]

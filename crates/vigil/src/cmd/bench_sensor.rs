@@ -229,16 +229,9 @@ fn cpu_seconds(pid: u32) -> f64 {
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if !comm.starts_with("vigil-") {
-                continue;
+            if comm.starts_with("vigil-") {
+                ticks += super::bench::stat_cpu_ticks(&task.path().join("stat")).unwrap_or(0);
             }
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
-            let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-            ticks += field(11).unwrap_or(0) + field(12).unwrap_or(0);
         }
     }
     // SAFETY: sysconf has no preconditions.
@@ -248,16 +241,8 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// `VmRSS` and `RssAnon` of a process now, bytes.
 fn rss_now(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    (kb("VmRSS:"), kb("RssAnon:"))
+    let bytes = |key| super::bench::proc_status_bytes(pid, key).unwrap_or(0);
+    (bytes("VmRSS:"), bytes("RssAnon:"))
 }
 
 fn mib(bytes: u64) -> f64 {
