@@ -368,6 +368,46 @@ impl Detection {
         }
     }
 
+    /// The detection's outcome when it is the same for every event: `Some` when every test it
+    /// depends on reads no attribute (a closed view's absent fields, decided constants), `None`
+    /// when some event could go either way.
+    pub(crate) fn fixed(&self) -> Option<bool> {
+        self.fixed_node(&self.condition)
+    }
+
+    fn fixed_node(&self, node: &Node) -> Option<bool> {
+        let nothing = Value::Null;
+        match node {
+            Node::And(children) => {
+                let mut all = Some(true);
+                for c in children.iter() {
+                    match self.fixed_node(c) {
+                        Some(false) => return Some(false),
+                        Some(true) => {}
+                        None => all = None,
+                    }
+                }
+                all
+            }
+            Node::Or(children) => {
+                let mut any = Some(false);
+                for c in children.iter() {
+                    match self.fixed_node(c) {
+                        Some(true) => return Some(true),
+                        Some(false) => {}
+                        None => any = None,
+                    }
+                }
+                any
+            }
+            Node::Not(child) => self.fixed_node(child).map(|b| !b),
+            Node::Field(f) if f.paths.is_empty() => Some(f.is_match_on(&nothing)),
+            Node::Keyword(k) if k.paths.is_empty() => Some(k.is_match(&mut Lookups::new(&nothing))),
+            Node::Field(_) | Node::Keyword(_) => None,
+            Node::Search(i) => self.searches.get(*i).and_then(|s| self.fixed_node(s)),
+        }
+    }
+
     /// ANDs `other` (a filter) to this detection: its searches are appended and its condition
     /// must hold too.
     pub(crate) fn and_also(&mut self, other: Detection) {

@@ -40,6 +40,10 @@ pub struct Rule {
     pub falsepositives: Vec<String>,
     /// The Sigma logsource.
     pub logsource: LogSource,
+    /// The view of the logsource this compilation is for, when it has several (`None`: the
+    /// primary one). A rule that applies to several views is loaded as one variant per view,
+    /// sharing its id, next to each other in load order.
+    pub view: Option<String>,
     /// OCSF class of the events the rule applies to.
     pub class_uid: u32,
     /// OCSF activity of those events, when the logsource is one activity of the class.

@@ -91,8 +91,10 @@ fn linux_corpus_loads_without_malformed_rules() {
             (Some("process_creation"), _) => 1007,
             (Some("network_connection"), _) => 4001,
             (Some("file_event"), _) => 1001,
-            // The auditd view reads exec records from Process Activity.
-            (None, Some("auditd")) => 1007,
+            // The auditd view reads exec records from Process Activity, and the PATH records
+            // of file changes from File System Activity.
+            (None, Some("auditd")) if rule.view.is_none() => 1007,
+            (None, Some("auditd")) => 1001,
             // Log lines (Base Event) for the builtin keyword rules.
             (None, None | Some("syslog" | "sshd" | "cron" | "vsftpd" | "clamav" | "guacamole")) => {
                 0

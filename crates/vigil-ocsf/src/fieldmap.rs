@@ -3,6 +3,11 @@
 //! Each file under `mappings/` describes one Sigma logsource: the OCSF class (and optionally the
 //! activity) its events have, and for every Sigma field the OCSF paths it reads. The files are
 //! compiled into the crate so every binary agrees on them.
+//!
+//! A logsource may have several maps, one per *view*: Sigma's auditd records describe both an
+//! exec (Process Activity) and the files a system call wrote (File System Activity), so a rule
+//! of that logsource is compiled once for each view it can apply to. The first map of a
+//! logsource is its primary one. A file may hold several maps as YAML documents.
 
 use std::collections::HashMap;
 
@@ -23,6 +28,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../mappings/file_event.yaml"),
     ),
     ("auditd.yaml", include_str!("../mappings/auditd.yaml")),
+    (
+        "auditd_path.yaml",
+        include_str!("../mappings/auditd_path.yaml"),
+    ),
     ("log_linux.yaml", include_str!("../mappings/log_linux.yaml")),
     (
         "log_syslog.yaml",
@@ -76,6 +85,16 @@ pub struct LogSource {
 pub struct FieldMap {
     /// The logsource this map serves.
     pub logsource: LogSource,
+    /// The view's name when the logsource has several maps (`path-create`); `None` for the
+    /// primary one.
+    #[serde(default)]
+    pub view: Option<String>,
+    /// Whether a Sigma field the map neither maps nor fixes is absent from the view's events
+    /// (an auditd PATH record has no `a0`) instead of unknown. A rule naming such a field is
+    /// compiled with the field absent; it is kept for the view only if what is left still
+    /// depends on the event.
+    #[serde(default)]
+    pub closed: bool,
     /// OCSF class of the events this logsource describes.
     pub class_uid: u32,
     /// OCSF activity, when the logsource is one activity of the class.
@@ -154,22 +173,31 @@ pub struct FieldMaps {
 impl FieldMaps {
     /// The maps compiled into Vigil.
     pub fn builtin() -> Result<Self, FieldMapError> {
-        let maps = BUILTIN
-            .iter()
-            .map(|(name, text)| {
-                serde_yaml::from_str(text).map_err(|source| FieldMapError {
+        let mut maps = Vec::new();
+        for (name, text) in BUILTIN {
+            for doc in serde_yaml::Deserializer::from_str(text) {
+                let map = FieldMap::deserialize(doc).map_err(|source| FieldMapError {
                     name: (*name).into(),
                     source,
-                })
-            })
-            .collect::<Result<_, _>>()?;
+                })?;
+                maps.push(map);
+            }
+        }
         Ok(Self { maps })
     }
 
     /// The map for a rule's logsource. `product` must match when both name one; `category` and
     /// `service` must be equal.
     pub fn for_logsource(&self, ls: &LogSource) -> Option<&FieldMap> {
-        self.maps.iter().find(|m| {
+        self.views(ls).next()
+    }
+
+    /// Every map of a rule's logsource, the primary one first.
+    pub fn views<'a, 'l>(
+        &'a self,
+        ls: &'l LogSource,
+    ) -> impl Iterator<Item = &'a FieldMap> + use<'a, 'l> {
+        self.maps.iter().filter(move |m| {
             m.logsource.category == ls.category
                 && m.logsource.service == ls.service
                 && match (&m.logsource.product, &ls.product) {
@@ -177,6 +205,11 @@ impl FieldMaps {
                     _ => true,
                 }
         })
+    }
+
+    /// The map of one view of a logsource (`None`: the primary one).
+    pub fn view(&self, ls: &LogSource, view: Option<&str>) -> Option<&FieldMap> {
+        self.views(ls).find(|m| m.view.as_deref() == view)
     }
 }
 

@@ -307,7 +307,7 @@ pub async fn ensure_default_policy(store: &dyn Store, rules: &RuleSet) -> Result
     if !store.policies().await?.is_empty() {
         return Ok(());
     }
-    let ids: Vec<_> = rules
+    let mut ids: Vec<_> = rules
         .rules()
         .iter()
         .filter(|r| {
@@ -323,6 +323,8 @@ pub async fn ensure_default_policy(store: &dyn Store, rules: &RuleSet) -> Result
             response: "alert".into(),
         })
         .collect();
+    // A rule with several views is listed once.
+    ids.dedup_by(|a, b| a.rule_id == b.rule_id);
     let input = PolicyInput {
         name: DEFAULT_POLICY.into(),
         description: "Shipped with Vigil: Vigil's process rules, evaluated on every agent, \

@@ -30,6 +30,9 @@ pub(super) struct Matches<'a, 'e> {
     next_always: usize,
     next_candidate: usize,
     standalone_only: bool,
+    /// The last rule returned, so a rule with several views (variants next to each other) is
+    /// reported once per event.
+    last: Option<&'a Rule>,
 }
 
 impl<'a, 'e> Matches<'a, 'e> {
@@ -50,6 +53,7 @@ impl<'a, 'e> Matches<'a, 'e> {
             next_always: 0,
             next_candidate: 0,
             standalone_only,
+            last: None,
         }
     }
 }
@@ -91,10 +95,14 @@ impl<'a> Iterator for Matches<'a, '_> {
             if self.standalone_only && !rule.standalone {
                 continue;
             }
+            if rule.view.is_some() && self.last.is_some_and(|last| last.id == rule.id) {
+                continue;
+            }
             if rule.applies_to_activity(self.activity)
                 && !rule.excludes(self.event)
                 && rule.detection.is_match_in(&mut self.lookups)
             {
+                self.last = Some(rule);
                 return Some(rule);
             }
         }

@@ -159,9 +159,13 @@ impl RuleSet {
         (loaded.rules, loaded.reports)
     }
 
-    /// Number of detection rules.
+    /// Number of detection rules (a rule compiled for several views counts once).
     pub fn len(&self) -> usize {
-        self.rules.len()
+        let mut previous: Option<&str> = None;
+        self.rules
+            .iter()
+            .filter(|r| previous.replace(r.id.as_str()) != Some(r.id.as_str()))
+            .count()
     }
 
     /// Whether the set has no detection rule.
@@ -169,7 +173,9 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    /// All detection rules, in load order.
+    /// All compiled detection rules, in load order. A rule that applies to several views of its
+    /// logsource (the auditd view's exec and file records) is here once per view: variants
+    /// sharing the id, next to each other.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }

@@ -198,3 +198,119 @@ detection: {selection: {type: 'SYSCALL', exe|startswith: /tmp/}, condition: sele
     // `a1` is the second argument, not a piece of the command line.
     assert!(ids(&exec("/usr/bin/chattr", &["chattr", "+a", "-i"])).is_empty());
 }
+
+#[test]
+fn auditd_path_records_read_file_changes() {
+    // SigmaHQ-shaped: PATH records alone, PATH with nametype, and PATH beside EXECVE.
+    let text = "
+title: ld.so.preload
+id: p1
+logsource: {product: linux, service: auditd}
+detection: {selection: {type: 'PATH', name: /etc/ld.so.preload}, condition: selection}
+---
+title: Unit created
+id: p2
+logsource: {product: linux, service: auditd}
+detection:
+    path: {type: PATH, nametype: CREATE}
+    name_1: {name|startswith: [/etc/systemd/system/]}
+    condition: path and 1 of name_*
+---
+title: Discovery
+id: p3
+logsource: {product: linux, service: auditd}
+detection:
+    selection_1: {type: PATH, name: /etc/issue}
+    selection_2: {type: EXECVE, a0: uname}
+    condition: 1 of selection_*
+---
+title: Exec only
+id: p4
+logsource: {product: linux, service: auditd}
+detection: {selection: {type: EXECVE, a0: uname}, condition: selection}
+---
+title: Key only
+id: p5
+logsource: {product: linux, service: auditd}
+detection: {selection: {key: susp_activity}, condition: selection}
+";
+    let (rules, reports) = RuleSet::from_yaml_str(text, Path::new("a.yml"), &maps());
+    let status: Vec<_> = reports.iter().map(|r| r.status.clone()).collect();
+    assert!(
+        status[..4].iter().all(|s| matches!(s, RuleStatus::Loaded)),
+        "{reports:?}"
+    );
+    // A field no view has is still reported, not loaded as a rule that can never match.
+    assert!(
+        matches!(&status[4], RuleStatus::NotApplicable(why) if why.contains("`key`")),
+        "{:?}",
+        status[4]
+    );
+    // An EXECVE-only rule is not compiled for the file views.
+    let views = |id: &str| -> Vec<Option<&str>> {
+        rules
+            .iter()
+            .filter(|r| r.id == id)
+            .map(|r| r.view.as_deref())
+            .collect()
+    };
+    assert_eq!(views("p4"), [None]);
+    // Only the views whose records it tests: CREATE names, no exec.
+    assert_eq!(views("p2"), [Some("path-create"), Some("path-rename-new")]);
+    assert_eq!(
+        views("p1").len(),
+        6,
+        "the exec's PATH record and every file view"
+    );
+    let set = RuleSet::new(rules);
+    assert_eq!(set.len(), 4, "variants count once");
+    let file = |activity: u8, path: &str, new: Option<&str>| {
+        let mut doc = json!({
+            "class_uid": 1001, "activity_id": activity, "time": 1,
+            "metadata": {"uid": "f1"},
+            "file": {"path": path, "type_id": 1},
+            "actor": {"process": {"pid": 9, "file": {"path": "/usr/bin/tee"}}}
+        });
+        if let Some(new) = new {
+            doc["file_result"] = json!({"path": new, "type_id": 1});
+        }
+        Event::from_value(doc).unwrap()
+    };
+    let ids = |event: &Event| -> Vec<String> { set.matches(event).map(|r| r.id.clone()).collect() };
+    const CREATE: u8 = 1;
+    const UPDATE: u8 = 3;
+    const DELETE: u8 = 4;
+    const RENAME: u8 = 5;
+    const ATTRIBUTES: u8 = 6;
+    assert_eq!(ids(&file(UPDATE, "/etc/ld.so.preload", None)), ["p1"]);
+    assert_eq!(ids(&file(ATTRIBUTES, "/etc/ld.so.preload", None)), ["p1"]);
+    assert_eq!(ids(&file(DELETE, "/etc/ld.so.preload", None)), ["p1"]);
+    assert!(ids(&file(UPDATE, "/etc/ld.so.conf", None)).is_empty());
+    // nametype CREATE: a new unit, or one moved into place; not an edit, a removal, or a unit
+    // moved away (its old name is a DELETE record).
+    let unit = "/etc/systemd/system/evil.service";
+    assert_eq!(ids(&file(CREATE, unit, None)), ["p2"]);
+    assert_eq!(ids(&file(RENAME, "/tmp/evil", Some(unit))), ["p2"]);
+    assert!(ids(&file(UPDATE, unit, None)).is_empty());
+    assert!(ids(&file(DELETE, unit, None)).is_empty());
+    assert!(ids(&file(RENAME, unit, Some("/tmp/evil"))).is_empty());
+    // Both names of a rename match: the rule is reported once.
+    assert_eq!(
+        ids(&file(
+            RENAME,
+            "/etc/ld.so.preload",
+            Some("/etc/ld.so.preload")
+        )),
+        ["p1"]
+    );
+    // The PATH half of a mixed rule reads files, its EXECVE half execs.
+    assert_eq!(ids(&file(UPDATE, "/etc/issue", None)), ["p3"]);
+    let exec = Event::from_value(json!({
+        "class_uid": 1007, "activity_id": 1, "launch_type_id": 3, "time": 1,
+        "metadata": {"uid": "e1"},
+        "process": {"file": {"path": "/usr/bin/uname"}, "cmd_line": "uname -a"},
+        "unmapped": {"argv": ["uname", "-a"]}
+    }))
+    .unwrap();
+    assert_eq!(ids(&exec), ["p3", "p4"]);
+}

@@ -22,6 +22,8 @@ fn test_map() -> FieldMap {
     ];
     FieldMap {
         logsource: LogSource::default(),
+        view: None,
+        closed: false,
         class_uid: 1007,
         activity_id: Some(1),
         fields: fields

@@ -114,7 +114,7 @@ impl RawFilter {
                 ));
                 continue;
             }
-            let map = maps.for_logsource(&rule.logsource);
+            let map = maps.view(&rule.logsource, rule.view.as_deref());
             let mut resolver = Resolver::new(map);
             let compiled = compile::compile(&self.detection, &mut resolver);
             let detection = match compiled {

@@ -112,7 +112,7 @@ impl Loader {
                 )),
                 Ok(Document::Rule(raw)) => match build(*raw, path, fallback_id(), &logsource, maps)
                 {
-                    Ok(rule) => self.admit(rule),
+                    Ok(variants) => self.admit(variants),
                     Err(status) => status,
                 },
             };
@@ -139,11 +139,14 @@ impl Loader {
         Ok(())
     }
 
-    /// Keeps a built rule unless its id is taken.
-    fn admit(&mut self, rule: Rule) -> RuleStatus {
-        match self.claim(&rule.id, &rule.path) {
+    /// Keeps a built rule (its variants, one per view) unless its id is taken.
+    fn admit(&mut self, variants: Vec<Rule>) -> RuleStatus {
+        let Some(first) = variants.first() else {
+            return RuleStatus::NotApplicable("no view of its logsource applies".into());
+        };
+        match self.claim(&first.id, &first.path) {
             Ok(()) => {
-                self.rules.push(rule);
+                self.rules.extend(variants);
                 RuleStatus::Loaded
             }
             Err(status) => status,
@@ -189,40 +192,59 @@ fn fallback_id(path: &Path, index: Option<usize>) -> String {
     }
 }
 
-/// Compiles one rule document, or says why it cannot be used.
+/// Compiles one rule document, once for each view of its logsource it applies to (variants
+/// sharing its id, the primary view's first), or says why it cannot be used: the primary view's
+/// reason when no view takes it.
 fn build(
     raw: RawRule,
     path: &Path,
     fallback_id: String,
     logsource: &str,
     maps: &FieldMaps,
-) -> Result<Rule, RuleStatus> {
+) -> Result<Vec<Rule>, RuleStatus> {
     if raw.meta.declared_unsupported() {
         return Err(RuleStatus::Unsupported(
             "the rule declares `status: unsupported`".into(),
         ));
     }
-    let map = maps.for_logsource(&raw.logsource);
-    let mut resolver = Resolver::new(map);
-    let compiled = compile::compile(&raw.detection, &mut resolver);
-    if let Err(e) = &compiled
-        && e.is_malformed()
-    {
-        return Err(RuleStatus::Malformed(e.to_string()));
+    let mut views = maps.views(&raw.logsource).peekable();
+    if views.peek().is_none() {
+        // Compiled anyway, so a malformed rule is reported as such in every logsource.
+        let compiled = compile::compile(&raw.detection, &mut Resolver::new(None));
+        return Err(match compiled {
+            Err(e) if e.is_malformed() => RuleStatus::Malformed(e.to_string()),
+            _ => {
+                RuleStatus::NotApplicable(format!("logsource {logsource} has no OCSF mapping yet"))
+            }
+        });
     }
-    let Some(map) = map else {
-        return Err(RuleStatus::NotApplicable(format!(
-            "logsource {logsource} has no OCSF mapping yet"
-        )));
+    let mut compiled = Vec::new();
+    let mut refusal = None;
+    for map in views {
+        match compile_view(&raw, map, logsource) {
+            Ok(Some(detection)) => compiled.push((map, detection)),
+            Ok(None) => {}
+            Err(status @ RuleStatus::Malformed(_)) => return Err(status),
+            Err(status) => {
+                refusal.get_or_insert(status);
+            }
+        }
+    }
+    // A view where the rule can never match (its record type is another view's) is dropped
+    // when another can.
+    if compiled.iter().any(|(_, d)| d.fixed() != Some(false)) {
+        compiled.retain(|(_, d)| d.fixed() != Some(false));
+    }
+    let mut compiled = compiled.into_iter();
+    let Some((map, detection)) = compiled.next() else {
+        return Err(refusal.unwrap_or_else(|| {
+            RuleStatus::NotApplicable(format!(
+                "no view of logsource {logsource} has the records the rule tests"
+            ))
+        }));
     };
-    let detection = compiled.map_err(|e| RuleStatus::Unsupported(e.to_string()))?;
-    if let Some(field) = resolver.missing() {
-        return Err(RuleStatus::NotApplicable(format!(
-            "field `{field}` has no OCSF mapping for logsource {logsource}"
-        )));
-    }
     let meta = raw.meta;
-    Ok(Rule {
+    let first = Rule {
         id: meta.id.unwrap_or(fallback_id),
         name: meta.name,
         attacks: attacks_from_tags(&meta.tags),
@@ -236,11 +258,52 @@ fn build(
         references: meta.references,
         falsepositives: meta.falsepositives,
         logsource: raw.logsource,
+        view: map.view.clone(),
         class_uid: map.class_uid,
         activity_id: map.activity_id,
         standalone: true,
         exclude: map.exclude.clone(),
         include: map.include.clone(),
         detection,
-    })
+    };
+    let mut variants = Vec::with_capacity(1 + compiled.len());
+    for (map, detection) in compiled {
+        variants.push(Rule {
+            view: map.view.clone(),
+            class_uid: map.class_uid,
+            activity_id: map.activity_id,
+            exclude: map.exclude.clone(),
+            include: map.include.clone(),
+            detection,
+            ..first.clone()
+        });
+    }
+    variants.insert(0, first);
+    Ok(variants)
+}
+
+/// Compiles a rule's detection for one view: `Ok(None)` when the view is closed and the
+/// detection, with the view's absent fields, no longer depends on the event.
+fn compile_view(
+    raw: &RawRule,
+    map: &vigil_ocsf::fieldmap::FieldMap,
+    logsource: &str,
+) -> Result<Option<crate::detection::Detection>, RuleStatus> {
+    let mut resolver = Resolver::new(Some(map));
+    let detection = compile::compile(&raw.detection, &mut resolver).map_err(|e| {
+        if e.is_malformed() {
+            RuleStatus::Malformed(e.to_string())
+        } else {
+            RuleStatus::Unsupported(e.to_string())
+        }
+    })?;
+    if let Some(field) = resolver.missing() {
+        return Err(RuleStatus::NotApplicable(format!(
+            "field `{field}` has no OCSF mapping for logsource {logsource}"
+        )));
+    }
+    if map.closed && detection.fixed().is_some() {
+        return Ok(None);
+    }
+    Ok(Some(detection))
 }

@@ -84,8 +84,12 @@ pub(crate) fn resolve(
         for t in ts {
             match t {
                 Target::Rule(i) => {
-                    if let Some(r) = rules.get_mut(*i) {
-                        r.standalone = false;
+                    // Every variant (view) of the rule.
+                    if let Some(id) = rules.get(*i).map(|r| r.id.clone()) {
+                        rules
+                            .iter_mut()
+                            .filter(|r| r.id == id)
+                            .for_each(|r| r.standalone = false);
                     }
                 }
                 Target::Correlation(j) => correlation_standalone[*j] = false,
@@ -327,7 +331,9 @@ fn rule_getters(
     let refs: Vec<&str> = std::iter::once(rule.id.as_str())
         .chain(rule.name.as_deref())
         .collect();
-    let map = maps.for_logsource(&rule.logsource);
+    // The rule's first view: a correlation over a rule with several views groups its events
+    // through the primary view's fields.
+    let map = maps.view(&rule.logsource, rule.view.as_deref());
     let getter = |what: &str, name: &str| {
         let (field, aliased) = field_name(raw, name, &refs);
         match map.and_then(|m| m.paths(field)) {
