@@ -256,10 +256,12 @@ impl Responder {
                 }
                 (None, Some(text)) => {
                     let (rules, reports) = RuleSet::from_yaml_str(
-                        text,
+                        &with_placeholders(text, &self.rules),
                         std::path::Path::new("policy.yml"),
                         &self.maps,
                     );
+                    // A rule compiled for several views of its logsource is one rule.
+                    let rules = RuleSet::new(rules);
                     if rules.len() != 1 {
                         let why = reports
                             .iter()
@@ -377,7 +379,8 @@ fn effective(
                     .and_then(|x| read_rule_file(&x.path).map(|text| (id.clone(), text))),
                 (None, Some(text)) => Some((String::new(), text.clone())),
                 (None, None) => None,
-            };
+            }
+            .map(|(id, text)| (id, with_placeholders(&text, rules).into_owned()));
             let Some((rule_id, sigma_yaml)) = resolved else {
                 tracing::warn!(policy = %p.spec.name, "A policy rule is no longer loaded; skipped");
                 continue;
@@ -400,6 +403,17 @@ fn effective(
     PolicyUpdate {
         version: hex::encode(&digest.finalize()[..12]),
         rules: out,
+    }
+}
+
+/// The rule text an agent compiles: a rule that uses `expand` takes the server's placeholders
+/// along, so the agent expands it alike.
+fn with_placeholders<'t>(text: &'t str, rules: &RuleSet) -> std::borrow::Cow<'t, str> {
+    match rules.placeholders_yaml() {
+        Some(doc) if text.to_ascii_lowercase().contains("|expand") => {
+            format!("{text}\n---\n{doc}").into()
+        }
+        _ => text.into(),
     }
 }
 
@@ -499,5 +513,49 @@ mod tests {
         );
         assert!(validate_args("isolate", &json!([])).is_err());
         assert!(validate_args("isolate", &json!({})).is_ok());
+    }
+
+    #[test]
+    fn a_rule_that_uses_expand_reaches_the_agent_with_its_placeholders() {
+        let rule = "title: Admin shell\nid: exp-1\n\
+                    logsource: {category: process_creation, product: linux}\n\
+                    detection: {sel: {User|expand: '%admins%'}, condition: sel}\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rule.yml"), rule).unwrap();
+        std::fs::write(dir.path().join("site.yml"), "placeholders: {admins: [ops]}").unwrap();
+        let maps = vigil_ocsf::fieldmap::FieldMaps::builtin().unwrap();
+        let (rules, _) = RuleSet::load_dirs(&[dir.path().to_owned()], &maps).unwrap();
+        let spec = |rule_id: Option<&str>, sigma: Option<&str>| crate::store::PolicyRuleSpec {
+            rule_id: rule_id.map(str::to_owned),
+            sigma: sigma.map(str::to_owned),
+            response: "alert".into(),
+        };
+        let policy = Policy {
+            id: "p".into(),
+            spec: PolicyInput {
+                name: "p".into(),
+                description: String::new(),
+                rules: vec![spec(Some("exp-1"), None), spec(None, Some(rule))],
+                endpoints: Vec::new(),
+                tags: vec!["*".into()],
+                enabled: true,
+            },
+            revision: 1,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let switches = crate::switches::RuleSwitches::new(Vec::new());
+        let update = effective(&[policy], "s1", &[], &rules, &switches);
+        assert_eq!(update.rules.len(), 2);
+        let event = vigil_ocsf::Event::from_value(json!({"class_uid": 1007, "activity_id": 1,
+            "time": 1, "process": {"user": {"name": "ops"}, "file": {"path": "/bin/sh"}}}))
+        .unwrap();
+        for pr in &update.rules {
+            // What the agent does with it.
+            let (compiled, reports) =
+                RuleSet::from_yaml_str(&pr.sigma_yaml, std::path::Path::new("p.yml"), &maps);
+            assert_eq!(compiled.len(), 1, "{reports:?}");
+            assert_eq!(RuleSet::new(compiled).matches(&event).count(), 1);
+        }
     }
 }

@@ -16,6 +16,7 @@ use crate::correlation::rule::Correlations;
 use crate::lookup::SlotAssigner;
 use crate::prefilter::{Prefilter, PrefilterStats};
 use crate::rule::{LoadReport, Rule, RuleReport};
+use crate::sigma::placeholders::Placeholders;
 use crate::sigma::{Loaded, Loader};
 use matches::Matches;
 
@@ -52,6 +53,7 @@ pub struct RuleSet {
     /// A handful of classes, so a linear scan beats hashing.
     classes: Box<[ClassIndex]>,
     correlations: Arc<Correlations>,
+    placeholders: Arc<Placeholders>,
 }
 
 impl RuleSet {
@@ -94,6 +96,7 @@ impl RuleSet {
             rules,
             classes: classes.into_boxed_slice(),
             correlations: Arc::new(Correlations::new(correlations)),
+            placeholders: Arc::default(),
         }
     }
 
@@ -101,7 +104,9 @@ impl RuleSet {
         let report = LoadReport {
             rules: loaded.reports,
         };
-        (Self::build(loaded.rules, loaded.correlations), report)
+        let mut set = Self::build(loaded.rules, loaded.correlations);
+        set.placeholders = Arc::new(loaded.placeholders);
+        (set, report)
     }
 
     /// Loads every `*.yml` / `*.yaml` file under each directory (recursively, in sorted order;
@@ -157,6 +162,13 @@ impl RuleSet {
         loader.load_text(text, path, maps);
         let loaded = loader.finish(maps);
         (loaded.rules, loaded.reports)
+    }
+
+    /// The `expand` placeholders the rules were loaded with, as a `placeholders:` YAML
+    /// document (`None` when there were none): appended to the text of a rule that uses them,
+    /// it lets another loader (an agent compiling its policy) compile the rule alike.
+    pub fn placeholders_yaml(&self) -> Option<String> {
+        (!self.placeholders.is_empty()).then(|| self.placeholders.to_yaml())
     }
 
     /// Number of detection rules (a rule compiled for several views counts once).

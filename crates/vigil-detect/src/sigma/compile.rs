@@ -11,8 +11,9 @@ use crate::detection::{Detection, FieldMatcher, KeywordMatcher, Node};
 use crate::lookup::FieldPath;
 use crate::matcher::Anchor;
 use crate::sigma::condition::{self, CondExpr, ConditionError, Selector};
-use crate::sigma::field::{field_test, string_patterns};
+use crate::sigma::field::{field_test, value_patterns};
 use crate::sigma::modifiers::{self, Kind, ModifierError, Modifiers};
+use crate::sigma::placeholders::{ExpandError, MAX_EXPANSIONS, Placeholders};
 
 /// Why a detection cannot be compiled.
 #[derive(Debug, thiserror::Error)]
@@ -93,17 +94,52 @@ impl CompileError {
 pub(crate) struct Resolver<'m> {
     map: Option<&'m FieldMap>,
     missing: Option<String>,
+    placeholders: Option<&'m Placeholders>,
+    missing_placeholder: Option<String>,
 }
 
 impl<'m> Resolver<'m> {
     /// A resolver for a logsource's map; without one every field resolves to nothing.
     pub(crate) fn new(map: Option<&'m FieldMap>) -> Self {
-        Self { map, missing: None }
+        Self {
+            map,
+            missing: None,
+            placeholders: None,
+            missing_placeholder: None,
+        }
+    }
+
+    /// The same, expanding `expand` values with these placeholders.
+    pub(crate) fn with_placeholders(mut self, placeholders: &'m Placeholders) -> Self {
+        self.placeholders = Some(placeholders);
+        self
     }
 
     /// The first field name the map did not know.
     pub(crate) fn missing(&self) -> Option<&str> {
         self.missing.as_deref()
+    }
+
+    /// The first placeholder an `expand` value named that is not defined.
+    pub(crate) fn missing_placeholder(&self) -> Option<&str> {
+        self.missing_placeholder.as_deref()
+    }
+
+    /// The texts an `expand` value stands for. An undefined placeholder is remembered (the
+    /// rule cannot apply) and stands for nothing.
+    pub(super) fn expand(&mut self, field: &str, text: &str) -> Result<Vec<String>, CompileError> {
+        let none = Placeholders::default();
+        match self.placeholders.unwrap_or(&none).expand(text) {
+            Ok(texts) => Ok(texts),
+            Err(ExpandError::Undefined(name)) => {
+                self.missing_placeholder.get_or_insert(name);
+                Ok(Vec::new())
+            }
+            Err(ExpandError::TooMany) => Err(CompileError::UnsupportedValue {
+                field: field.to_owned(),
+                reason: format!("`expand` of {text:?} gives more than {MAX_EXPANSIONS} values"),
+            }),
+        }
     }
 
     pub(super) fn field(&mut self, name: &str) -> Box<[FieldPath]> {
@@ -378,7 +414,7 @@ fn keywords(
             if v.is_null() || v.is_mapping() || v.is_sequence() {
                 return Err(value_err("", "keywords must be strings"));
             }
-            string_patterns("", v, &mods)
+            value_patterns("", v, &mods, resolver)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Node::Keyword(KeywordMatcher {

@@ -1,6 +1,7 @@
 //! Compiles one `field|modifiers: values` entry (or a keyword's values) into value patterns.
 //!
-//! A value becomes patterns in three steps: the transforming modifiers, in the order written
+//! A value becomes patterns in four steps: `expand` replaces its placeholders (one value may
+//! stand for several); the transforming modifiers, in the order written
 //! (one value may become several: `windash`, `base64offset`); then the anchor (`contains`,
 //! `startswith`, `endswith`); then the cheapest [`StrMatcher`] for the result. Numbers and
 //! booleans without string modifiers stay numbers and booleans.
@@ -86,7 +87,7 @@ pub(super) fn field_test(
                     }
                     or_null = true;
                 } else {
-                    groups.push(scalar_patterns(field, v, &mods)?);
+                    groups.push(value_patterns(field, v, &mods, resolver)?);
                 }
             }
             combine(field, &mods, groups, or_null)
@@ -130,6 +131,24 @@ fn combine(
     })
 }
 
+/// Patterns for one non-null scalar under plain or `re` modifiers; under `expand`, the
+/// patterns of every text it stands for (any of them may match).
+pub(super) fn value_patterns(
+    field: &str,
+    v: &Value,
+    mods: &Modifiers,
+    resolver: &mut Resolver<'_>,
+) -> Result<Vec<ValuePattern>, CompileError> {
+    let (true, Value::String(text)) = (mods.expand, v) else {
+        return scalar_patterns(field, v, mods);
+    };
+    let mut group = Vec::new();
+    for text in resolver.expand(field, text)? {
+        group.extend(string_patterns(field, &Value::String(text), mods)?);
+    }
+    Ok(group)
+}
+
 /// Patterns for one non-null scalar under plain or `re` modifiers.
 fn scalar_patterns(
     field: &str,
@@ -164,7 +183,7 @@ fn yaml_number(n: &serde_yaml::Number) -> Option<serde_json::Number> {
 }
 
 /// One value as text patterns: transforms applied, then the anchor, then compiled.
-pub(super) fn string_patterns(
+fn string_patterns(
     field: &str,
     v: &Value,
     mods: &Modifiers,

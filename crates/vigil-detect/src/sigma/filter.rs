@@ -14,6 +14,7 @@ use vigil_ocsf::fieldmap::{FieldMaps, LogSource};
 use crate::rule::{Rule, RuleStatus};
 use crate::sigma::compile::{self, Resolver};
 use crate::sigma::parse::{ParseError, RawMeta, format_logsource};
+use crate::sigma::placeholders::Placeholders;
 
 /// A global filter as written.
 #[derive(Debug, Clone)]
@@ -98,7 +99,12 @@ impl RawFilter {
     }
 
     /// Adds the filter to every rule it applies to, and says what became of it.
-    pub(crate) fn apply(&self, rules: &mut [Rule], maps: &FieldMaps) -> RuleStatus {
+    pub(crate) fn apply(
+        &self,
+        rules: &mut [Rule],
+        maps: &FieldMaps,
+        placeholders: &Placeholders,
+    ) -> RuleStatus {
         if self.meta.declared_unsupported() {
             return RuleStatus::Unsupported("the filter declares `status: unsupported`".into());
         }
@@ -115,7 +121,7 @@ impl RawFilter {
                 continue;
             }
             let map = maps.view(&rule.logsource, rule.view.as_deref());
-            let mut resolver = Resolver::new(map);
+            let mut resolver = Resolver::new(map).with_placeholders(placeholders);
             let compiled = compile::compile(&self.detection, &mut resolver);
             let detection = match compiled {
                 Err(e) if e.is_malformed() => return RuleStatus::Malformed(e.to_string()),
@@ -128,6 +134,12 @@ impl RawFilter {
                     rule.id
                 ));
                 continue;
+            }
+            if let Some(name) = resolver.missing_placeholder() {
+                return RuleStatus::NotApplicable(format!(
+                    "placeholder `%{name}%` (modifier `expand`) has no values: define it in a \
+                     `placeholders:` document among the rule files (docs/DETECTION.md)"
+                ));
             }
             rule.detection.and_also(detection);
             applied += 1;

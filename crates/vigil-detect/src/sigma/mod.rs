@@ -20,6 +20,7 @@ mod field;
 pub(crate) mod filter;
 mod modifiers;
 mod parse;
+pub(crate) mod placeholders;
 mod resolve;
 mod value;
 
@@ -36,6 +37,7 @@ use compile::Resolver;
 use correlation::RawCorrelation;
 use filter::RawFilter;
 use parse::{Document, ParsedDoc, RawRule};
+use placeholders::Placeholders;
 
 /// A correlation rule read in the first phase, resolved in the second.
 #[derive(Debug)]
@@ -58,6 +60,19 @@ pub(crate) struct Loader {
     seen: HashMap<String, PathBuf>,
     correlations: Vec<PendingCorrelation>,
     filters: Vec<(RawFilter, usize)>,
+    placeholders: Placeholders,
+    /// Rules that use `expand`, compiled by `finish` once every placeholder is known.
+    deferred: Vec<Deferred>,
+}
+
+/// A rule that waits for the placeholders of every file.
+#[derive(Debug)]
+struct Deferred {
+    raw: RawRule,
+    path: PathBuf,
+    id: String,
+    logsource: String,
+    report: usize,
 }
 
 /// What loading made of a corpus.
@@ -66,6 +81,7 @@ pub(crate) struct Loaded {
     pub(crate) rules: Vec<Rule>,
     pub(crate) correlations: Vec<CorrelationRule>,
     pub(crate) reports: Vec<RuleReport>,
+    pub(crate) placeholders: Placeholders,
 }
 
 impl Loader {
@@ -79,9 +95,11 @@ impl Loader {
                 mut logsource,
                 body,
             } = doc;
-            if let Ok(Document::Correlation(_)) = &body {
+            match &body {
                 // Correlations have no logsource; reports group them under one heading.
-                logsource = "correlation".to_owned();
+                Ok(Document::Correlation(_)) => logsource = "correlation".to_owned(),
+                Ok(Document::Placeholders(_)) => logsource = "placeholders".to_owned(),
+                _ => {}
             }
             let report = self.reports.len();
             let fallback_id = || fallback_id(path, many.then_some(index));
@@ -110,11 +128,39 @@ impl Loader {
                 Ok(Document::Collection(action)) => RuleStatus::Unsupported(format!(
                     "Sigma 1 rule collections (`action: {action}`) are not supported"
                 )),
-                Ok(Document::Rule(raw)) => match build(*raw, path, fallback_id(), &logsource, maps)
-                {
-                    Ok(variants) => self.admit(variants),
-                    Err(status) => status,
-                },
+                Ok(Document::Placeholders(defined)) => {
+                    let mut status = RuleStatus::Loaded;
+                    for (name, values) in defined {
+                        if let Err(why) = self.placeholders.define(name, values, path) {
+                            status = RuleStatus::Malformed(why);
+                        }
+                    }
+                    status
+                }
+                Ok(Document::Rule(raw)) if placeholders::uses_expand(&raw.detection) => {
+                    let id = raw.meta.id.clone().unwrap_or_else(fallback_id);
+                    match self.claim(&id, path) {
+                        Err(status) => status,
+                        Ok(()) => {
+                            self.deferred.push(Deferred {
+                                raw: *raw,
+                                path: path.to_owned(),
+                                id,
+                                logsource: logsource.clone(),
+                                report,
+                            });
+                            // Settled by `finish`.
+                            RuleStatus::Loaded
+                        }
+                    }
+                }
+                Ok(Document::Rule(raw)) => {
+                    let built = build(*raw, path, fallback_id(), &logsource, maps, None);
+                    match built {
+                        Ok(variants) => self.admit(variants),
+                        Err(status) => status,
+                    }
+                }
             };
             self.reports.push(RuleReport {
                 path: path.to_owned(),
@@ -153,10 +199,32 @@ impl Loader {
         }
     }
 
-    /// Applies the global filters and resolves the correlation rules.
+    /// Compiles the rules that use `expand`, applies the global filters and resolves the
+    /// correlation rules.
     pub(crate) fn finish(mut self, maps: &FieldMaps) -> Loaded {
+        for d in std::mem::take(&mut self.deferred) {
+            let built = build(
+                d.raw,
+                &d.path,
+                d.id,
+                &d.logsource,
+                maps,
+                Some(&self.placeholders),
+            );
+            let status = match built {
+                // The id was claimed when the rule was read.
+                Ok(variants) => {
+                    self.rules.extend(variants);
+                    RuleStatus::Loaded
+                }
+                Err(status) => status,
+            };
+            if let Some(r) = self.reports.get_mut(d.report) {
+                r.status = status;
+            }
+        }
         for (filter, report) in &self.filters {
-            let status = filter.apply(&mut self.rules, maps);
+            let status = filter.apply(&mut self.rules, maps, &self.placeholders);
             if let Some(r) = self.reports.get_mut(*report) {
                 r.status = status;
             }
@@ -176,6 +244,7 @@ impl Loader {
             rules: self.rules,
             correlations,
             reports: self.reports,
+            placeholders: self.placeholders,
         }
     }
 }
@@ -194,13 +263,14 @@ fn fallback_id(path: &Path, index: Option<usize>) -> String {
 
 /// Compiles one rule document, once for each view of its logsource it applies to (variants
 /// sharing its id, the primary view's first), or says why it cannot be used: the primary view's
-/// reason when no view takes it.
+/// reason when no view takes it. `placeholders` are given to rules that use `expand`.
 fn build(
     raw: RawRule,
     path: &Path,
     fallback_id: String,
     logsource: &str,
     maps: &FieldMaps,
+    placeholders: Option<&Placeholders>,
 ) -> Result<Vec<Rule>, RuleStatus> {
     if raw.meta.declared_unsupported() {
         return Err(RuleStatus::Unsupported(
@@ -221,7 +291,7 @@ fn build(
     let mut compiled = Vec::new();
     let mut refusal = None;
     for map in views {
-        match compile_view(&raw, map, logsource) {
+        match compile_view(&raw, map, logsource, placeholders) {
             Ok(Some(detection)) => compiled.push((map, detection)),
             Ok(None) => {}
             Err(status @ RuleStatus::Malformed(_)) => return Err(status),
@@ -288,8 +358,10 @@ fn compile_view(
     raw: &RawRule,
     map: &vigil_ocsf::fieldmap::FieldMap,
     logsource: &str,
+    placeholders: Option<&Placeholders>,
 ) -> Result<Option<crate::detection::Detection>, RuleStatus> {
-    let mut resolver = Resolver::new(Some(map));
+    let none = Placeholders::default();
+    let mut resolver = Resolver::new(Some(map)).with_placeholders(placeholders.unwrap_or(&none));
     let detection = compile::compile(&raw.detection, &mut resolver).map_err(|e| {
         if e.is_malformed() {
             RuleStatus::Malformed(e.to_string())
@@ -300,6 +372,12 @@ fn compile_view(
     if let Some(field) = resolver.missing() {
         return Err(RuleStatus::NotApplicable(format!(
             "field `{field}` has no OCSF mapping for logsource {logsource}"
+        )));
+    }
+    if let Some(name) = resolver.missing_placeholder() {
+        return Err(RuleStatus::NotApplicable(format!(
+            "placeholder `%{name}%` (modifier `expand`) has no values: define it in a \
+             `placeholders:` document among the rule files (docs/DETECTION.md)"
         )));
     }
     if map.closed && detection.fixed().is_some() {

@@ -82,6 +82,8 @@ pub(crate) struct Modifiers {
     pub(crate) cased: bool,
     /// `neq`: the field must differ from every value.
     pub(crate) neq: bool,
+    /// `expand`: `%name%` placeholders stand for their values (see `placeholders`).
+    pub(crate) expand: bool,
     /// How values are compared.
     pub(crate) kind: Kind,
     /// Transformations, in the order written.
@@ -91,7 +93,7 @@ pub(crate) struct Modifiers {
 impl Modifiers {
     /// Whether anything makes the values strings (so numbers are compared as text).
     pub(crate) fn stringy(&self) -> bool {
-        self.anchor.is_some() || self.cased || !self.transforms.is_empty()
+        self.anchor.is_some() || self.cased || self.expand || !self.transforms.is_empty()
     }
 }
 
@@ -102,6 +104,7 @@ pub(crate) fn parse(names: &[&str]) -> Result<Modifiers, ModifierError> {
         all: false,
         cased: false,
         neq: false,
+        expand: false,
         kind: Kind::Plain,
         transforms: Vec::new(),
     };
@@ -133,6 +136,7 @@ pub(crate) fn parse(names: &[&str]) -> Result<Modifiers, ModifierError> {
             "all" => mods.all = true,
             "cased" => mods.cased = true,
             "neq" => mods.neq = true,
+            "expand" => mods.expand = true,
             "windash" => mods.transforms.push(Transform::Windash),
             "base64" => mods.transforms.push(Transform::Base64),
             "base64offset" => mods.transforms.push(Transform::Base64Offset),
@@ -204,6 +208,9 @@ fn check(mods: &Modifiers, kind_name: Option<&str>) -> Result<(), ModifierError>
     if let Some(t) = mods.transforms.first() {
         return conflict(transform_name(*t));
     }
+    if mods.expand {
+        return conflict("expand");
+    }
     match mods.kind {
         Kind::Exists | Kind::Cmp(_) | Kind::Cidr if mods.cased => conflict("cased"),
         Kind::Exists if mods.all => conflict("all"),
@@ -274,11 +281,13 @@ mod tests {
         );
         assert!(parse(&["endswith", "cased"]).unwrap().cased);
         assert_eq!(parse(&["gte"]).unwrap().kind, Kind::Cmp(CmpOp::Gte));
+        let m = parse(&["contains", "expand"]).unwrap();
+        assert!(m.expand && m.stringy());
     }
 
     #[test]
     fn unknown_and_unimplemented_modifiers_are_unsupported() {
-        for name in ["expand", "hour", "contain", "utf16le"] {
+        for name in ["hour", "contain", "utf16le"] {
             let err = parse(&[name]).unwrap_err();
             assert!(!err.is_malformed(), "{name}: {err}");
             assert!(err.to_string().starts_with("unsupported modifier"), "{err}");
@@ -295,6 +304,8 @@ mod tests {
             &["re", "cidr"],
             &["base64", "re"],
             &["utf16le", "windash", "base64"],
+            &["re", "expand"],
+            &["cidr", "expand"],
         ] {
             let err = parse(chain).unwrap_err();
             assert!(err.is_malformed(), "{chain:?}: {err}");

@@ -1,8 +1,9 @@
 //! Sigma YAML files: documents, their kind, and the attributes of a detection rule.
 //!
 //! A file may hold several YAML documents. Each is a detection rule, a correlation rule
-//! (`correlation:`), a global filter (`filter:`), or a Sigma 1 rule collection document
-//! (`action: global|reset|repeat`); empty documents are skipped.
+//! (`correlation:`), a global filter (`filter:`), the values of `expand` placeholders
+//! (`placeholders:`), or a Sigma 1 rule collection document (`action: global|reset|repeat`);
+//! empty documents are skipped.
 
 use serde_yaml::{Mapping, Value};
 use vigil_ocsf::Severity;
@@ -10,6 +11,7 @@ use vigil_ocsf::fieldmap::LogSource;
 
 use crate::sigma::correlation::{self, RawCorrelation};
 use crate::sigma::filter::{self, RawFilter};
+use crate::sigma::placeholders;
 
 /// Why a document is not a usable Sigma rule.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +39,7 @@ pub enum ParseError {
     /// A `correlation` or `filter` section is not valid.
     #[error("`{section}`: {reason}")]
     Section {
-        /// `correlation` or `filter`.
+        /// `correlation`, `filter` or `placeholders`.
         section: &'static str,
         /// What is wrong.
         reason: String,
@@ -99,6 +101,8 @@ pub(crate) enum Document {
     Filter(Box<RawFilter>),
     /// A Sigma 1 collection document (`action: …`).
     Collection(String),
+    /// Values for the `expand` modifier's placeholders (`placeholders:`).
+    Placeholders(Vec<(String, Vec<String>)>),
 }
 
 /// One document of a file.
@@ -157,6 +161,8 @@ fn parse_document(value: &Value) -> ParsedDoc {
         })
     } else if let Some(section) = map.get("filter") {
         parse_filter(map, logsource, section)
+    } else if let (Some(section), None) = (map.get("placeholders"), map.get("detection")) {
+        placeholders::parse(section).map(Document::Placeholders)
     } else if let Some(action) = map.get("action") {
         Ok(Document::Collection(
             action.as_str().unwrap_or("?").to_owned(),
