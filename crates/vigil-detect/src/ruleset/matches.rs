@@ -13,6 +13,7 @@ use vigil_ocsf::Event;
 use crate::lookup::Lookups;
 use crate::prefilter::Scratch;
 use crate::rule::{Rule, activity_of};
+use crate::ruleset::gate::{CACHED_GATES, Gates};
 use crate::ruleset::{ClassIndex, RuleSet};
 
 thread_local! {
@@ -22,7 +23,9 @@ thread_local! {
 /// The rules matching one event, found lazily.
 pub(super) struct Matches<'a, 'e> {
     rules: &'a [Rule],
-    event: &'e Event,
+    gates: &'a Gates,
+    /// This event's verdict on each gate, once worked out.
+    verdicts: [u8; CACHED_GATES],
     class: Option<&'a ClassIndex>,
     activity: Option<u64>,
     lookups: Lookups<'e>,
@@ -45,7 +48,8 @@ impl<'a, 'e> Matches<'a, 'e> {
         }
         Self {
             rules: &set.rules,
-            event,
+            gates: &set.gates,
+            verdicts: [0; CACHED_GATES],
             class,
             activity: activity_of(event),
             lookups,
@@ -85,11 +89,10 @@ impl<'a> Iterator for Matches<'a, '_> {
                     c
                 }
             };
-            let Some(rule) = class
-                .rules
-                .get(local as usize)
-                .and_then(|&i| self.rules.get(i))
-            else {
+            let Some(&index) = class.rules.get(local as usize) else {
+                continue;
+            };
+            let Some(rule) = self.rules.get(index) else {
                 continue;
             };
             if self.standalone_only && !rule.standalone {
@@ -99,7 +102,9 @@ impl<'a> Iterator for Matches<'a, '_> {
                 continue;
             }
             if rule.applies_to_activity(self.activity)
-                && !rule.excludes(self.event)
+                && self
+                    .gates
+                    .admits(index, &mut self.lookups, &mut self.verdicts)
                 && rule.detection.is_match_in(&mut self.lookups)
             {
                 self.last = Some(rule);

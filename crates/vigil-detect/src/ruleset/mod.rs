@@ -2,6 +2,7 @@
 //! directories.
 
 mod files;
+mod gate;
 mod matches;
 
 use std::fs;
@@ -52,6 +53,7 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     /// A handful of classes, so a linear scan beats hashing.
     classes: Box<[ClassIndex]>,
+    gates: gate::Gates,
     correlations: Arc<Correlations>,
     placeholders: Arc<Placeholders>,
 }
@@ -92,9 +94,11 @@ impl RuleSet {
         rules
             .iter_mut()
             .for_each(|r| r.detection.assign_slots(&mut slots));
+        let gates = gate::Gates::build(&rules, &mut slots);
         Self {
             rules,
             classes: classes.into_boxed_slice(),
+            gates,
             correlations: Arc::new(Correlations::new(correlations)),
             placeholders: Arc::default(),
         }

@@ -314,3 +314,60 @@ detection: {selection: {key: susp_activity}, condition: selection}
     .unwrap();
     assert_eq!(ids(&exec), ["p3", "p4"]);
 }
+
+#[test]
+fn field_map_gates_decide_once_per_event_for_every_rule_of_a_view() {
+    // Two network rules share the map's exclusions; an sshd log rule has an inclusion.
+    let text = "
+title: A
+id: gate-a
+logsource: {category: network_connection, product: linux}
+detection: {sel: {DestinationPort: 4444}, condition: sel}
+---
+title: B
+id: gate-b
+logsource: {category: network_connection, product: linux}
+detection: {sel: {DestinationIp|startswith: '10.'}, condition: sel}
+---
+title: C
+id: gate-c
+logsource: {product: linux, service: sshd}
+detection: {keywords: [Failed password], condition: keywords}
+";
+    let (set, report) = RuleSet::load_str(text, Path::new("g.yml"), &maps());
+    assert_eq!(report.counts().loaded, 3, "{report:?}");
+    let conn = |state: &str, activity: u8| {
+        Event::from_value(
+            json!({"class_uid": 4001, "activity_id": activity, "time": 1,
+            "dst_endpoint": {"ip": "10.0.0.9", "port": 4444},
+            "unmapped": {"tcp_state": state}}),
+        )
+        .unwrap()
+    };
+    let ids = |e: &Event| set.matches(e).map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&conn("SYN_SENT", 1)), ["gate-a", "gate-b"]);
+    assert!(ids(&conn("ESTABLISHED", 1)).is_empty(), "excluded state");
+    assert!(ids(&conn("SYN_SENT", 2)).is_empty(), "excluded activity");
+    let line = |program: &str| {
+        Event::from_value(json!({"class_uid": 0, "activity_id": 0, "time": 1,
+            "metadata": {"log_provider": program}, "message": "Failed password for root"}))
+        .unwrap()
+    };
+    assert_eq!(ids(&line("sshd")), ["gate-c"]);
+    assert!(ids(&line("cron")).is_empty(), "not an sshd line");
+    // The same answers as each rule on its own.
+    for e in [
+        conn("SYN_SENT", 1),
+        conn("ESTABLISHED", 1),
+        line("sshd"),
+        line("cron"),
+    ] {
+        let alone: Vec<_> = set
+            .rules()
+            .iter()
+            .filter(|r| r.is_match(&e))
+            .map(|r| r.id.clone())
+            .collect();
+        assert_eq!(ids(&e), alone);
+    }
+}
