@@ -62,6 +62,8 @@ impl SlotAssigner {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PathTrie {
     roots: Vec<TrieNode>,
+    /// [`length_bit`]s of the roots' keys.
+    root_lengths: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -70,11 +72,22 @@ struct TrieNode {
     /// The slot of the path ending here ([`NO_SLOT`] if none does).
     slot: u32,
     children: Vec<TrieNode>,
+    /// [`length_bit`]s of the children's keys: most keys of an object are not wanted, and
+    /// their length alone says so.
+    child_lengths: u64,
+}
+
+/// A bit standing for a key's length (lengths of 63 and more share one).
+fn length_bit(key: &[u8]) -> u64 {
+    1 << key.len().min(63)
 }
 
 impl PathTrie {
     /// Adds a path (with its slot already assigned).
     pub(crate) fn insert(&mut self, path: &FieldPath) {
+        if let Some(first) = path.segments.first() {
+            self.root_lengths |= length_bit(first.as_bytes());
+        }
         let mut level = &mut self.roots;
         let last = path.segments.len().saturating_sub(1);
         for (i, seg) in path.segments.iter().enumerate() {
@@ -85,12 +98,16 @@ impl PathTrie {
                         key: seg.clone(),
                         slot: NO_SLOT,
                         children: Vec::new(),
+                        child_lengths: 0,
                     });
                     level.len() - 1
                 }
             };
             if i == last {
                 level[at].slot = path.slot;
+            }
+            if let Some(next) = path.segments.get(i + 1) {
+                level[at].child_lengths |= length_bit(next.as_bytes());
             }
             level = &mut level[at].children;
         }
@@ -136,10 +153,10 @@ impl<'v> Lookups<'v> {
     /// Looks up every path of `trie` at once: each object on the way is visited once, and
     /// its entries compared with the wanted keys (length first) instead of searched per key.
     pub(crate) fn prefetch(&mut self, trie: &PathTrie) {
-        self.fill(Some(self.data), &trie.roots);
+        self.fill(Some(self.data), &trie.roots, trie.root_lengths);
     }
 
-    fn fill(&mut self, value: Option<&'v Value>, nodes: &[TrieNode]) {
+    fn fill(&mut self, value: Option<&'v Value>, nodes: &[TrieNode], lengths: u64) {
         let map = match value {
             Some(Value::Object(map)) => map,
             // An array's elements by index (`unmapped.argv.0`).
@@ -162,6 +179,9 @@ impl<'v> Lookups<'v> {
         let mut found = 0u64;
         for (key, child) in map {
             let key = key.as_bytes();
+            if lengths & length_bit(key) == 0 {
+                continue;
+            }
             if let Some(i) = nodes.iter().position(|n| same_key(n.key.as_bytes(), key)) {
                 found |= 1 << i;
                 self.settle(&nodes[i], Some(child));
@@ -183,7 +203,7 @@ impl<'v> Lookups<'v> {
             *cached = value.map_or(Cached::Absent, Cached::Present);
         }
         if !node.children.is_empty() {
-            self.fill(value, &node.children);
+            self.fill(value, &node.children, node.child_lengths);
         }
     }
 
