@@ -7,7 +7,7 @@ use aho_corasick::{AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use crate::lookup::{FieldPath, PathTrie};
 use crate::prefilter::Prefilter;
-use crate::prefilter::requirement::requirement;
+use crate::prefilter::requirement::{Need, requirement};
 use crate::rule::Rule;
 
 /// An automaton over up to this many bytes of literals is built as a DFA (fastest to run;
@@ -89,11 +89,19 @@ impl Prefilter {
     /// Builds the prefilter of `rules` (one class, in load order).
     pub(crate) fn build(rules: &[&Rule]) -> Self {
         let mut literals = Literals::default();
-        // Per rule: its clauses as (path, literal) pairs; empty: always evaluated.
-        let mut clauses: Vec<Vec<Vec<(usize, usize)>>> = Vec::with_capacity(rules.len());
+        // Per rule: its clauses as (path, literal) pairs; empty: always evaluated; `None`: it
+        // cannot match, so it is never evaluated.
+        let mut clauses: Vec<Option<Vec<Vec<(usize, usize)>>>> = Vec::with_capacity(rules.len());
         for rule in rules {
-            let mine = requirement(&rule.detection)
-                .unwrap_or_default()
+            let need = match requirement(&rule.detection) {
+                Need::Never => {
+                    clauses.push(None);
+                    continue;
+                }
+                Need::Free => Vec::new(),
+                Need::Clauses(c) => c,
+            };
+            let mine = need
                 .iter()
                 .map(|clause| {
                     let mut ids: Vec<(usize, usize)> = clause
@@ -105,7 +113,7 @@ impl Prefilter {
                     ids
                 })
                 .collect();
-            clauses.push(mine);
+            clauses.push(Some(mine));
         }
         let bases = literals.bases();
         let total: usize = literals.paths.iter().map(|p| p.needles.len()).sum();
@@ -117,7 +125,7 @@ impl Prefilter {
                 lengths[global((p, n)) as usize] = needle.len();
             }
         }
-        for id in clauses.iter().flatten().flatten() {
+        for id in clauses.iter().flatten().flatten().flatten() {
             uses[global(*id) as usize] += 1;
         }
         let mut primary: Vec<Vec<u32>> = vec![Vec::new(); total];
@@ -125,6 +133,10 @@ impl Prefilter {
         let mut always = Vec::new();
         for (local, mine) in clauses.into_iter().enumerate() {
             let local = u32::try_from(local).unwrap_or(u32::MAX);
+            let Some(mine) = mine else {
+                secondary.push(Box::default());
+                continue;
+            };
             let mut mine: Vec<Vec<u32>> = mine
                 .into_iter()
                 .map(|c| c.into_iter().map(global).collect())

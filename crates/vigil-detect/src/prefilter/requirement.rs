@@ -6,7 +6,9 @@
 //! The derivation only ever loses precision, never soundness: a node whose matches need no
 //! literal (`not`, `null`, `exists`, regular expressions, numeric comparisons, networks,
 //! field references) yields no requirement, an OR needs every branch to have one, and an AND
-//! keeps the clauses of all its branches.
+//! keeps the clauses of all its branches. A branch that can never match (a constant-false
+//! selection: the auditd view's `type: SYSCALL` in a file view) is left out of an OR, makes
+//! an AND unmatchable, and a detection that can never match is never evaluated.
 
 use crate::detection::{Detection, FieldMatcher, FieldTest, KeywordMatcher, Node, ValuePattern};
 use crate::lookup::FieldPath;
@@ -36,10 +38,34 @@ pub(crate) struct Atom {
 /// Some atom of the clause must be present.
 pub(crate) type Clause = Vec<Atom>;
 
-/// The clauses a detection needs, most selective first, or `None` when it can match without
-/// any literal.
-pub(crate) fn requirement(detection: &Detection) -> Option<Vec<Clause>> {
-    let mut clauses = node(detection, &detection.condition, 0)?;
+/// What a detection (or a part of one) needs to match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// It cannot match any event.
+    Never,
+    /// It may match without any literal.
+    Free,
+    /// One atom of each clause.
+    Clauses(Vec<Clause>),
+}
+
+impl Need {
+    fn from_clauses(clauses: Vec<Clause>) -> Self {
+        if clauses.is_empty() {
+            Self::Free
+        } else {
+            Self::Clauses(clauses)
+        }
+    }
+}
+
+/// The clauses a detection needs, most selective first (`Free` when it can match without any
+/// literal, `Never` when it cannot match at all).
+pub(crate) fn requirement(detection: &Detection) -> Need {
+    let mut clauses = match node(detection, &detection.condition, 0) {
+        Need::Clauses(clauses) => clauses,
+        other => return other,
+    };
     clauses.iter_mut().for_each(|c| {
         c.sort();
         c.dedup();
@@ -47,13 +73,10 @@ pub(crate) fn requirement(detection: &Detection) -> Option<Vec<Clause>> {
     // A one-character literal is in nearly every event: scanning for it costs more than the
     // rule evaluations it could save.
     clauses.retain(|c| c.iter().all(|a| a.needle.len() >= MIN_NEEDLE));
-    if clauses.is_empty() {
-        return None;
-    }
     clauses.sort_by_key(|c| std::cmp::Reverse(score(c)));
     clauses.dedup();
     clauses.truncate(MAX_CLAUSES);
-    Some(clauses)
+    Need::from_clauses(clauses)
 }
 
 /// How selective a clause is: its shortest literal, then fewer atoms.
@@ -65,32 +88,52 @@ fn score(clause: &Clause) -> (usize, std::cmp::Reverse<usize>) {
 /// Deep enough for any real condition; deeper nesting gives up (soundly).
 const MAX_DEPTH: usize = 64;
 
-fn node(det: &Detection, n: &Node, depth: usize) -> Option<Vec<Clause>> {
+fn node(det: &Detection, n: &Node, depth: usize) -> Need {
     if depth > MAX_DEPTH {
-        return None;
+        return Need::Free;
     }
     match n {
         Node::And(children) => {
-            let all: Vec<Clause> = children
-                .iter()
-                .filter_map(|c| node(det, c, depth + 1))
-                .flatten()
-                .collect();
-            (!all.is_empty()).then_some(all)
+            let mut all = Vec::new();
+            for child in children.iter() {
+                match node(det, child, depth + 1) {
+                    Need::Never => return Need::Never,
+                    Need::Free => {}
+                    Need::Clauses(clauses) => all.extend(clauses),
+                }
+            }
+            Need::from_clauses(all)
         }
         Node::Or(children) => {
             let mut union = Clause::new();
+            let mut possible = false;
             for child in children.iter() {
-                let clauses = node(det, child, depth + 1)?;
-                let best = clauses.into_iter().max_by_key(score)?;
-                union.extend(best);
+                match node(det, child, depth + 1) {
+                    Need::Never => {}
+                    Need::Free => return Need::Free,
+                    Need::Clauses(clauses) => {
+                        possible = true;
+                        match clauses.into_iter().max_by_key(score) {
+                            Some(best) => union.extend(best),
+                            None => return Need::Free,
+                        }
+                    }
+                }
             }
-            (!union.is_empty()).then(|| vec![union])
+            if possible {
+                Need::from_clauses(vec![union])
+            } else {
+                // An empty OR (a constant-false selection), or only impossible branches.
+                Need::Never
+            }
         }
-        Node::Not(_) => None,
-        Node::Field(f) => field(f),
-        Node::Keyword(k) => keyword(k),
-        Node::Search(i) => det.searches.get(*i).and_then(|s| node(det, s, depth + 1)),
+        Node::Not(_) => Need::Free,
+        Node::Field(f) => field(f).map_or(Need::Free, Need::Clauses),
+        Node::Keyword(k) => keyword(k).map_or(Need::Free, Need::Clauses),
+        Node::Search(i) => det
+            .searches
+            .get(*i)
+            .map_or(Need::Free, |s| node(det, s, depth + 1)),
     }
 }
 

@@ -164,3 +164,33 @@ detection: {sel: {DestinationPort: 4444, Initiated: 'true'}, condition: sel}
     assert!(candidates(&set, conn(json!(4443), json!(true))).is_empty());
     assert!(candidates(&set, conn(json!([[4444]]), json!(true))).is_empty());
 }
+
+#[test]
+fn branches_that_cannot_match_need_nothing_and_rules_that_cannot_are_never_evaluated() {
+    // In the auditd file views, `type: EXECVE` never holds: the rule needs only the file
+    // names, and is not evaluated for every file event.
+    let set = set("
+title: Password policy read
+id: pp
+logsource: {product: linux, service: auditd}
+detection:
+    selection_files: {type: PATH, name: [/etc/login.defs, /etc/security/pwquality.conf]}
+    selection_chage: {type: EXECVE, a0: chage, a1: [--list, -l]}
+    condition: 1 of selection_*
+");
+    let stats = set.prefilter_stats();
+    assert_eq!(stats.always_evaluated, 0, "{stats:?}");
+    let file = |path: &str| {
+        json!({"class_uid": 1001, "activity_id": 3, "time": 1,
+               "file": {"path": path}, "unmapped": {"nametype": "NORMAL"}})
+    };
+    // One candidate per file view whose `name` is `file.path` (all but a rename's new name).
+    let mut hits = candidates(&set, file("/etc/login.defs"));
+    assert_eq!(hits.len(), 4);
+    hits.dedup();
+    assert_eq!(hits, ["pp"]);
+    assert!(candidates(&set, file("/etc/hosts")).is_empty());
+    let exec = json!({"class_uid": 1007, "activity_id": 1, "time": 1,
+        "process": {"file": {"path": "/usr/bin/chage"}}, "unmapped": {"argv": ["chage", "-l"]}});
+    assert_eq!(candidates(&set, exec), ["pp"]);
+}

@@ -300,16 +300,16 @@ fn build(
             }
         }
     }
-    // A view where the rule can never match (its record type is another view's) is dropped
-    // when another can.
-    if compiled.iter().any(|(_, d)| d.fixed() != Some(false)) {
-        compiled.retain(|(_, d)| d.fixed() != Some(false));
-    }
+    // A view where the rule can never match (its record type is another view's, or one Vigil
+    // does not produce) is dropped; a rule no view can match is not applicable.
+    compiled.retain(|(_, d)| d.fixed() != Some(false));
     let mut compiled = compiled.into_iter();
     let Some((map, detection)) = compiled.next() else {
         return Err(refusal.unwrap_or_else(|| {
             RuleStatus::NotApplicable(format!(
-                "no view of logsource {logsource} has the records the rule tests"
+                "no view of logsource {logsource} has the records the rule tests (its \
+                 constant fields, such as auditd `type` or `SYSCALL`, never hold for Vigil's \
+                 events)"
             ))
         }));
     };
