@@ -16,6 +16,9 @@ use crate::rule::Rule;
 /// once the DFA no longer fits in cache.
 const MAX_DFA_BYTES: usize = 8_192;
 
+/// A clause as (path, literal) index pairs, before literals get their global ids.
+type LocalClause = Vec<(usize, usize)>;
+
 /// The literals of one path.
 #[derive(Debug, Default)]
 struct PathLiterals {
@@ -91,7 +94,7 @@ impl Prefilter {
         let mut literals = Literals::default();
         // Per rule: its clauses as (path, literal) pairs; empty: always evaluated; `None`: it
         // cannot match, so it is never evaluated.
-        let mut clauses: Vec<Option<Vec<Vec<(usize, usize)>>>> = Vec::with_capacity(rules.len());
+        let mut clauses: Vec<Option<Vec<LocalClause>>> = Vec::with_capacity(rules.len());
         for rule in rules {
             let need = match requirement(&rule.detection) {
                 Need::Never => {
