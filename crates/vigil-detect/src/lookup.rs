@@ -61,9 +61,93 @@ impl SlotAssigner {
 /// one walk of the event, each object visited once.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PathTrie {
-    roots: Vec<TrieNode>,
-    /// [`length_bit`]s of the roots' keys.
-    root_lengths: u64,
+    roots: Level,
+}
+
+/// The wanted keys of one object, found from an entry's key without comparing it with each.
+#[derive(Debug, Clone)]
+struct Level {
+    nodes: Vec<TrieNode>,
+    /// [`KeyTable::NONE`], or the node whose key hashes to the entry ([`key_hash`]), or
+    /// [`KeyTable::MANY`] when several do.
+    table: [u8; KEY_TABLE],
+}
+
+impl Default for Level {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            table: [KeyTable::NONE; KEY_TABLE],
+        }
+    }
+}
+
+/// Entries of a level's key table.
+struct KeyTable;
+
+impl KeyTable {
+    const NONE: u8 = u8::MAX;
+    const MANY: u8 = u8::MAX - 1;
+}
+
+/// Size of a level's key table.
+const KEY_TABLE: usize = 64;
+
+/// A key's place in a level's table: from its length and its first and last bytes, which set
+/// apart the keys of an OCSF object.
+fn key_hash(key: &[u8]) -> usize {
+    let (first, last) = match key {
+        [] => (0, 0),
+        [one] => (*one, *one),
+        [first, .., last] => (*first, *last),
+    };
+    (key.len()
+        .wrapping_mul(7)
+        .wrapping_add(usize::from(first).wrapping_mul(3))
+        .wrapping_add(usize::from(last)))
+        % KEY_TABLE
+}
+
+impl Level {
+    /// The node for `seg`, made if missing.
+    fn node(&mut self, seg: &str) -> &mut TrieNode {
+        let at = match self.nodes.iter().position(|n| *n.key == *seg) {
+            Some(at) => at,
+            None => {
+                self.nodes.push(TrieNode {
+                    key: seg.into(),
+                    slot: NO_SLOT,
+                    children: Level::default(),
+                });
+                let at = self.nodes.len() - 1;
+                let entry = &mut self.table[key_hash(seg.as_bytes())];
+                *entry = match *entry {
+                    KeyTable::NONE => u8::try_from(at).unwrap_or(KeyTable::MANY),
+                    _ => KeyTable::MANY,
+                };
+                at
+            }
+        };
+        &mut self.nodes[at]
+    }
+
+    /// The index of the node with this key.
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        match self.table[key_hash(key)] {
+            KeyTable::NONE => None,
+            KeyTable::MANY => self
+                .nodes
+                .iter()
+                .position(|n| same_key(n.key.as_bytes(), key)),
+            at => {
+                let at = usize::from(at);
+                self.nodes
+                    .get(at)
+                    .is_some_and(|n| same_key(n.key.as_bytes(), key))
+                    .then_some(at)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,53 +155,27 @@ struct TrieNode {
     key: Box<str>,
     /// The slot of the path ending here ([`NO_SLOT`] if none does).
     slot: u32,
-    children: Vec<TrieNode>,
-    /// [`length_bit`]s of the children's keys: most keys of an object are not wanted, and
-    /// their length alone says so.
-    child_lengths: u64,
-}
-
-/// A bit standing for a key's length (lengths of 63 and more share one).
-fn length_bit(key: &[u8]) -> u64 {
-    1 << key.len().min(63)
+    children: Level,
 }
 
 impl PathTrie {
     /// Adds a path (with its slot already assigned).
     pub(crate) fn insert(&mut self, path: &FieldPath) {
-        if let Some(first) = path.segments.first() {
-            self.root_lengths |= length_bit(first.as_bytes());
-        }
         let mut level = &mut self.roots;
         let last = path.segments.len().saturating_sub(1);
         for (i, seg) in path.segments.iter().enumerate() {
-            let at = match level.iter().position(|n| n.key == *seg) {
-                Some(at) => at,
-                None => {
-                    level.push(TrieNode {
-                        key: seg.clone(),
-                        slot: NO_SLOT,
-                        children: Vec::new(),
-                        child_lengths: 0,
-                    });
-                    level.len() - 1
-                }
-            };
+            let node = level.node(seg);
             if i == last {
-                level[at].slot = path.slot;
+                node.slot = path.slot;
             }
-            if let Some(next) = path.segments.get(i + 1) {
-                level[at].child_lengths |= length_bit(next.as_bytes());
-            }
-            level = &mut level[at].children;
+            level = &mut node.children;
         }
     }
 }
 
-/// Key equality for short keys: length, first and last byte decide most mismatches without a
-/// call to `memcmp`.
+/// Key equality for short keys, compared in line (no call to `memcmp`).
 fn same_key(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.first() == b.first() && a.last() == b.last() && a == b
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// How many distinct paths per rule set have their lookups remembered; others are looked up
@@ -153,10 +211,11 @@ impl<'v> Lookups<'v> {
     /// Looks up every path of `trie` at once: each object on the way is visited once, and
     /// its entries compared with the wanted keys (length first) instead of searched per key.
     pub(crate) fn prefetch(&mut self, trie: &PathTrie) {
-        self.fill(Some(self.data), &trie.roots, trie.root_lengths);
+        self.fill(Some(self.data), &trie.roots);
     }
 
-    fn fill(&mut self, value: Option<&'v Value>, nodes: &[TrieNode], lengths: u64) {
+    fn fill(&mut self, value: Option<&'v Value>, level: &Level) {
+        let nodes = &level.nodes;
         let map = match value {
             Some(Value::Object(map)) => map,
             // An array's elements by index (`unmapped.argv.0`).
@@ -177,15 +236,13 @@ impl<'v> Lookups<'v> {
             return;
         }
         let mut found = 0u64;
+        let mut missing = nodes.len();
         for (key, child) in map {
-            let key = key.as_bytes();
-            if lengths & length_bit(key) == 0 {
-                continue;
-            }
-            if let Some(i) = nodes.iter().position(|n| same_key(n.key.as_bytes(), key)) {
+            if let Some(i) = level.find(key.as_bytes()) {
                 found |= 1 << i;
                 self.settle(&nodes[i], Some(child));
-                if found.count_ones() as usize == nodes.len() {
+                missing -= 1;
+                if missing == 0 {
                     return;
                 }
             }
@@ -202,8 +259,8 @@ impl<'v> Lookups<'v> {
         if let Some(cached) = self.cache.get_mut(node.slot as usize) {
             *cached = value.map_or(Cached::Absent, Cached::Present);
         }
-        if !node.children.is_empty() {
-            self.fill(value, &node.children, node.child_lengths);
+        if !node.children.nodes.is_empty() {
+            self.fill(value, &node.children);
         }
     }
 
@@ -237,5 +294,41 @@ impl<'v> Lookups<'v> {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn prefetch_finds_every_path_even_when_keys_share_a_table_entry() {
+        // `acb` and `adb` have the same length and end bytes: one table entry for both.
+        let dotted = ["x.acb", "x.adb", "x.a", "y", "x.gone", "z.0", "x.acb.deep"];
+        let mut slots = SlotAssigner::default();
+        let mut trie = PathTrie::default();
+        let paths: Vec<FieldPath> = dotted
+            .iter()
+            .map(|d| {
+                let mut p = FieldPath::new(d);
+                slots.assign(&mut p);
+                trie.insert(&p);
+                p
+            })
+            .collect();
+        let data = json!({"x": {"adb": 2, "acb": 1, "a": "s", "other": 0}, "y": true,
+                          "z": ["first"], "w": {}});
+        let mut lookups = Lookups::new(&data);
+        lookups.prefetch(&trie);
+        let got: Vec<Option<Value>> = paths.iter().map(|p| lookups.get(p).cloned()).collect();
+        let want: Vec<Option<Value>> = paths.iter().map(|p| p.lookup(&data).cloned()).collect();
+        assert_eq!(got, want);
+        assert_eq!(got[0], Some(json!(1)));
+        assert_eq!(got[1], Some(json!(2)));
+        assert_eq!(got[4], None);
+        assert_eq!(got[5], Some(json!("first")));
+        assert!(trie.roots.nodes[0].children.table.contains(&KeyTable::MANY));
     }
 }
