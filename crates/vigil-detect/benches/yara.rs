@@ -119,8 +119,5 @@ fn main() {
     for _ in 0..scanners {
         std::hint::black_box(YaraScanner::new(&rules, limits));
     }
-    println!(
-        "YaraScanner::new: {:.0} µs",
-        micros(t.elapsed() / scanners)
-    );
+    println!("YaraScanner::new: {:.0} µs", micros(t.elapsed() / scanners));
 }

@@ -60,7 +60,10 @@ fn samples() -> BTreeMap<&'static str, Samples> {
         Samples {
             positive: vec![("eicar", eicar()), ("eicar + CRLF", eicar_crlf)],
             negative: vec![
-                ("eicar not at the start", [b"hello ".as_slice(), &eicar()].concat()),
+                (
+                    "eicar not at the start",
+                    [b"hello ".as_slice(), &eicar()].concat(),
+                ),
                 ("eicar inside a larger file", eicar_padded),
                 ("an ELF", elf()),
             ],
@@ -176,7 +179,10 @@ fn samples() -> BTreeMap<&'static str, Samples> {
                 elf_with_at(4096, b"UPX!", 0xec),
             )],
             negative: vec![
-                ("ELF with UPX! far from its headers", with(&elf(), &[b"UPX!"])),
+                (
+                    "ELF with UPX! far from its headers",
+                    with(&elf(), &[b"UPX!"]),
+                ),
                 ("UPX! outside an ELF", b"UPX! is a packer".to_vec()),
                 ("an ELF", elf()),
             ],
@@ -198,7 +204,10 @@ fn every_pack_rule_matches_its_positives_and_none_of_its_negatives() {
     let with_samples: Vec<_> = samples.keys().map(|k| (*k).to_owned()).collect();
     let mut sorted = ids.clone();
     sorted.sort();
-    assert_eq!(sorted, with_samples, "every pack rule needs samples, and only those");
+    assert_eq!(
+        sorted, with_samples,
+        "every pack rule needs samples, and only those"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let mut scanner = YaraScanner::new(&rules, ScanLimits::default());

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 use vigil_ocsf::{
-    Analytic, DetectionFinding, Device, Event, Evidence, File, Fingerprint, FindingInfo,
+    Analytic, DetectionFinding, Device, Event, Evidence, File, FindingInfo, Fingerprint,
     RelatedEvent, Severity,
 };
 

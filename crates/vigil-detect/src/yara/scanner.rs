@@ -244,7 +244,7 @@ fn to_match(rule: &yara_x::Rule<'_, '_>) -> YaraMatch {
             .collect(),
         patterns: rule
             .patterns()
-            .filter(|p| p.matches().len() > 0)
+            .filter(|p| p.matches().next().is_some())
             .map(|p| p.identifier().to_owned())
             .collect(),
     }

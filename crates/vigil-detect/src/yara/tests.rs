@@ -42,7 +42,11 @@ fn load_compiles_every_rule_file_recursively_in_sorted_order() {
         "a.yar",
         "rule A1 { condition: false }\nprivate rule A2 { condition: true }",
     );
-    write(dir.path(), "linux/miners.YAR", "rule A1 { condition: false }");
+    write(
+        dir.path(),
+        "linux/miners.YAR",
+        "rule A1 { condition: false }",
+    );
     write(dir.path(), "README.md", "not a rule");
     let rules = YaraRules::load(&[dir.path().to_owned()]).unwrap();
     let summary = rules.summary();
@@ -114,7 +118,11 @@ fn a_compile_error_names_the_file_line_and_message() {
 fn every_file_that_does_not_compile_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "one.yar", "rule One { condition: tru }");
-    write(dir.path(), "two.yar", "\n\nrule Two { strings: $a = \"x\" }");
+    write(
+        dir.path(),
+        "two.yar",
+        "\n\nrule Two { strings: $a = \"x\" }",
+    );
     let Err(YaraError::Compile(errors)) = YaraRules::load(&[dir.path().to_owned()]) else {
         panic!("expected compile errors");
     };
@@ -286,7 +294,11 @@ fn a_finding_carries_rule_file_process_and_attack() {
 
     let schemas = vigil_ocsf::schema::Schemas::linux_edr().unwrap();
     let wrapped = Event::from_record(&f).unwrap();
-    assert_eq!(schemas.check(&wrapped), Ok(()), "a YARA finding is valid OCSF");
+    assert_eq!(
+        schemas.check(&wrapped),
+        Ok(()),
+        "a YARA finding is valid OCSF"
+    );
     let on_demand = Event::from_record(&yara_finding(&hit, &facts(), None, 1)).unwrap();
     assert_eq!(schemas.check(&on_demand), Ok(()));
 }
@@ -300,9 +312,14 @@ fn the_finding_id_is_stable_for_rule_content_and_event() {
         .unwrap()
         .remove(0);
     let event = exec_event();
-    let uid = |file: &FileFacts, ev: Option<&Event>| yara_finding(&hit, file, ev, 1).finding_info.uid;
+    let uid =
+        |file: &FileFacts, ev: Option<&Event>| yara_finding(&hit, file, ev, 1).finding_info.uid;
     let base = uid(&facts(), Some(&event));
-    assert_eq!(base, uid(&facts(), Some(&event)), "a re-send is the same finding");
+    assert_eq!(
+        base,
+        uid(&facts(), Some(&event)),
+        "a re-send is the same finding"
+    );
     let other_content = FileFacts {
         sha256: "cd".repeat(32),
         ..facts()
@@ -364,10 +381,16 @@ fn severity_comes_from_metadata_or_is_medium() {
         (f.severity_id, f.finding_info.title)
     };
     assert_eq!(with(&[]), (Severity::Medium as u8, "R".into()));
-    assert_eq!(with(&[("severity", "Critical")]).0, Severity::Critical as u8);
+    assert_eq!(
+        with(&[("severity", "Critical")]).0,
+        Severity::Critical as u8
+    );
     assert_eq!(with(&[("level", "low")]).0, Severity::Low as u8);
     assert_eq!(with(&[("severity", "4")]).0, Severity::High as u8);
-    assert_eq!(with(&[("severity", "info")]).0, Severity::Informational as u8);
+    assert_eq!(
+        with(&[("severity", "info")]).0,
+        Severity::Informational as u8
+    );
     assert_eq!(with(&[("severity", "urgent")]).0, Severity::Medium as u8);
     assert_eq!(with(&[("description", " ")]).1, "R");
 }
