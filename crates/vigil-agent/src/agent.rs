@@ -18,6 +18,8 @@ use crate::host::{self, HostInfo};
 use crate::link::{Link, LinkConfig, LinkStats};
 use crate::response::exec_deny::{BlockedExec, ExecGuard, ExecGuardConfig};
 use crate::response::{Responder, ResponderConfig};
+#[cfg(feature = "yara")]
+use crate::yara::ExecScanner;
 
 /// Events the intake writes to the buffer per transaction.
 const INTAKE_BATCH: usize = 512;
@@ -60,6 +62,10 @@ pub struct AgentConfig {
     pub enroll_secret: Option<String>,
     /// DNS servers an isolated host may still reach (besides loopback and the fleet server).
     pub isolation_dns: Vec<std::net::IpAddr>,
+    /// YARA rule files or folders (searched recursively for `*.yar`, `*.yara`). When any is
+    /// named, the rules are compiled at start (an error stops the agent) and every executed
+    /// file is scanned; empty: no YARA scanning.
+    pub yara_rules: Vec<PathBuf>,
 }
 
 impl AgentConfig {
@@ -80,6 +86,7 @@ impl AgentConfig {
             ca_pem: None,
             enroll_secret: None,
             isolation_dns: Vec::new(),
+            yara_rules: Vec::new(),
         }
     }
 }
@@ -108,6 +115,9 @@ pub enum AgentError {
     /// The response actions could not be set up.
     #[error("response actions: {0}")]
     Response(String),
+    /// The YARA rules could not be loaded, or scanning could not start.
+    #[error("YARA rules: {0}")]
+    Yara(String),
 }
 
 /// A running agent.
@@ -124,6 +134,7 @@ pub struct Agent {
     link_task: JoinHandle<()>,
     executor_task: JoinHandle<()>,
     executor: Arc<Executor>,
+    exec_scanner: Option<Arc<ExecScanner>>,
 }
 
 impl Agent {
@@ -143,6 +154,7 @@ impl Agent {
             Ok(Some(id)) => id.sensor_id,
             _ => host::sensor_id(&cfg.data_dir).map_err(dir_err)?,
         };
+        let yara_rules = load_yara_rules(&cfg.yara_rules).await?;
         let host = HostInfo::read();
         let buffer = Arc::new(Buffer::open(&cfg.data_dir, cfg.buffer_max_events).await?);
         let (intake, rx) = mpsc::channel(INTAKE_DEPTH);
@@ -219,6 +231,15 @@ impl Agent {
                 }),
         );
 
+        let exec_scanner = match yara_rules {
+            Some(rules) => {
+                let (scanner, capability) =
+                    start_exec_scanner(rules, &cfg.yara_rules, &buffer, &wake)?;
+                capabilities.push(capability);
+                Some(scanner)
+            }
+            None => None,
+        };
         if let Some(blocked) = blocked {
             tokio::spawn(Arc::clone(&executor).report_blocked_execs(blocked, intake.clone()));
         }
@@ -230,6 +251,7 @@ impl Agent {
             Arc::clone(&wake),
             Arc::clone(&intake_lost),
             Some(Arc::clone(&executor)),
+            exec_scanner.clone(),
             stop_intake.clone(),
         ));
 
@@ -293,6 +315,7 @@ impl Agent {
             link_task,
             executor_task,
             executor,
+            exec_scanner,
         })
     }
 
@@ -326,6 +349,12 @@ impl Agent {
         &self.link_stats
     }
 
+    /// Counters of the YARA scanning of executed files, when it runs.
+    #[cfg(feature = "yara")]
+    pub fn yara_counts(&self) -> Option<crate::yara::ExecScanCounts> {
+        self.exec_scanner.as_ref().map(|s| s.counts())
+    }
+
     /// Stops capture, writes what was captured to the buffer, flushes the buffer to the server
     /// (bounded by the flush timeout) and closes it. Nothing captured is lost: what could not be
     /// sent stays on disk for the next start.
@@ -341,6 +370,10 @@ impl Agent {
         drop(self.intake);
         self.stop_intake.cancel();
         let _ = self.intake_task.await;
+        if let Some(scanner) = self.exec_scanner {
+            // What is queued is scanned, and its findings queued, before the last flush.
+            let _ = tokio::task::spawn_blocking(move || scanner.stop()).await;
+        }
         self.stop_link.cancel();
         let _ = self.link_task.await;
         // The link held the executor's inbox; with the link gone the executor finishes.
@@ -450,6 +483,7 @@ async fn run_intake(
     wake: Arc<Notify>,
     lost: Arc<AtomicU64>,
     executor: Option<Arc<Executor>>,
+    exec_scanner: Option<Arc<ExecScanner>>,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(INTAKE_BATCH);
@@ -471,6 +505,9 @@ async fn run_intake(
         }
         if let Some(executor) = &executor {
             batch.iter().for_each(|ev| executor.observe(ev));
+        }
+        if let Some(scanner) = &exec_scanner {
+            batch.iter().for_each(|ev| scanner.observe(ev));
         }
         if let Err(error) = push_with_retry(&buffer, &batch).await {
             lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -494,4 +531,111 @@ async fn push_with_retry(buffer: &Buffer, batch: &[Event]) -> Result<(), BufferE
         }
     }
     buffer.push(batch).await
+}
+
+/// Compiled YARA rules (never built without the `yara` feature).
+#[cfg(feature = "yara")]
+type YaraRules = vigil_detect::yara::YaraRules;
+
+/// Without the `yara` feature there are no rules and no scanner: these types have no value.
+#[cfg(not(feature = "yara"))]
+enum YaraRules {}
+
+#[cfg(not(feature = "yara"))]
+enum ExecScanner {}
+
+#[cfg(not(feature = "yara"))]
+impl ExecScanner {
+    fn observe(&self, _event: &Event) {
+        match *self {}
+    }
+
+    fn stop(&self) {
+        match *self {}
+    }
+}
+
+/// Compiles the YARA rules under `paths` (none when no path is named).
+#[cfg(feature = "yara")]
+async fn load_yara_rules(paths: &[PathBuf]) -> Result<Option<Arc<YaraRules>>, AgentError> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let paths = paths.to_vec();
+    let rules = tokio::task::spawn_blocking(move || YaraRules::load(&paths))
+        .await
+        .map_err(|e| AgentError::Yara(e.to_string()))?
+        .map_err(|e| AgentError::Yara(e.to_string()))?;
+    let summary = rules.summary();
+    for warning in &summary.warnings {
+        tracing::warn!(%warning, "YARA compiler warning");
+    }
+    tracing::info!(
+        rules = summary.rules,
+        files = summary.files.len(),
+        "YARA rules compiled"
+    );
+    Ok(Some(Arc::new(rules)))
+}
+
+#[cfg(not(feature = "yara"))]
+async fn load_yara_rules(paths: &[PathBuf]) -> Result<Option<Arc<YaraRules>>, AgentError> {
+    if paths.is_empty() {
+        Ok(None)
+    } else {
+        Err(AgentError::Yara(
+            "this agent was built without YARA support (cargo feature `yara`)".into(),
+        ))
+    }
+}
+
+/// Starts scanning executed files; its findings go to the buffer's priority lane.
+#[cfg(feature = "yara")]
+fn start_exec_scanner(
+    rules: Arc<YaraRules>,
+    paths: &[PathBuf],
+    buffer: &Arc<Buffer>,
+    wake: &Arc<Notify>,
+) -> Result<(Arc<ExecScanner>, Capability), AgentError> {
+    let runtime = tokio::runtime::Handle::current();
+    let (buffer, wake) = (Arc::clone(buffer), Arc::clone(wake));
+    let sink: crate::yara::FindingSink = Arc::new(move |finding| {
+        let wire = vigil_proto::fleet::Event {
+            uid: finding.finding_info.uid.clone(),
+            class_uid: finding.class_uid,
+            time: finding.time,
+            ocsf_json: serde_json::to_vec(&finding).unwrap_or_default(),
+        };
+        let (buffer, wake) = (Arc::clone(&buffer), Arc::clone(&wake));
+        runtime.spawn(async move {
+            if let Err(error) = buffer.push_finding(&wire).await {
+                tracing::error!(%error, "Cannot queue a YARA finding");
+            }
+            wake.notify_one();
+        });
+    });
+    let dirs: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
+    let capability = Capability {
+        name: "yara".into(),
+        source: "agent".into(),
+        live: true,
+        detail: format!(
+            "{} rules from {}; every executed file is scanned",
+            rules.len(),
+            dirs.join(", ")
+        ),
+    };
+    let scanner = ExecScanner::start(rules, crate::yara::ExecScanConfig::default(), sink)
+        .map_err(|e| AgentError::Yara(format!("cannot start the scanning thread: {e}")))?;
+    Ok((Arc::new(scanner), capability))
+}
+
+#[cfg(not(feature = "yara"))]
+fn start_exec_scanner(
+    rules: Arc<YaraRules>,
+    _paths: &[PathBuf],
+    _buffer: &Arc<Buffer>,
+    _wake: &Arc<Notify>,
+) -> Result<(Arc<ExecScanner>, Capability), AgentError> {
+    match *rules {}
 }

@@ -97,6 +97,21 @@ impl DnsActivityArgs {
     }
 }
 
+/// YARA scanning of executed files.
+#[derive(Debug, Clone, Args)]
+pub struct YaraArgs {
+    /// YARA rule files or folders (folders are searched recursively for *.yar and *.yara),
+    /// comma-separated or repeated. When set, the rules are compiled at start (an error stops
+    /// the agent) and every executed file is scanned; a match is a finding.
+    #[arg(
+        long = "yara-rules",
+        env = "VIGIL_YARA_RULES",
+        value_delimiter = ',',
+        value_name = "PATHS"
+    )]
+    pub yara_rules: Vec<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +123,22 @@ mod tests {
         files: FileActivityArgs,
         #[command(flatten)]
         auth: AuthActivityArgs,
+        #[command(flatten)]
+        yara: YaraArgs,
+    }
+
+    #[test]
+    fn yara_rule_paths_are_repeated_or_comma_separated() {
+        assert!(Cli::parse_from(["x"]).yara.yara_rules.is_empty());
+        let cli = Cli::parse_from(["x", "--yara-rules", "/a,/b", "--yara-rules", "/c.yar"]);
+        assert_eq!(
+            cli.yara.yara_rules,
+            [
+                PathBuf::from("/a"),
+                PathBuf::from("/b"),
+                PathBuf::from("/c.yar")
+            ]
+        );
     }
 
     #[test]

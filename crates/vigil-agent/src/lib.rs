@@ -3,7 +3,8 @@
 //! This crate owns what runs on a monitored host around the sensor: the durable outbound
 //! [`buffer`], the fleet [`link`] to the server, host facts, the [`Agent`] that wires capture
 //! → buffer → link, and the [`response`] actions carried out on the host. Capture itself belongs
-//! to `vigil-sensor`; detection to `vigil-detect`.
+//! to `vigil-sensor`; detection to `vigil-detect`. With the `yara` cargo feature (on by
+//! default), the `yara` module scans every executed file with YARA rules.
 
 mod agent;
 pub mod buffer;
@@ -16,6 +17,8 @@ pub mod link;
 pub mod query;
 pub mod response;
 pub mod triage;
+#[cfg(feature = "yara")]
+pub mod yara;
 
 pub use agent::{Agent, AgentConfig, AgentError};
 pub use vigil_sensor::{

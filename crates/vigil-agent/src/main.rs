@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use vigil_agent::cli::{AuthActivityArgs, DnsActivityArgs, FileActivityArgs};
+use vigil_agent::cli::{AuthActivityArgs, DnsActivityArgs, FileActivityArgs, YaraArgs};
 use vigil_agent::{Agent, AgentConfig, SourceMode};
 
 /// Vigil host agent: captures process activity and streams it to the fleet server.
@@ -42,6 +42,8 @@ struct Args {
     auth: AuthActivityArgs,
     #[command(flatten)]
     dns: DnsActivityArgs,
+    #[command(flatten)]
+    yara: YaraArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -93,6 +95,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     cfg.files = args.files.config();
     cfg.auth = args.auth.config();
     cfg.dns = args.dns.config();
+    cfg.yara_rules = args.yara.yara_rules;
     cfg.sensor = Some(match args.sensor {
         Source::Auto => SourceMode::Auto,
         Source::Ebpf => SourceMode::Ebpf,

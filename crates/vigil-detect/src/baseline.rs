@@ -273,7 +273,7 @@ fn finding(
         actor: event.get("actor").cloned(),
         src_endpoint: event.get("src_endpoint").cloned(),
         dst_endpoint: event.get("dst_endpoint").cloned(),
-        data: None,
+        ..Evidence::default()
     });
     f.unmapped =
         Some(json!({ "baseline": { "novelty": novelty.as_str(), "score": novelty.score() } }));

@@ -48,7 +48,7 @@ pub fn finding_for(rule: &Rule, event: &Event, now_ms: i64) -> DetectionFinding 
         actor: event.get("actor").cloned(),
         src_endpoint: event.get("src_endpoint").cloned(),
         dst_endpoint: event.get("dst_endpoint").cloned(),
-        data: None,
+        ..Evidence::default()
     };
     if evidence.process.is_some()
         || evidence.actor.is_some()

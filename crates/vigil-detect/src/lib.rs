@@ -10,7 +10,8 @@
 //! evaluating an event allocates nothing. It also resolves Sigma correlation rules and runs
 //! them in a [`Correlator`], a pure, synchronous state machine per host whose semantics
 //! (windows, late events, one hit per window, bounds, `generate`) are set out in
-//! [`correlation`].
+//! [`correlation`]. Behind the `yara` cargo feature, the `yara` module compiles YARA rule
+//! files with yara-x, scans files and makes findings of the matches.
 //!
 //! It is pure and must stay so: it must never depend on an async runtime, a database, the
 //! network or eBPF (no tokio, sqlx, tonic, aya), so the agent and the server run the very same
@@ -77,6 +78,8 @@ mod prefilter;
 mod rule;
 mod ruleset;
 mod sigma;
+#[cfg(feature = "yara")]
+pub mod yara;
 
 pub use baseline::{BaselineConfig, HostBaseline};
 pub use correlation::{

@@ -160,6 +160,10 @@ pub struct Evidence {
     /// The connection's responder (for a port scan: the scanned host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dst_endpoint: Option<Value>,
+    /// The file involved (for a YARA match: the file that matched, with its hash), as an OCSF
+    /// `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Value>,
     /// Other attributes of the triggering event worth keeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,

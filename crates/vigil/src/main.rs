@@ -40,6 +40,10 @@ enum Command {
     /// Manage operator API tokens (on the data directory's store).
     #[command(subcommand)]
     Token(cmd::user::TokenCommand),
+    /// Compile YARA rules and scan files and folders with them on demand.
+    #[cfg(feature = "yara")]
+    #[command(subcommand)]
+    Yara(cmd::yara::YaraCommand),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         Command::Triage(a) => cmd::triage::run(a),
         Command::User(c) => cmd::user::run_user(c),
         Command::Token(c) => cmd::user::run_token(c),
+        #[cfg(feature = "yara")]
+        Command::Yara(c) => cmd::yara::run(c),
     };
     match result {
         Ok(code) => code,

@@ -109,6 +109,7 @@ pub fn correlation_finding(hit: &CorrelationHit, now_ms: i64) -> DetectionFindin
         src_endpoint: endpoint(src),
         dst_endpoint: endpoint(dst),
         data: Some(data),
+        ..Evidence::default()
     });
     finding
 }

@@ -8,3 +8,5 @@ pub mod rules;
 pub mod triage;
 pub mod up;
 pub mod user;
+#[cfg(feature = "yara")]
+pub mod yara;

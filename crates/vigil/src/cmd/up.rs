@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
-use vigil_agent::cli::{AuthActivityArgs, DnsActivityArgs, FileActivityArgs};
+use vigil_agent::cli::{AuthActivityArgs, DnsActivityArgs, FileActivityArgs, YaraArgs};
 use vigil_agent::{Agent, AgentConfig, AuthConfig, DnsConfig, FileConfig, SourceMode};
 use vigil_detect::{LoadReport, RuleStatus};
 use vigil_server::{Roles, Server, ServerConfig};
@@ -88,6 +88,9 @@ pub struct UpArgs {
     /// DNS the local agent reports.
     #[command(flatten)]
     dns: DnsActivityArgs,
+    /// YARA rules the local agent scans executed files with.
+    #[command(flatten)]
+    yara: YaraArgs,
 }
 
 /// Capture source choice on the command line.
@@ -117,6 +120,7 @@ struct LocalCapture {
     files: FileConfig,
     auth: AuthConfig,
     dns: DnsConfig,
+    yara_rules: Vec<PathBuf>,
 }
 
 /// Default fleet address of `vigil server`.
@@ -133,6 +137,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         files: args.files.config(),
         auth: args.auth.config(),
         dns: args.dns.config(),
+        yara_rules: args.yara.yara_rules,
     };
     runtime()?.block_on(run(args.server, fleet, Some(capture)))
 }
@@ -233,6 +238,7 @@ async fn run(
             cfg.files.exclude.push(args.data_dir.clone());
             cfg.auth = capture.auth;
             cfg.dns = capture.dns;
+            cfg.yara_rules = capture.yara_rules;
             cfg.heartbeat = Duration::from_secs(10);
             cfg.ca_pem = Some(
                 std::fs::read_to_string(ca_path)
