@@ -78,7 +78,7 @@ fn no_rule_file_and_missing_paths_are_errors() {
     let err = YaraRules::load(&[dir.path().to_owned()]).unwrap_err();
     assert!(matches!(err, YaraError::NoRuleFiles { .. }), "{err}");
     let missing = dir.path().join("nowhere");
-    let err = YaraRules::load(&[missing.clone()]).unwrap_err();
+    let err = YaraRules::load(std::slice::from_ref(&missing)).unwrap_err();
     match err {
         YaraError::Read { path, .. } => assert_eq!(path, missing),
         other => panic!("expected a read error, got {other}"),

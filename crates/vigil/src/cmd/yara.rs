@@ -226,7 +226,7 @@ fn scan_one(
                 tally.matches += scan.matches.len() as u64;
                 print_matches(&scan, json, out)?;
             }
-            if tally.scanned % PROGRESS_EVERY == 0 {
+            if tally.scanned.is_multiple_of(PROGRESS_EVERY) {
                 eprintln!("yara: {} files scanned…", tally.scanned);
             }
         }
