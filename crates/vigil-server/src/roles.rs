@@ -1,10 +1,12 @@
 //! Which server roles a process runs (`vigil server --roles fleet,ingest,detect,api`).
 //!
-//! The embedded server runs all four. Today only `detect` can be left out: the others share
-//! the process's listeners and store and are always on (splitting them across processes is
-//! the scale-out deployment's job). A server without `detect` still stores every event; a
-//! server with it, started later on the same data, evaluates everything after the detection
-//! cursor, so no event stays unscored.
+//! The embedded server runs all four. On the in-process bus only `detect` can be left out:
+//! the others share the process's listeners, store and wake-ups. A server without `detect`
+//! still stores every event; a server with it, started later on the same data, evaluates
+//! everything after the detection cursor, so no event stays unscored. On the NATS bus any
+//! subset runs, and any number of instances of each: `fleet` serves agents (gRPC), `api` the
+//! operators and the HTTP fleet API, `detect` claims detection partitions, `ingest` keeps the
+//! hunting index (both listeners write what they receive through their own ingest path).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -65,7 +67,8 @@ impl Roles {
         self
     }
 
-    /// The roles this build cannot leave out but the set lacks (everything but `detect`).
+    /// The roles the in-process bus cannot leave out but the set lacks (everything but
+    /// `detect`).
     pub fn unsupported_gaps(&self) -> Vec<Role> {
         Role::ALL
             .into_iter()

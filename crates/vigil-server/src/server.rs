@@ -13,7 +13,8 @@ use vigil_detect::{LoadReport, RuleSet};
 
 use crate::api::{ApiState, AuthState, app};
 use crate::auth::{AuthConfig, FirstAdmin};
-use crate::bus::{Bus, InProcessBus};
+use crate::bus::nats::{NatsBus, NatsConfig};
+use crate::bus::{Bus, InProcessBus, Notice, Relay};
 use crate::detect::DetectWorker;
 use crate::fleet::{Enrollment, FleetService, Sessions};
 use crate::ingest::Ingestor;
@@ -52,6 +53,10 @@ pub struct ServerConfig {
     pub first_admin: FirstAdminConfig,
     /// The per-endpoint behaviour baseline of the detection role; `None` turns it off.
     pub baseline: Option<vigil_detect::BaselineConfig>,
+    /// The scale-out bus (NATS JetStream); `None` keeps the in-process bus.
+    pub nats: Option<NatsConfig>,
+    /// The scale-out store (a PostgreSQL URL); `None` keeps SQLite in the data directory.
+    pub postgres: Option<String>,
 }
 
 /// The first administrator, created at start when the store has no operator.
@@ -96,6 +101,8 @@ impl ServerConfig {
             auth: AuthConfig::default(),
             first_admin: FirstAdminConfig::default(),
             baseline: Some(vigil_detect::BaselineConfig::default()),
+            nats: None,
+            postgres: None,
         }
     }
 }
@@ -132,6 +139,9 @@ pub enum ServerError {
     /// TLS could not be configured.
     #[error("fleet TLS configuration: {0}")]
     Tls(String),
+    /// The event bus could not be reached or set up.
+    #[error("event bus: {0}")]
+    Bus(String),
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
@@ -141,8 +151,10 @@ pub enum ServerError {
     /// A setting is invalid.
     #[error("configuration: {0}")]
     Config(String),
-    /// The roles asked for leave out one this build always runs.
-    #[error("the server cannot run without the {missing} role(s) yet (asked for {asked})")]
+    /// The roles asked for leave out one the in-process bus cannot do without.
+    #[error(
+        "on the in-process bus the server cannot run without the {missing} role(s) (asked for {asked}); split roles across processes with --bus nats://…"
+    )]
     Roles {
         /// The roles left out that cannot be.
         missing: String,
@@ -162,11 +174,13 @@ pub enum ServerError {
 /// A server with everything acquired (rules, listeners, store) and nothing running yet, so a
 /// start-up failure leaves nothing half-started.
 pub struct Server {
-    api: TcpListener,
+    api: Option<TcpListener>,
     api_addr: SocketAddr,
-    fleet: TcpListener,
+    fleet: Option<TcpListener>,
     fleet_addr: SocketAddr,
-    store: Arc<SqliteStore>,
+    store: Backend,
+    bus: Arc<dyn Bus>,
+    nats: Option<Arc<NatsBus>>,
     rules: Arc<RuleSet>,
     maps: Arc<vigil_ocsf::fieldmap::FieldMaps>,
     catalog: Arc<crate::api::rules::RuleCatalog>,
@@ -181,6 +195,36 @@ pub struct Server {
     auth: AuthConfig,
     first_admin: Option<FirstAdmin>,
     baseline: Option<vigil_detect::BaselineConfig>,
+}
+
+/// The store implementation in use, kept to close it cleanly at the end.
+enum Backend {
+    Sqlite(Arc<SqliteStore>),
+}
+
+impl Backend {
+    async fn open(config: &ServerConfig) -> Result<Self, ServerError> {
+        match &config.postgres {
+            Some(_) => Err(ServerError::Config(
+                "the PostgreSQL store is not part of this build".to_owned(),
+            )),
+            None => Ok(Self::Sqlite(Arc::new(
+                SqliteStore::open(&config.data_dir).await?,
+            ))),
+        }
+    }
+
+    fn as_dyn(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+        }
+    }
 }
 
 async fn bind(
@@ -202,7 +246,7 @@ impl Server {
             crate::response::Webhook::new(url).map_err(ServerError::Config)?;
         }
         let gaps = config.roles.unsupported_gaps();
-        if !gaps.is_empty() {
+        if !gaps.is_empty() && config.nats.is_none() {
             let missing: Vec<_> = gaps.iter().map(|r| r.as_str()).collect();
             return Err(ServerError::Roles {
                 missing: missing.join(", "),
@@ -214,8 +258,18 @@ impl Server {
             message: e.to_string(),
         })?;
         let (rules, report) = RuleSet::load_dirs(&config.rule_dirs, &maps)?;
-        let (api, api_addr) = bind("operator API", config.api_listen).await?;
-        let (fleet, fleet_addr) = bind("fleet (agent) service", config.fleet_listen).await?;
+        let (api, api_addr) = if config.roles.has(Role::Api) {
+            let (l, a) = bind("operator API", config.api_listen).await?;
+            (Some(l), a)
+        } else {
+            (None, config.api_listen)
+        };
+        let (fleet, fleet_addr) = if config.roles.has(Role::Fleet) {
+            let (l, a) = bind("fleet (agent) service", config.fleet_listen).await?;
+            (Some(l), a)
+        } else {
+            (None, config.fleet_listen)
+        };
         std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -233,12 +287,22 @@ impl Server {
             secret_hash: pki::hash_secret(&enroll_secret),
             cert_validity: config.cert_validity,
         });
-        let store = Arc::new(SqliteStore::open(&config.data_dir).await?);
+        let store = Backend::open(config).await?;
+        let (bus, nats): (Arc<dyn Bus>, _) = match &config.nats {
+            Some(cfg) => {
+                let nats = NatsBus::connect(cfg.clone())
+                    .await
+                    .map_err(|e| ServerError::Bus(e.to_string()))?;
+                (nats.clone(), Some(nats))
+            }
+            None => (Arc::new(InProcessBus::new()), None),
+        };
+        let store_dyn = store.as_dyn();
         let rules = Arc::new(rules);
         let catalog = Arc::new(crate::api::rules::RuleCatalog::new(&rules, &report));
-        crate::response::ensure_default_policy(&*store, &rules).await?;
+        crate::response::ensure_default_policy(&*store_dyn, &rules).await?;
         let first_admin = crate::auth::ensure_first_admin(
-            &*store,
+            &*store_dyn,
             &config.first_admin.name,
             config.first_admin.password.as_deref(),
         )
@@ -263,6 +327,8 @@ impl Server {
             fleet,
             fleet_addr,
             store,
+            bus,
+            nats,
             rules,
             maps: Arc::new(maps),
             catalog,
@@ -310,16 +376,22 @@ impl Server {
 
     /// Runs every role until `shutdown` is cancelled, then stops them and closes the store.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+        // On the scale-out bus, what operators change here reaches the other instances.
+        let relay = Relay::new(Arc::clone(&self.bus));
         // Every role writes through the live store, so the operators' feed hears of each
         // committed alert and command change whoever made it.
-        let live = LiveFeed::default();
-        let store: Arc<dyn Store> = Arc::new(LiveStore::new(self.store.clone(), live.clone()));
-        let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+        let live = LiveFeed::default().with_relay(relay.clone());
+        let store: Arc<dyn Store> = Arc::new(LiveStore::new(self.store.as_dyn(), live.clone()));
+        let bus = Arc::clone(&self.bus);
 
-        let sessions = Sessions::default();
-        let watcher = tokio::spawn(live.clone().watch_endpoints(
-            Arc::clone(&store),
+        let sessions = Sessions::default().with_relay(relay.clone());
+        let switches =
+            crate::switches::RuleSwitches::new(store.rules_off().await?).with_relay(relay);
+        let notices = tokio::spawn(apply_notices(
+            Arc::clone(&bus),
             sessions.clone(),
+            switches.clone(),
+            live.clone(),
             shutdown.clone(),
         ));
         let responder = Responder::new(
@@ -330,11 +402,22 @@ impl Server {
             &self.response,
         )
         .map_err(ServerError::Config)?;
-        let switches = crate::switches::RuleSwitches::new(store.rules_off().await?);
         let responder = responder.with_switches(switches.clone());
-        // Without the detect role, events are stored and wait behind the detection cursor
-        // for a server that has it.
-        let detect = if self.roles.has(Role::Detect) {
+        // Without the detect role, events are stored (and, at scale, kept on the bus) and
+        // wait for a server that has it.
+        let detect = if !self.roles.has(Role::Detect) {
+            tracing::warn!("Detection is off (no detect role): events are stored, not scored");
+            tokio::spawn(async {})
+        } else if let Some(nats) = &self.nats {
+            let worker = crate::detect::stream::StreamDetector::new(
+                Arc::clone(nats),
+                Arc::clone(&store),
+                self.rules,
+                switches.clone(),
+                self.baseline,
+            );
+            tokio::spawn(worker.run(shutdown.clone()))
+        } else {
             let mut worker = DetectWorker::with_switches(
                 Arc::clone(&store),
                 Arc::clone(&bus),
@@ -345,58 +428,78 @@ impl Server {
                 worker = worker.with_baseline(cfg);
             }
             tokio::spawn(worker.run(shutdown.clone()))
-        } else {
-            tracing::warn!("Detection is off (no detect role): events are stored, not scored");
-            tokio::spawn(async {})
         };
 
-        // The hunting index follows the event log on its own cursor.
-        let hunt = tokio::spawn(
-            crate::hunt::HuntIndexer::new(Arc::clone(&store), Arc::clone(&bus))
-                .run(shutdown.clone()),
-        );
-        let ingest = Ingestor::start(Arc::clone(&store), Arc::clone(&bus));
-        let fleet_svc = FleetService::new(
-            Arc::clone(&store),
-            self.enrollment,
-            sessions.clone(),
-            ingest.clone(),
-            responder.clone(),
-            shutdown.clone(),
-        )
-        .into_server();
-        let fleet_stop = shutdown.clone();
-        let mut builder = tonic::transport::Server::builder()
-            .tls_config(self.tls)
-            .map_err(|e| ServerError::Tls(e.to_string()))?;
-        let fleet = tokio::spawn(builder.add_service(fleet_svc).serve_with_incoming_shutdown(
-            TcpListenerStream::new(self.fleet),
-            async move {
-                fleet_stop.cancelled().await;
-            },
-        ));
-
-        let api_stop = shutdown.clone();
-        let api = tokio::spawn(
-            axum::serve(
-                self.api,
-                app(ApiState {
-                    store,
-                    sessions,
-                    ingest,
-                    responder,
-                    catalog: self.catalog,
-                    switches,
-                    auth: Arc::new(AuthState::new(self.auth)),
-                    live,
-                })
-                .into_make_service_with_connect_info::<SocketAddr>(),
+        // The hunting index follows the event log on its own cursor (ingest role).
+        let hunt = if self.roles.has(Role::Ingest) {
+            tokio::spawn(
+                crate::hunt::HuntIndexer::new(Arc::clone(&store), Arc::clone(&bus))
+                    .run(shutdown.clone()),
             )
-            .with_graceful_shutdown(async move { api_stop.cancelled().await })
-            .into_future(),
-        );
+        } else {
+            tokio::spawn(async {})
+        };
+        // The fleet service and the HTTP fleet API write what they receive through their own
+        // process's ingest path.
+        let ingest = Ingestor::start(Arc::clone(&store), Arc::clone(&bus));
+        let fleet = match self.fleet {
+            Some(listener) => {
+                let fleet_svc = FleetService::new(
+                    Arc::clone(&store),
+                    self.enrollment,
+                    sessions.clone(),
+                    ingest.clone(),
+                    responder.clone(),
+                    shutdown.clone(),
+                )
+                .into_server();
+                let fleet_stop = shutdown.clone();
+                let mut builder = tonic::transport::Server::builder()
+                    .tls_config(self.tls)
+                    .map_err(|e| ServerError::Tls(e.to_string()))?;
+                tokio::spawn(builder.add_service(fleet_svc).serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    async move {
+                        fleet_stop.cancelled().await;
+                    },
+                ))
+            }
+            None => tokio::spawn(async { Ok(()) }),
+        };
 
-        let (fleet, api, detect, _, _) = tokio::join!(fleet, api, detect, watcher, hunt);
+        let (api, watcher) = match self.api {
+            Some(listener) => {
+                let watcher = tokio::spawn(live.clone().watch_endpoints(
+                    Arc::clone(&store),
+                    sessions.clone(),
+                    shutdown.clone(),
+                ));
+                let api_stop = shutdown.clone();
+                let api = tokio::spawn(
+                    axum::serve(
+                        listener,
+                        app(ApiState {
+                            store,
+                            sessions,
+                            ingest,
+                            responder,
+                            catalog: self.catalog,
+                            switches,
+                            auth: Arc::new(AuthState::new(self.auth)),
+                            live,
+                        })
+                        .into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(async move { api_stop.cancelled().await })
+                    .into_future(),
+                );
+                (api, watcher)
+            }
+            None => (tokio::spawn(async { Ok(()) }), tokio::spawn(async {})),
+        };
+
+        let (fleet, api, detect, _, _, _) =
+            tokio::join!(fleet, api, detect, watcher, hunt, notices);
         self.store.close().await;
         fleet
             .map_err(|e| serve_err("fleet service", &e))?
@@ -405,6 +508,40 @@ impl Server {
             .map_err(|e| serve_err("operator API", &e))?;
         detect.map_err(|e| serve_err("detection worker", &e))?;
         Ok(())
+    }
+}
+
+/// Applies what the other server instances announce, until `shutdown`.
+async fn apply_notices(
+    bus: Arc<dyn Bus>,
+    sessions: Sessions,
+    switches: crate::switches::RuleSwitches,
+    live: LiveFeed,
+    shutdown: CancellationToken,
+) {
+    let Some(mut rx) = bus.notices() else {
+        return;
+    };
+    loop {
+        let notice = tokio::select! {
+            () = shutdown.cancelled() => return,
+            n = rx.recv() => n,
+        };
+        match notice {
+            Ok(Notice::Commands { sensor_id }) => {
+                sessions.wake_commands_local(&sensor_id);
+            }
+            Ok(Notice::EndSession { sensor_id }) => {
+                sessions.end_local(&sensor_id);
+            }
+            Ok(Notice::Policies) => sessions.wake_policies_local(),
+            Ok(Notice::RuleSwitch { rule_id, enabled }) => switches.apply(&rule_id, enabled),
+            Ok(Notice::Live { text }) => live.deliver(&text),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "Fell behind the other instances' notices");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

@@ -1,18 +1,120 @@
-//! The event bus: how the ingest role tells detection workers (and, later, live feeds) that
-//! something new is durable.
+//! The event bus: how the ingest role tells detection workers (and the hunting indexer) that
+//! something new is durable, and how server instances tell each other what operators and agents
+//! changed.
 //!
-//! On the embedded default the bus carries only wake-ups: the store's event log is the durable
-//! queue and consumers read it from their cursor. At scale a JetStream implementation carries the
-//! events themselves. No business logic knows which one runs.
+//! On the embedded default ([`InProcessBus`]) the bus carries only wake-ups: the store's event
+//! log is the durable queue and consumers read it from their cursor, and every notice is
+//! already applied in the one process. At scale ([`nats::NatsBus`]) JetStream carries the
+//! events themselves, partitioned by host for the detection workers, and notices cross
+//! instances on NATS subjects. No business logic knows which one runs.
 
-use tokio::sync::watch;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use vigil_ocsf::RawEvent;
+
+pub mod lease;
+pub mod nats;
+
+/// A bus failure: the events were not handed over and must not be acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The broker refused or did not answer.
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Something one server instance changed that the others must act on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    /// Commands were queued for an endpoint: the instance holding its session delivers them.
+    Commands {
+        /// The endpoint.
+        sensor_id: String,
+    },
+    /// An endpoint was revoked: the instance holding its session ends it.
+    EndSession {
+        /// The endpoint.
+        sensor_id: String,
+    },
+    /// Policies changed: every live session gets its new policy.
+    Policies,
+    /// An operator switched a rule on or off.
+    RuleSwitch {
+        /// The rule.
+        rule_id: String,
+        /// Whether it may raise findings.
+        enabled: bool,
+    },
+    /// A message of the operators' live feed (alerts, commands), already encoded.
+    Live {
+        /// `{"type": …, "data": …}`.
+        text: String,
+    },
+}
 
 /// The bus as the roles see it.
+#[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Announces that a batch of events is durable in the store.
-    fn events_stored(&self);
+    /// Whether [`Bus::events_stored`] needs the events themselves (so the ingest role keeps a
+    /// copy of each batch until the bus has it); `false` when the bus only wakes log readers.
+    fn carries_events(&self) -> bool;
+
+    /// Announces batches (sensor id, events) that are durable in the store. The ingest role
+    /// acknowledges them to the sensor only after this returns `Ok`: at scale it returns once
+    /// the broker has them, so a failure means the sensor sends them again.
+    async fn events_stored(&self, batches: &[(String, Vec<RawEvent>)]) -> Result<(), BusError>;
+
     /// A subscription that wakes when events are announced.
     fn subscribe_events(&self) -> EventsSubscription;
+
+    /// Tells the other server instances about a change; best effort (each instance also
+    /// re-reads the store on its own schedule). The in-process bus has no one to tell.
+    fn notify(&self, notice: &Notice);
+
+    /// Notices from other instances, or `None` when this is the only one.
+    fn notices(&self) -> Option<broadcast::Receiver<Notice>>;
+
+    /// Whether detection workers read the events from the bus (JetStream) rather than from
+    /// the store's log.
+    fn detection_stream(&self) -> Option<&nats::NatsBus> {
+        None
+    }
+}
+
+/// Where an instance sends its [`Notice`]s: nowhere on the embedded default, the bus at scale.
+/// Cheap to clone; the default sends nothing.
+#[derive(Clone, Default)]
+pub struct Relay(Option<std::sync::Arc<dyn Bus>>);
+
+impl Relay {
+    /// Sends notices on `bus` when it has other instances to reach.
+    pub fn new(bus: std::sync::Arc<dyn Bus>) -> Self {
+        Self(bus.notices().is_some().then_some(bus))
+    }
+
+    /// Whether notices leave this process.
+    pub fn is_active(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Tells the other instances (no-op without any).
+    pub fn send(&self, notice: Notice) {
+        if let Some(bus) = &self.0 {
+            bus.notify(&notice);
+        }
+    }
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_active() {
+            "Relay(bus)"
+        } else {
+            "Relay(none)"
+        })
+    }
 }
 
 /// Wakes a consumer when new events are durable. Announcements made while the consumer was busy
@@ -42,6 +144,11 @@ impl InProcessBus {
             tx: watch::Sender::new(0),
         }
     }
+
+    /// Wakes every log reader.
+    fn wake(&self) {
+        self.tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 impl Default for InProcessBus {
@@ -50,15 +157,27 @@ impl Default for InProcessBus {
     }
 }
 
+#[async_trait]
 impl Bus for InProcessBus {
-    fn events_stored(&self) {
-        self.tx.send_modify(|n| *n = n.wrapping_add(1));
+    fn carries_events(&self) -> bool {
+        false
+    }
+
+    async fn events_stored(&self, _batches: &[(String, Vec<RawEvent>)]) -> Result<(), BusError> {
+        self.wake();
+        Ok(())
     }
 
     fn subscribe_events(&self) -> EventsSubscription {
         EventsSubscription {
             rx: self.tx.subscribe(),
         }
+    }
+
+    fn notify(&self, _notice: &Notice) {}
+
+    fn notices(&self) -> Option<broadcast::Receiver<Notice>> {
+        None
     }
 }
 
@@ -70,9 +189,23 @@ mod tests {
     async fn announcements_before_waiting_are_not_lost() {
         let bus = InProcessBus::new();
         let mut sub = bus.subscribe_events();
-        bus.events_stored();
-        bus.events_stored();
+        bus.events_stored(&[]).await.unwrap();
+        bus.events_stored(&[]).await.unwrap();
         let woke = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next()).await;
         assert_eq!(woke.ok(), Some(true));
+    }
+
+    #[test]
+    fn notices_read_back_as_written() {
+        let n = Notice::RuleSwitch {
+            rule_id: "r".into(),
+            enabled: false,
+        };
+        let text = serde_json::to_string(&n).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"rule_switch","rule_id":"r","enabled":false}"#
+        );
+        assert_eq!(serde_json::from_str::<Notice>(&text).unwrap(), n);
     }
 }

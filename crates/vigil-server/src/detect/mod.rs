@@ -13,6 +13,8 @@ use crate::bus::Bus;
 use crate::store::{Store, StoreError, StoredEvent};
 use crate::switches::RuleSwitches;
 
+pub mod stream;
+
 /// Name of the embedded detection consumer's cursor.
 pub const CONSUMER: &str = "detect";
 /// Events evaluated per store round trip (and per cursor commit, one fsync each): large enough

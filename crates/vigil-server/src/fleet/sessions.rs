@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::{Notice, Relay};
+
 /// The open sessions, by sensor id. At most one per endpoint: a new session replaces (and
 /// ends) an older one of the same endpoint.
 #[derive(Debug, Clone)]
@@ -16,6 +18,8 @@ pub struct Sessions {
     next: Arc<AtomicU64>,
     policies: Arc<watch::Sender<u64>>,
     changes: Arc<watch::Sender<u64>>,
+    /// Reaches sessions held by the other server instances.
+    relay: Relay,
 }
 
 impl Default for Sessions {
@@ -25,6 +29,7 @@ impl Default for Sessions {
             next: Arc::default(),
             policies: Arc::new(watch::channel(0).0),
             changes: Arc::new(watch::channel(0).0),
+            relay: Relay::default(),
         }
     }
 }
@@ -40,6 +45,14 @@ pub struct SessionHandle {
 }
 
 impl Sessions {
+    /// Also reaches the sessions other server instances hold: revocations, queued commands and
+    /// policy changes go to them as notices.
+    #[must_use]
+    pub fn with_relay(mut self, relay: Relay) -> Self {
+        self.relay = relay;
+        self
+    }
+
     /// Registers a session; its token is a child of `parent` (server shutdown).
     pub fn open(&self, sensor_id: &str, parent: &CancellationToken) -> SessionHandle {
         let handle = SessionHandle {
@@ -64,8 +77,16 @@ impl Sessions {
         }
     }
 
-    /// Ends an endpoint's live session; `false` when it has none.
+    /// Ends an endpoint's live session, wherever it is; `false` when this instance has none.
     pub fn end(&self, sensor_id: &str) -> bool {
+        self.relay.send(Notice::EndSession {
+            sensor_id: sensor_id.to_owned(),
+        });
+        self.end_local(sensor_id)
+    }
+
+    /// Ends an endpoint's session if this instance holds it.
+    pub fn end_local(&self, sensor_id: &str) -> bool {
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(sensor_id).map(|h| h.stop.cancel()).is_some()
     }
@@ -73,14 +94,31 @@ impl Sessions {
     /// Wakes an endpoint's live session to deliver queued commands; `false` when it has none
     /// (the commands wait in the store for its next session or pull).
     pub fn wake_commands(&self, sensor_id: &str) -> bool {
+        let here = self.wake_commands_local(sensor_id);
+        if !here {
+            self.relay.send(Notice::Commands {
+                sensor_id: sensor_id.to_owned(),
+            });
+        }
+        here
+    }
+
+    /// Wakes the endpoint's session if this instance holds it.
+    pub fn wake_commands_local(&self, sensor_id: &str) -> bool {
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(sensor_id)
             .map(|h| h.commands.notify_one())
             .is_some()
     }
 
-    /// Tells every live session that policies changed.
+    /// Tells every live session, on every instance, that policies changed.
     pub fn wake_policies(&self) {
+        self.relay.send(Notice::Policies);
+        self.wake_policies_local();
+    }
+
+    /// Tells this instance's sessions that policies changed.
+    pub fn wake_policies_local(&self) {
         self.policies.send_modify(|n| *n += 1);
     }
 

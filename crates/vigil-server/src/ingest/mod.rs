@@ -2,7 +2,7 @@
 //!
 //! Sessions (gRPC and HTTP) hand their batches to one writer task, which folds everything
 //! waiting into a single transaction — one fsync for many batches — then answers each batch
-//! with its outcome and announces new events on the bus once. SQLite has one writer at a time
+//! with its outcome once the bus has announced (or, at scale, carried) the group. SQLite has one writer at a time
 //! anyway; this turns contention between sessions into batching.
 
 use std::sync::Arc;
@@ -84,18 +84,34 @@ async fn writer(
             .into_iter()
             .map(|(sensor, evs, reply)| ((sensor, evs), reply))
             .unzip();
-        match store.insert_event_batches(batches).await {
-            Ok(outcomes) => {
-                if outcomes.iter().any(|o| o.stored > 0) {
-                    bus.events_stored();
+        // A bus that carries the events (JetStream) gets every event of the group, even those
+        // the store already held: a batch sent again after a lost acknowledgement may never
+        // have reached the bus the first time. Detection drops what it has already scored.
+        let copy = if bus.carries_events() {
+            batches.clone()
+        } else {
+            Vec::new()
+        };
+        let stored = match store.insert_event_batches(batches).await {
+            Ok(outcomes) => match bus.events_stored(&copy).await {
+                Ok(()) => Ok(outcomes),
+                Err(error) => {
+                    tracing::error!(%error, batches = replies.len(), "The bus did not take the group; the batches are not acknowledged");
+                    Err(error.to_string())
                 }
+            },
+            Err(error) => {
+                tracing::error!(%error, batches = replies.len(), "Group commit failed; the batches are not acknowledged");
+                Err(StoreError::to_string(&error))
+            }
+        };
+        match stored {
+            Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
             }
-            Err(error) => {
-                let message = StoreError::to_string(&error);
-                tracing::error!(%error, batches = replies.len(), "Group commit failed; the batches are not acknowledged");
+            Err(message) => {
                 for reply in replies {
                     let _ = reply.send(Err(message.clone()));
                 }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::{Notice, Relay};
 use crate::fleet::Sessions;
 use crate::store::Store;
 
@@ -35,6 +36,8 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 pub struct LiveFeed {
     tx: broadcast::Sender<Arc<str>>,
     endpoints: Arc<Notify>,
+    /// Carries alerts and command changes to the other server instances' feeds.
+    relay: Relay,
 }
 
 impl Default for LiveFeed {
@@ -42,6 +45,7 @@ impl Default for LiveFeed {
         Self {
             tx: broadcast::channel(CAPACITY).0,
             endpoints: Arc::new(Notify::new()),
+            relay: Relay::default(),
         }
     }
 }
@@ -52,9 +56,24 @@ impl LiveFeed {
         self.tx.subscribe()
     }
 
-    /// Whether anyone listens (publishing is skipped otherwise).
+    /// Also sends what this instance publishes to the other instances' feeds (operators may
+    /// watch a feed served by another instance than the one that raised the alert).
+    #[must_use]
+    pub fn with_relay(mut self, relay: Relay) -> Self {
+        self.relay = relay;
+        self
+    }
+
+    /// Whether anyone may listen (publishing is skipped otherwise).
     pub fn has_subscribers(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.relay.is_active() || self.tx.receiver_count() > 0
+    }
+
+    /// Delivers an encoded message to this instance's subscribers (another instance's).
+    pub fn deliver(&self, text: &str) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(text.into());
+        }
     }
 
     /// Sends `{"type": kind, "data": data}` to every subscriber.
@@ -64,7 +83,10 @@ impl LiveFeed {
         }
         match serde_json::to_string(&json!({ "type": kind, "data": data })) {
             Ok(text) => {
-                let _ = self.tx.send(text.into());
+                if self.tx.receiver_count() > 0 {
+                    let _ = self.tx.send(text.as_str().into());
+                }
+                self.relay.send(Notice::Live { text });
             }
             Err(error) => tracing::warn!(%error, kind, "Cannot encode a live feed message"),
         }
@@ -94,7 +116,8 @@ impl LiveFeed {
             }
             // Coalesces a burst of hints (a fleet's heartbeats) into one read.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            if !self.has_subscribers() {
+            // Every instance serving the API watches for itself: endpoint changes stay local.
+            if self.tx.receiver_count() == 0 {
                 seen = None;
                 continue;
             }
@@ -122,7 +145,11 @@ impl LiveFeed {
                     if !first {
                         let mut data = view;
                         data["previous"] = previous.unwrap_or(Value::Null);
-                        self.publish("endpoint", &data);
+                        if let Ok(text) =
+                            serde_json::to_string(&json!({ "type": "endpoint", "data": data }))
+                        {
+                            self.deliver(&text);
+                        }
                     }
                 }
             }

@@ -63,6 +63,18 @@ pub struct ServerArgs {
     /// Turn the behaviour baseline off.
     #[arg(long, env = "VIGIL_NO_BASELINE", value_parser = clap::builder::BoolishValueParser::new())]
     no_baseline: bool,
+    /// The event bus: empty for the in-process bus of a single server, or a NATS URL
+    /// (`nats://127.0.0.1:4222`, JetStream on) to run roles as several processes
+    /// (docs/SCALE_OUT.md).
+    #[arg(long, env = "VIGIL_BUS", default_value = "")]
+    bus: String,
+    /// Detection partitions on the NATS bus; every instance must use the same number.
+    #[arg(long, env = "VIGIL_BUS_PARTITIONS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    bus_partitions: u16,
+    /// The store: empty for SQLite in the data directory, or a PostgreSQL URL
+    /// (`postgres://user@127.0.0.1:5432/vigil`).
+    #[arg(long, env = "VIGIL_STORE", default_value = "", hide_env_values = true)]
+    store: String,
     /// Minutes an unused console session lasts.
     #[arg(long, env = "VIGIL_SESSION_IDLE_MINS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     session_idle_mins: u64,
@@ -176,6 +188,24 @@ async fn run(
     config.enroll_secret = args.enroll_secret;
     config.fleet_names = args.fleet_names;
     config.roles = args.roles;
+    config.nats = match args.bus.trim() {
+        "" => None,
+        url if url.starts_with("nats://") || url.starts_with("tls://") => {
+            let mut nats = vigil_server::bus::nats::NatsConfig::new(url);
+            nats.partitions = args.bus_partitions;
+            Some(nats)
+        }
+        other => anyhow::bail!("--bus {other:?}: expected empty (in-process) or a nats:// URL"),
+    };
+    config.postgres = match args.store.trim() {
+        "" => None,
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Some(url.to_owned())
+        }
+        _ => anyhow::bail!(
+            "--store: expected empty (SQLite in the data directory) or a postgres:// URL"
+        ),
+    };
     config.response = vigil_server::response::ResponseConfig {
         action_webhook: Some(args.action_webhook).filter(|u| !u.trim().is_empty()),
         command_ttl: Some(Duration::from_secs(args.command_ttl_secs)),

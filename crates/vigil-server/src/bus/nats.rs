@@ -1,0 +1,508 @@
+//! The scale-out bus on NATS JetStream.
+//!
+//! Subjects (with the default prefix `vigil`):
+//!
+//! | subject | what | where |
+//! |---|---|---|
+//! | `vigil.events.<class>.<sensor>.<partition>` | a batch of one endpoint's events of one OCSF class, a JSON array | stream `VIGIL_EVENTS` |
+//! | `vigil.findings` | each finding the detection workers commit, OCSF JSON | stream `VIGIL_FINDINGS` |
+//! | `vigil.notice` | [`Notice`]s between server instances (commands queued for `<sensor>`, revocations, policies, rule switches, the live feed) | core NATS |
+//! | `vigil.stored` | a wake-up for the store's log readers (the hunting indexer) | core NATS |
+//!
+//! One stream holds every class so that one endpoint's events stay in order across classes
+//! (a temporal correlation joins a process start and the connection it made); the class is a
+//! subject token, so a consumer of one class filters `vigil.events.<class>.>`. The trailing
+//! partition token is a stable hash of the sensor id: each detection partition is one durable
+//! pull consumer filtering `vigil.events.*.*.<partition>`, owned by one worker at a time
+//! ([`super::lease`]), so an endpoint's correlation state lives on one worker. NATS 2.10 could
+//! compute the partition with a stream subject transform; Debian 12's 2.9 cannot, so the
+//! publisher does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::{broadcast, mpsc, watch};
+use vigil_ocsf::RawEvent;
+
+use super::{Bus, BusError, EventsSubscription, Notice};
+
+/// Largest message payload the bus writes (NATS refuses more than `max_payload`, 1 MiB by
+/// default): a batch larger than this is split.
+const MAX_PAYLOAD: usize = 512 * 1024;
+/// How long JetStream remembers message ids to drop a batch published twice.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How the events stream's description records the partition count.
+const PARTITIONS_NOTE: &str = "; detection partitions: ";
+/// Notices a slow subscriber may fall behind by.
+const NOTICE_CAPACITY: usize = 4096;
+
+/// How to reach NATS and lay out the streams.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// `nats://host:port`.
+    pub url: String,
+    /// Subject prefix and stream-name prefix (`vigil` → `vigil.events…`, `VIGIL_EVENTS`).
+    pub prefix: String,
+    /// Detection partitions. Fixed for the life of the stream: every instance must agree.
+    pub partitions: u16,
+    /// How long events stay in the stream (they are durable in the store as well).
+    pub max_age: Duration,
+    /// How long a detection worker's claim on a partition lasts without renewal.
+    pub lease_ttl: Duration,
+    /// How long JetStream waits for a detection worker to acknowledge a batch before it
+    /// hands the batch to the partition's next owner.
+    pub ack_wait: Duration,
+    /// This instance's name (in notices, leases and client names); unique per process.
+    pub instance: String,
+}
+
+impl NatsConfig {
+    /// Defaults for `url`: prefix `vigil`, 32 partitions, a day of events, 10 s leases, 30 s
+    /// to acknowledge.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            prefix: "vigil".to_owned(),
+            partitions: 32,
+            max_age: Duration::from_secs(24 * 3600),
+            lease_ttl: Duration::from_secs(10),
+            ack_wait: Duration::from_secs(30),
+            instance: format!(
+                "{}-{}",
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "vigil".to_owned()),
+                uuid::Uuid::new_v4().simple()
+            ),
+        }
+    }
+
+    fn stream_name(&self, what: &str) -> String {
+        format!(
+            "{}_{what}",
+            self.prefix.to_uppercase().replace(['.', '-'], "_")
+        )
+    }
+
+    /// The subject of one endpoint's batch of one class.
+    pub fn event_subject(&self, class_uid: u32, sensor_id: &str) -> String {
+        format!(
+            "{}.events.{}.{}.{}",
+            self.prefix,
+            class_token(class_uid),
+            subject_token(sensor_id),
+            partition_of(sensor_id, self.partitions)
+        )
+    }
+}
+
+/// The subject token naming an OCSF class.
+pub fn class_token(class_uid: u32) -> String {
+    match class_uid {
+        1001 => "file_activity".to_owned(),
+        1007 => "process_activity".to_owned(),
+        3002 => "authentication".to_owned(),
+        4001 => "network_activity".to_owned(),
+        4003 => "dns_activity".to_owned(),
+        2004 => "detection_finding".to_owned(),
+        other => format!("class_{other}"),
+    }
+}
+
+/// A sensor id as one subject token: the characters NATS gives meaning to are percent-encoded.
+pub fn subject_token(sensor_id: &str) -> String {
+    let mut out = String::with_capacity(sensor_id.len());
+    for c in sensor_id.chars() {
+        match c {
+            '.' | '*' | '>' | '%' => out.push_str(&format!("%{:02X}", c as u32)),
+            c if c.is_whitespace() || c.is_control() => {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        out.push('%');
+    }
+    out
+}
+
+/// The detection partition of an endpoint: FNV-1a of its id, so every instance and every
+/// version computes the same one.
+pub fn partition_of(sensor_id: &str, partitions: u16) -> u16 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sensor_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(partitions.max(1))) as u16
+}
+
+/// A notice as it travels: who sent it, so an instance ignores its own.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope {
+    origin: String,
+    #[serde(flatten)]
+    notice: Notice,
+}
+
+/// The JetStream bus.
+#[derive(Debug)]
+pub struct NatsBus {
+    cfg: NatsConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    events: stream::Stream,
+    leases: kv::Store,
+    wake: watch::Sender<u64>,
+    notices: broadcast::Sender<Notice>,
+    /// Outgoing notices, published in order by one task.
+    outbox: mpsc::Sender<Vec<u8>>,
+}
+
+impl NatsBus {
+    /// Connects, creates the streams and the lease bucket if they are missing, and starts
+    /// listening for notices. Fails with the reason when NATS cannot be reached or JetStream is
+    /// off.
+    pub async fn connect(cfg: NatsConfig) -> Result<Arc<Self>, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("vigil-server {}", cfg.instance))
+            .connection_timeout(Duration::from_secs(5))
+            .connect(cfg.url.as_str())
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot connect to {}: {e}", cfg.url)))?;
+        let js = jetstream::new(client.clone());
+        let events = js
+            .get_or_create_stream(stream::Config {
+                name: cfg.stream_name("EVENTS"),
+                description: Some(format!(
+                    "Vigil endpoint events, one message per batch{PARTITIONS_NOTE}{}",
+                    cfg.partitions
+                )),
+                subjects: vec![format!("{}.events.>", cfg.prefix)],
+                retention: stream::RetentionPolicy::Limits,
+                max_age: cfg.max_age,
+                duplicate_window: DUPLICATE_WINDOW,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("creating the events stream", &e))?;
+        js.get_or_create_stream(stream::Config {
+            name: cfg.stream_name("FINDINGS"),
+            description: Some("Vigil detection findings (OCSF 2004)".to_owned()),
+            subjects: vec![format!("{}.findings", cfg.prefix)],
+            retention: stream::RetentionPolicy::Limits,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: DUPLICATE_WINDOW,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable("creating the findings stream", &e))?;
+        // The bucket's stream is made here rather than by `create_key_value`, which asks for
+        // the account's limits first and cannot read NATS 2.9's answer. Same layout: one value
+        // per key, values expire after the lease time.
+        let bucket = format!("{}_detect_leases", cfg.prefix.replace(['.', '-'], "_"));
+        js.get_or_create_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some("Which Vigil detection worker owns which partition".to_owned()),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age: cfg.lease_ttl,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable("creating the lease bucket", &e))?;
+        let leases = js
+            .get_key_value(&bucket)
+            .await
+            .map_err(|e| unavailable("opening the lease bucket", &e))?;
+        let (outbox, mut outgoing) = mpsc::channel::<Vec<u8>>(NOTICE_CAPACITY);
+        let sender = client.clone();
+        let subject = format!("{}.notice", cfg.prefix);
+        tokio::spawn(async move {
+            while let Some(payload) = outgoing.recv().await {
+                if let Err(error) = sender.publish(subject.clone(), payload.into()).await {
+                    tracing::warn!(%error, "Cannot send a notice to the other instances");
+                }
+            }
+        });
+        let bus = Arc::new(Self {
+            outbox,
+            cfg,
+            client,
+            js,
+            events,
+            leases,
+            wake: watch::Sender::new(0),
+            notices: broadcast::channel(NOTICE_CAPACITY).0,
+        });
+        bus.check_partitions().await?;
+        bus.listen().await?;
+        Ok(bus)
+    }
+
+    /// The configuration this bus runs with.
+    pub fn config(&self) -> &NatsConfig {
+        &self.cfg
+    }
+
+    /// The partition-lease bucket.
+    pub fn lease_bucket(&self) -> &kv::Store {
+        &self.leases
+    }
+
+    /// The NATS client (for tests and the bench's measurements).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Refuses to run with another partition count than the stream was made with (it is
+    /// written in the stream's description): two instances hashing endpoints differently would
+    /// split their correlation state.
+    async fn check_partitions(&self) -> Result<(), BusError> {
+        let mut events = self.events.clone();
+        let info = events
+            .info()
+            .await
+            .map_err(|e| unavailable("reading the events stream", &e))?;
+        let made_with = info
+            .config
+            .description
+            .as_deref()
+            .and_then(|d| d.rsplit_once(PARTITIONS_NOTE))
+            .and_then(|(_, n)| n.trim().parse::<u16>().ok());
+        match made_with {
+            Some(n) if n != self.cfg.partitions => Err(BusError::Unavailable(format!(
+                "the events stream {} was made with {n} detection partitions and this instance was started with {}: start every instance with the same partition count",
+                info.config.name, self.cfg.partitions
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Subscribes to notices and wake-ups from other instances.
+    async fn listen(self: &Arc<Self>) -> Result<(), BusError> {
+        let mut notices = self
+            .client
+            .subscribe(format!("{}.notice", self.cfg.prefix))
+            .await
+            .map_err(|e| unavailable("subscribing to notices", &e))?;
+        let mut stored = self
+            .client
+            .subscribe(format!("{}.stored", self.cfg.prefix))
+            .await
+            .map_err(|e| unavailable("subscribing to wake-ups", &e))?;
+        // The server has the subscriptions once it answered a ping: from here on nothing
+        // another instance sends is missed.
+        self.client
+            .flush()
+            .await
+            .map_err(|e| unavailable("subscribing to notices", &e))?;
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    msg = notices.next() => {
+                        let Some(msg) = msg else { return };
+                        let Some(bus) = weak.upgrade() else { return };
+                        match serde_json::from_slice::<Envelope>(&msg.payload) {
+                            Ok(env) if env.origin != bus.cfg.instance => {
+                                let _ = bus.notices.send(env.notice);
+                            }
+                            Ok(_) => {}
+                            Err(error) => tracing::warn!(%error, "Unreadable notice on the bus; ignored"),
+                        }
+                    }
+                    msg = stored.next() => {
+                        if msg.is_none() { return }
+                        let Some(bus) = weak.upgrade() else { return };
+                        bus.wake.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The durable pull consumer of one detection partition, created if missing.
+    pub async fn partition_consumer(
+        &self,
+        partition: u16,
+    ) -> Result<consumer::PullConsumer, BusError> {
+        let name = format!(
+            "{}_detect_{partition}",
+            self.cfg.prefix.replace(['.', '-'], "_")
+        );
+        self.events
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    description: Some(format!("Vigil detection, partition {partition}")),
+                    filter_subject: format!("{}.events.*.*.{partition}", self.cfg.prefix),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: self.cfg.ack_wait,
+                    max_ack_pending: 4096,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| unavailable("creating a detection consumer", &e))
+    }
+
+    /// Publishes a committed finding on `<prefix>.findings` (for exporters and other
+    /// consumers; the store holds it already).
+    pub async fn publish_finding(&self, uid: &str, json: Vec<u8>) -> Result<(), BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", uid);
+        self.js
+            .publish_with_headers(
+                format!("{}.findings", self.cfg.prefix),
+                headers,
+                json.into(),
+            )
+            .await
+            .map_err(|e| unavailable("publishing a finding", &e))?
+            .await
+            .map_err(|e| unavailable("publishing a finding", &e))?;
+        Ok(())
+    }
+}
+
+fn unavailable(what: &str, e: &dyn std::fmt::Display) -> BusError {
+    BusError::Unavailable(format!("{what}: {e}"))
+}
+
+/// Splits batches into messages: one endpoint, one class, at most [`MAX_PAYLOAD`] bytes each,
+/// as (subject, message id, JSON array).
+pub fn encode_batches(
+    cfg: &NatsConfig,
+    batches: &[(String, Vec<RawEvent>)],
+) -> Vec<(String, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (sensor, events) in batches {
+        let mut by_class: BTreeMap<u32, Vec<&RawEvent>> = BTreeMap::new();
+        for e in events {
+            by_class.entry(e.class_uid).or_default().push(e);
+        }
+        for (class, events) in by_class {
+            let subject = cfg.event_subject(class, sensor);
+            let mut payload = Vec::with_capacity(MAX_PAYLOAD.min(64 * 1024));
+            let mut first: Option<&str> = None;
+            let mut count = 0usize;
+            let mut last = "";
+            for e in events {
+                if count > 0 && payload.len() + e.json.len() + 2 > MAX_PAYLOAD {
+                    payload.push(b']');
+                    out.push((
+                        subject.clone(),
+                        message_id(sensor, first.unwrap_or(""), last, count),
+                        std::mem::take(&mut payload),
+                    ));
+                    count = 0;
+                    first = None;
+                }
+                payload.push(if count == 0 { b'[' } else { b',' });
+                payload.extend_from_slice(&e.json);
+                first.get_or_insert(&e.uid);
+                last = &e.uid;
+                count += 1;
+            }
+            if count > 0 {
+                payload.push(b']');
+                out.push((
+                    subject.clone(),
+                    message_id(sensor, first.unwrap_or(""), last, count),
+                    payload,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Identifies a message by its endpoint and the events it holds, so JetStream drops the same
+/// batch published twice inside its duplicate window.
+fn message_id(sensor: &str, first: &str, last: &str, count: usize) -> String {
+    format!("{sensor}/{first}/{last}/{count}")
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    fn carries_events(&self) -> bool {
+        true
+    }
+
+    async fn events_stored(&self, batches: &[(String, Vec<RawEvent>)]) -> Result<(), BusError> {
+        let mut acks = Vec::new();
+        for (subject, id, payload) in encode_batches(&self.cfg, batches) {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            let ack = self
+                .js
+                .publish_with_headers(subject, headers, payload.into())
+                .await
+                .map_err(|e| unavailable("publishing events", &e))?;
+            acks.push(ack);
+        }
+        for ack in
+            futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
+                .await
+        {
+            ack.map_err(|e| unavailable("publishing events", &e))?;
+        }
+        self.client
+            .publish(format!("{}.stored", self.cfg.prefix), Vec::new().into())
+            .await
+            .map_err(|e| unavailable("publishing a wake-up", &e))?;
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
+    }
+
+    fn subscribe_events(&self) -> EventsSubscription {
+        EventsSubscription {
+            rx: self.wake.subscribe(),
+        }
+    }
+
+    fn notify(&self, notice: &Notice) {
+        let env = Envelope {
+            origin: self.cfg.instance.clone(),
+            notice: notice.clone(),
+        };
+        let Ok(payload) = serde_json::to_vec(&env) else {
+            return;
+        };
+        if self.outbox.try_send(payload).is_err() {
+            tracing::warn!(
+                "Notices are not leaving fast enough; one was dropped (instances re-read the store on their own schedule)"
+            );
+        }
+    }
+
+    fn notices(&self) -> Option<broadcast::Receiver<Notice>> {
+        Some(self.notices.subscribe())
+    }
+
+    fn detection_stream(&self) -> Option<&NatsBus> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
