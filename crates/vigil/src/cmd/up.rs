@@ -71,6 +71,10 @@ pub struct ServerArgs {
     /// Detection partitions on the NATS bus; every instance must use the same number.
     #[arg(long, env = "VIGIL_BUS_PARTITIONS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     bus_partitions: u16,
+    /// Prefix of every subject, stream and bucket name on the NATS bus, so that several Vigil
+    /// deployments can share one NATS.
+    #[arg(long, env = "VIGIL_BUS_PREFIX", default_value = "vigil", value_parser = bus_prefix)]
+    bus_prefix: String,
     /// The store: empty for SQLite in the data directory, or a PostgreSQL URL
     /// (`postgres://user@127.0.0.1:5432/vigil`).
     #[arg(long, env = "VIGIL_STORE", default_value = "", hide_env_values = true)]
@@ -193,6 +197,7 @@ async fn run(
         url if url.starts_with("nats://") || url.starts_with("tls://") => {
             let mut nats = vigil_server::bus::nats::NatsConfig::new(url);
             nats.partitions = args.bus_partitions;
+            nats.prefix = args.bus_prefix;
             Some(nats)
         }
         other => anyhow::bail!("--bus {other:?}: expected empty (in-process) or a nats:// URL"),
@@ -403,5 +408,17 @@ impl Signals {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}
         }
+    }
+}
+
+/// A bus prefix: one subject token, usable in stream names.
+fn bus_prefix(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.len() <= 32
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("letters, digits and _ only, 1 to 32 of them".to_owned())
     }
 }
