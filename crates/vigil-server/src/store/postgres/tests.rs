@@ -225,11 +225,21 @@ async fn a_resent_batch_is_stored_once_also_when_sent_twice_at_once() {
     assert_eq!(total, 301);
 }
 
+/// Events in batch `b` of writer `w`: mostly small, now and then large, so transactions take
+/// very different times and commit out of the order they drew positions in (were it not for
+/// the log lock).
+fn batch_size(w: usize, b: usize) -> usize {
+    if (w + b).is_multiple_of(7) {
+        1_500
+    } else {
+        1 + (w * 7 + b * 13) % 40
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_inserters_and_a_cursor_reader_never_miss_an_event() {
     const WRITERS: usize = 4;
-    const BATCHES: usize = 40;
-    const PER_BATCH: usize = 50;
+    const BATCHES: usize = 60;
     let db = PgTestDb::new().await;
     let store = Arc::new(PgStore::open_with(db.opts.clone(), 12).await.unwrap());
     let now = vigil_ocsf::now_ms();
@@ -238,9 +248,7 @@ async fn concurrent_inserters_and_a_cursor_reader_never_miss_an_event() {
             let store = store.clone();
             tokio::spawn(async move {
                 for b in 0..BATCHES {
-                    // Batches of varying size, so transactions take varying time.
-                    let n = PER_BATCH * (1 + (w + b) % 3);
-                    let batch = (0..n)
+                    let batch = (0..batch_size(w, b))
                         .map(|i| raw(&format!("w{w}-b{b}-{i}"), now + i64::try_from(i).unwrap()))
                         .collect();
                     store
@@ -252,7 +260,7 @@ async fn concurrent_inserters_and_a_cursor_reader_never_miss_an_event() {
         })
         .collect();
     let expected: usize = (0..WRITERS)
-        .flat_map(|w| (0..BATCHES).map(move |b| PER_BATCH * (1 + (w + b) % 3)))
+        .flat_map(|w| (0..BATCHES).map(move |b| batch_size(w, b)))
         .sum();
     // The reader commits its cursor the way the hunt indexer does, while the writers run.
     let mut seen = HashSet::new();
@@ -369,4 +377,55 @@ async fn a_server_that_cannot_be_reached_is_a_db_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Db(_)), "{err}");
+}
+
+/// Measures the group insert (run with `--run-ignored only`; prints events/s). Not a pass/fail
+/// test: the figure depends on the machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run on demand"]
+async fn bulk_insert_rate() {
+    const GROUPS: usize = 40;
+    const PER_GROUP: usize = 5_000;
+    let db = PgTestDb::new().await;
+    let store = db.store().await;
+    let now = vigil_ocsf::now_ms();
+    let groups: Vec<Vec<(String, Vec<RawEvent>)>> = (0..GROUPS)
+        .map(|g| {
+            (0..10)
+                .map(|s| {
+                    let batch = (0..PER_GROUP / 10)
+                        .map(|i| {
+                            let ev = vigil_ocsf::Event::from_value(json!({
+                                "class_uid": 1007, "activity_id": 1, "time": now + i64::try_from(i).unwrap(),
+                                "metadata": {"uid": format!("g{g}-s{s}-{i}"), "version": "1.8.0"},
+                                "device": {"uid": format!("s{s}"), "hostname": "web-01"},
+                                "process": {"pid": i, "cmd_line": "/usr/bin/python3 -m http.server 8080",
+                                    "file": {"path": "/usr/bin/python3", "name": "python3"},
+                                    "user": {"name": "www-data", "uid": 33}},
+                                "actor": {"process": {"pid": 1, "file": {"path": "/usr/lib/systemd/systemd"}}}
+                            }))
+                            .unwrap();
+                            RawEvent::from_event(&ev)
+                        })
+                        .collect();
+                    (format!("s{s}"), batch)
+                })
+                .collect()
+        })
+        .collect();
+    let bytes: usize = groups[0]
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|e| e.json.len()))
+        .sum();
+    let started = std::time::Instant::now();
+    for group in groups {
+        store.insert_event_batches(group).await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let n = GROUPS * PER_GROUP;
+    eprintln!(
+        "inserted {n} events ({} bytes each) in {secs:.2} s: {:.0} events/s",
+        bytes / PER_GROUP,
+        n as f64 / secs
+    );
 }
