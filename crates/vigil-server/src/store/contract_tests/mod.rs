@@ -178,6 +178,26 @@ pub(crate) async fn a_group_counts_each_batch_and_stores_a_uid_once<B: Backend>(
         .collect();
     assert_eq!(rows, [("old", "s1"), ("x", "s1"), ("y", "s2")]);
     assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    // One sensor with two batches in a group: each batch gets its own count.
+    let outs = store
+        .insert_event_batches(vec![
+            ("s1".into(), vec![raw("p", 8), raw("old", 5)]),
+            ("s3".into(), vec![raw("q", 8)]),
+            ("s1".into(), vec![raw("p", 8), raw("r", 9), raw("s", 9)]),
+        ])
+        .await
+        .unwrap();
+    let counts: Vec<_> = outs.iter().map(|o| (o.stored, o.duplicates)).collect();
+    assert_eq!(counts, [(1, 1), (1, 0), (2, 1)]);
+    let uids: Vec<_> = store
+        .events_after(log[2].seq, 10)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| e.event.uid)
+        .collect();
+    assert_eq!(uids, ["p", "q", "r", "s"], "log order is batch order");
     let empty = store.insert_event_batches(vec![]).await.unwrap();
     assert!(empty.is_empty());
 }

@@ -24,7 +24,7 @@
 //! commit one at a time; each is one statement per group of batches, so a writer holds the
 //! lock for one statement and one commit.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use sqlx::{Postgres, QueryBuilder, Row};
 use vigil_ocsf::{DetectionFinding, Event, RawEvent};
@@ -47,7 +47,8 @@ pub(super) fn day_of(time_ms: i64) -> i64 {
     time_ms.div_euclid(DAY_MS)
 }
 
-/// The columns of a group of batches, as the insert binds them.
+/// The columns of a group of batches, as the insert binds them: each event once (a uid twice
+/// in one group is counted a duplicate of its batch here and never sent).
 #[derive(Default)]
 struct Columns<'a> {
     batch: Vec<i32>,
@@ -56,10 +57,15 @@ struct Columns<'a> {
     class: Vec<i32>,
     time: Vec<i64>,
     body: Vec<&'a str>,
+    /// Whether one sensor has events in two batches (its count must then be split by batch).
+    shared_sensor: bool,
 }
 
 impl<'a> Columns<'a> {
-    fn of(batches: &'a [(String, Vec<RawEvent>)]) -> Result<Self, StoreError> {
+    fn of(
+        batches: &'a [(String, Vec<RawEvent>)],
+        outs: &mut [InsertOutcome],
+    ) -> Result<Self, StoreError> {
         let n = batches.iter().map(|(_, e)| e.len()).sum();
         let mut c = Self {
             batch: Vec::with_capacity(n),
@@ -68,10 +74,20 @@ impl<'a> Columns<'a> {
             class: Vec::with_capacity(n),
             time: Vec::with_capacity(n),
             body: Vec::with_capacity(n),
+            shared_sensor: false,
         };
-        for (i, (sensor, events)) in batches.iter().enumerate() {
+        let mut seen = HashSet::with_capacity(n);
+        let mut sensors = HashSet::new();
+        for (i, ((sensor, events), out)) in batches.iter().zip(outs).enumerate() {
             let i = i32::try_from(i).map_err(|_| engine("too many batches in one group"))?;
+            if !events.is_empty() && !sensors.insert(sensor.as_str()) {
+                c.shared_sensor = true;
+            }
             for e in events {
+                if !seen.insert((e.uid.as_str(), e.time)) {
+                    out.duplicates += 1;
+                    continue;
+                }
                 c.batch.push(i);
                 c.uid.push(&e.uid);
                 c.sensor.push(sensor);
@@ -86,6 +102,37 @@ impl<'a> Columns<'a> {
         Ok(c)
     }
 }
+
+/// The group insert when every sensor has one batch in the group: new rows counted by sensor.
+/// Rows go in in array order (the function scan feeds the insert), so positions follow the
+/// batches.
+const INSERT_BY_SENSOR: &str = "
+    WITH stored AS (
+        INSERT INTO events (uid, sensor_id, class_uid, time, body)
+        SELECT uid, sensor_id, class_uid, time, body::json
+        FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int8[], $5::text[])
+            AS u(uid, sensor_id, class_uid, time, body)
+        ON CONFLICT (uid, time) DO NOTHING
+        RETURNING sensor_id
+    )
+    SELECT sensor_id, count(*) FROM stored GROUP BY sensor_id";
+
+/// The group insert when a sensor has several batches in the group: new rows matched back to
+/// their batch.
+const INSERT_BY_BATCH: &str = r#"
+    WITH input AS (
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int8[], $5::text[],
+                             $6::int4[])
+            AS u(uid, sensor_id, class_uid, time, body, batch)
+    ), stored AS (
+        INSERT INTO events (uid, sensor_id, class_uid, time, body)
+        SELECT uid, sensor_id, class_uid, time, body::json FROM input
+        ON CONFLICT (uid, time) DO NOTHING
+        RETURNING uid, time
+    )
+    SELECT i.batch, count(*) FROM stored s
+    JOIN input i ON i.uid COLLATE "C" = s.uid AND i.time = s.time
+    GROUP BY i.batch"#;
 
 fn engine(msg: &str) -> StoreError {
     StoreError::Engine(msg.to_owned())
@@ -135,46 +182,46 @@ impl PgStore {
             .filter(|d| window.contains(d))
             .collect();
         self.ensure_partitions(days).await?;
-        let c = Columns::of(batches)?;
+        let c = Columns::of(batches, &mut outs)?;
+        if c.uid.is_empty() {
+            return Ok(outs);
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind(LOG_LOCK.0)
             .bind(LOG_LOCK.1)
             .execute(&mut *tx)
             .await?;
-        // One statement for the whole group: the rows in order (so positions follow the batch
-        // order), duplicates skipped, and per batch the number newly stored. A uid twice in
-        // the group is stored for its first occurrence, which is the one counted.
-        let stored: Vec<(i32, i64)> = sqlx::query_as(
-            r#"WITH input AS (
-                   SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int4[],
-                                        $5::int8[], $6::text[])
-                       WITH ORDINALITY AS u(batch, uid, sensor_id, class_uid, time, body, ord)
-               ), stored AS (
-                   INSERT INTO events (uid, sensor_id, class_uid, time, body)
-                   SELECT uid, sensor_id, class_uid, time, body::json FROM input ORDER BY ord
-                   ON CONFLICT (uid, time) DO NOTHING
-                   RETURNING uid, time
-               ), first AS (
-                   SELECT DISTINCT ON (uid, time) uid, time, batch FROM input
-                   ORDER BY uid, time, ord
-               )
-               SELECT f.batch, count(*) FROM stored s
-               JOIN first f ON f.uid COLLATE "C" = s.uid AND f.time = s.time
-               GROUP BY f.batch"#,
-        )
-        .bind(&c.batch)
-        .bind(&c.uid)
-        .bind(&c.sensor)
-        .bind(&c.class)
-        .bind(&c.time)
-        .bind(&c.body)
-        .fetch_all(&mut *tx)
-        .await?;
+        // One statement for the whole group, answering per sensor (or per batch) how many
+        // rows were new.
+        let query = if c.shared_sensor {
+            INSERT_BY_BATCH
+        } else {
+            INSERT_BY_SENSOR
+        };
+        let mut q = sqlx::query(query)
+            .bind(&c.uid)
+            .bind(&c.sensor)
+            .bind(&c.class)
+            .bind(&c.time)
+            .bind(&c.body);
+        if c.shared_sensor {
+            q = q.bind(&c.batch);
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        for (batch, n) in stored {
-            if let Some(out) = usize::try_from(batch).ok().and_then(|b| outs.get_mut(b)) {
-                out.stored = u32::try_from(n).unwrap_or(u32::MAX);
+        for r in rows {
+            let n = u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(u32::MAX);
+            let batch = if c.shared_sensor {
+                usize::try_from(r.try_get::<i32, _>(0)?).ok()
+            } else {
+                let sensor: &str = r.try_get(0)?;
+                batches
+                    .iter()
+                    .position(|(s, events)| s == sensor && !events.is_empty())
+            };
+            if let Some(out) = batch.and_then(|b| outs.get_mut(b)) {
+                out.stored = n;
             }
         }
         for (out, (_, events)) in outs.iter_mut().zip(batches) {
