@@ -225,6 +225,11 @@ pub(crate) async fn events_are_found_by_sensor_text_field_and_time<B: Backend>(b
         .insert_events("s2", &[exec("c", 30, "/usr/bin/curl", 9)])
         .await
         .unwrap();
+    // A NUL in a string (JSON `\u0000`) is stored, read back, and does not break searches.
+    let nul = exec("n", 5, "/tmp/a\0b", 10);
+    assert_eq!(store.insert_events("s3", &[nul]).await.unwrap().stored, 1);
+    let log = store.events_after(0, 10).await.unwrap().events;
+    assert_eq!(log[3].event.data["process"]["file"]["path"], "/tmp/a\0b");
     let find = |q: EventQuery| {
         let store = &store;
         async move {
@@ -276,6 +281,15 @@ pub(crate) async fn events_are_found_by_sensor_text_field_and_time<B: Backend>(b
         })
         .await,
         ["c"]
+    );
+    assert_eq!(
+        find(all(EventQuery {
+            sensor_id: Some("s3".into()),
+            text: Some("/tmp/a".into()),
+            ..Default::default()
+        }))
+        .await,
+        ["n"]
     );
 }
 

@@ -48,7 +48,7 @@ pub(super) fn day_of(time_ms: i64) -> i64 {
 }
 
 /// The columns of a group of batches, as the insert binds them: each event once (a uid twice
-/// in one group is counted a duplicate of its batch here and never sent).
+/// in one group is sent for its first batch only; the others count it as a duplicate).
 #[derive(Default)]
 struct Columns<'a> {
     batch: Vec<i32>,
@@ -62,10 +62,7 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn of(
-        batches: &'a [(String, Vec<RawEvent>)],
-        outs: &mut [InsertOutcome],
-    ) -> Result<Self, StoreError> {
+    fn of(batches: &'a [(String, Vec<RawEvent>)]) -> Result<Self, StoreError> {
         let n = batches.iter().map(|(_, e)| e.len()).sum();
         let mut c = Self {
             batch: Vec::with_capacity(n),
@@ -78,14 +75,13 @@ impl<'a> Columns<'a> {
         };
         let mut seen = HashSet::with_capacity(n);
         let mut sensors = HashSet::new();
-        for (i, ((sensor, events), out)) in batches.iter().zip(outs).enumerate() {
+        for (i, (sensor, events)) in batches.iter().enumerate() {
             let i = i32::try_from(i).map_err(|_| engine("too many batches in one group"))?;
             if !events.is_empty() && !sensors.insert(sensor.as_str()) {
                 c.shared_sensor = true;
             }
             for e in events {
                 if !seen.insert((e.uid.as_str(), e.time)) {
-                    out.duplicates += 1;
                     continue;
                 }
                 c.batch.push(i);
@@ -182,7 +178,7 @@ impl PgStore {
             .filter(|d| window.contains(d))
             .collect();
         self.ensure_partitions(days).await?;
-        let c = Columns::of(batches, &mut outs)?;
+        let c = Columns::of(batches)?;
         if c.uid.is_empty() {
             return Ok(outs);
         }
