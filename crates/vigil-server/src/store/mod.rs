@@ -1,7 +1,7 @@
 //! Durable state: endpoints, events, findings and consumer cursors.
 //!
-//! [`Store`] is the one interface business logic sees; `sqlite` is the embedded implementation
-//! (PostgreSQL follows for scale-out). No caller may know which one is running.
+//! [`Store`] is the one interface business logic sees; `sqlite` is the embedded implementation,
+//! `postgres` the scale-out one. No caller may know which one is running.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -9,8 +9,12 @@ use vigil_ocsf::{DetectionFinding, Event, RawEvent};
 
 mod investigate;
 pub mod operators;
+pub mod postgres;
 mod response;
 pub mod sqlite;
+
+#[cfg(test)]
+pub(crate) mod contract_tests;
 
 pub use operators::{
     ApiToken, NameQuery, NewApiToken, NewOperatorSession, NewUser, OperatorRole, OperatorSession,
