@@ -200,29 +200,30 @@ pub struct Server {
 /// The store implementation in use, kept to close it cleanly at the end.
 enum Backend {
     Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<crate::store::postgres::PgStore>),
 }
 
 impl Backend {
     async fn open(config: &ServerConfig) -> Result<Self, ServerError> {
-        match &config.postgres {
-            Some(_) => Err(ServerError::Config(
-                "the PostgreSQL store is not part of this build".to_owned(),
-            )),
-            None => Ok(Self::Sqlite(Arc::new(
-                SqliteStore::open(&config.data_dir).await?,
-            ))),
-        }
+        Ok(match &config.postgres {
+            Some(url) => {
+                Self::Postgres(Arc::new(crate::store::postgres::PgStore::open(url).await?))
+            }
+            None => Self::Sqlite(Arc::new(SqliteStore::open(&config.data_dir).await?)),
+        })
     }
 
     fn as_dyn(&self) -> Arc<dyn Store> {
         match self {
             Self::Sqlite(s) => s.clone(),
+            Self::Postgres(s) => s.clone(),
         }
     }
 
     async fn close(&self) {
         match self {
             Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
         }
     }
 }

@@ -99,13 +99,18 @@ impl Leases {
         let workers = self.live_workers().await?.max(1);
         let share = usize::from(self.partitions).div_ceil(workers);
         // Give back the surplus after other workers joined, highest partitions first.
+        let mut given = Vec::new();
         while self.held.len() > share {
             let Some((p, _)) = self.held.pop_last() else {
                 break;
             };
             let _ = self.kv.delete(part_key(p)).await;
-            tracing::info!(partition = p, "Detection partition handed over");
+            given.push(p);
         }
+        if !given.is_empty() {
+            tracing::info!(partitions = ?given, workers, "Detection partitions handed over");
+        }
+        let mut claimed = Vec::new();
         if self.held.len() < share {
             // Start at a place of this worker's own so workers starting together do not all
             // race for partition 0.
@@ -119,10 +124,13 @@ impl Leases {
                     continue;
                 }
                 if let Ok(rev) = self.kv.create(part_key(p), self.value()).await {
-                    tracing::info!(partition = p, "Detection partition claimed");
+                    claimed.push(p);
                     self.held.insert(p, rev);
                 }
             }
+        }
+        if !claimed.is_empty() {
+            tracing::info!(partitions = ?claimed, workers, "Detection partitions claimed");
         }
         Ok(())
     }

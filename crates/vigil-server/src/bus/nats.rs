@@ -365,6 +365,42 @@ impl NatsBus {
             .map_err(|e| unavailable("creating a detection consumer", &e))
     }
 
+    /// Deletes everything this prefix made on the server: its streams (with their events and
+    /// findings) and its lease bucket. For tests and benchmarks, which work under a prefix of
+    /// their own; never called by the server.
+    pub async fn remove(&self) -> Result<(), BusError> {
+        let bucket = format!(
+            "KV_{}_detect_leases",
+            self.cfg.prefix.replace(['.', '-'], "_")
+        );
+        for name in [
+            self.cfg.stream_name("EVENTS"),
+            self.cfg.stream_name("FINDINGS"),
+            bucket,
+        ] {
+            self.js
+                .delete_stream(&name)
+                .await
+                .map_err(|e| unavailable(&format!("deleting {name}"), &e))?;
+        }
+        Ok(())
+    }
+
+    /// Messages of the events stream no detection partition has acknowledged yet (pending
+    /// plus in flight), summed over the partitions.
+    pub async fn unscored(&self) -> Result<u64, BusError> {
+        let mut total = 0u64;
+        for p in 0..self.cfg.partitions {
+            let mut c = self.partition_consumer(p).await?;
+            let info = c
+                .info()
+                .await
+                .map_err(|e| unavailable("reading a detection consumer", &e))?;
+            total += info.num_pending + info.num_ack_pending as u64;
+        }
+        Ok(total)
+    }
+
     /// Publishes a committed finding on `<prefix>.findings` (for exporters and other
     /// consumers; the store holds it already).
     pub async fn publish_finding(&self, uid: &str, json: Vec<u8>) -> Result<(), BusError> {

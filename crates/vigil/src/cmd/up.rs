@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_agent::cli::{AuthActivityArgs, DnsActivityArgs, FileActivityArgs, YaraArgs};
 use vigil_agent::{Agent, AgentConfig, AuthConfig, DnsConfig, FileConfig, SourceMode};
 use vigil_detect::{LoadReport, RuleStatus};
-use vigil_server::{Roles, Server, ServerConfig};
+use vigil_server::{Role, Roles, Server, ServerConfig};
 
 /// Options shared by `vigil up` and `vigil server`.
 #[derive(Debug, Args)]
@@ -294,11 +294,36 @@ async fn run(
         None => None,
     };
 
-    println!(
-        "fleet: agents connect to {} (CA {}, {secret_note})",
-        fleet_url(fleet),
-        ca_path.display()
-    );
+    if config.roles.has(Role::Fleet) {
+        println!(
+            "fleet: agents connect to {} (CA {}, {secret_note})",
+            fleet_url(fleet),
+            ca_path.display()
+        );
+    }
+    if let Some(nats) = &config.nats {
+        println!(
+            "bus: NATS JetStream at {} (prefix {}, {} detection partitions); store: {}",
+            nats.url,
+            nats.prefix,
+            nats.partitions,
+            if config.postgres.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            }
+        );
+    }
+    if let Some(nats) = config
+        .nats
+        .as_ref()
+        .filter(|_| config.roles.has(Role::Detect))
+    {
+        println!(
+            "detect: claiming detection partitions on the bus as {}",
+            nats.instance
+        );
+    }
     if let Some(agent) = &agent {
         let sources: Vec<_> = agent
             .capabilities()
@@ -312,11 +337,13 @@ async fn run(
             sources.join(", ")
         );
     }
-    println!("API listening on http://{api}");
-    println!(
-        "  try: curl -s -H \"Authorization: Bearer $(vigil token create cli --user ADMIN \
-         --data-dir DIR)\" http://{api}/api/v1/alerts (docs/API.md)"
-    );
+    if config.roles.has(Role::Api) {
+        println!("API listening on http://{api}");
+        println!(
+            "  try: curl -s -H \"Authorization: Bearer $(vigil token create cli --user ADMIN \
+             --data-dir DIR)\" http://{api}/api/v1/alerts (docs/API.md)"
+        );
+    }
     println!("Ctrl-C stops (the local agent flushes its buffer first).");
 
     tokio::select! {
@@ -413,10 +440,7 @@ impl Signals {
 
 /// A bus prefix: one subject token, usable in stream names.
 fn bus_prefix(s: &str) -> Result<String, String> {
-    if !s.is_empty()
-        && s.len() <= 32
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(s.to_owned())
     } else {
         Err("letters, digits and _ only, 1 to 32 of them".to_owned())

@@ -37,13 +37,7 @@ pub(crate) async fn connect(cfg: NatsConfig) -> Arc<NatsBus> {
 
 /// Deletes what a test's prefix created.
 pub(crate) async fn cleanup(bus: &NatsBus) {
-    let cfg = bus.config();
-    let _ = bus.js.delete_stream(cfg.stream_name("EVENTS")).await;
-    let _ = bus.js.delete_stream(cfg.stream_name("FINDINGS")).await;
-    let _ = bus
-        .js
-        .delete_stream(format!("KV_{}_detect_leases", cfg.prefix))
-        .await;
+    bus.remove().await.expect("the test's streams are deleted");
 }
 
 pub(crate) fn raw(sensor: &str, uid: &str, class_uid: u32, extra: serde_json::Value) -> RawEvent {
