@@ -10,248 +10,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::scale::{Instance, SECRET, Sim, event, fleet_url, instance_name, lease_holders};
 use serde_json::{Value, json};
-use tokio_stream::wrappers::ReceiverStream;
-use vigil_agent::identity::{self, AgentIdentity};
-use vigil_proto::fleet::fleet_client::FleetClient;
-use vigil_proto::fleet::{
-    Ack, Capability, Command as WireCommand, Event as WireEvent, EventBatch, Hello, HostFacts,
-};
-use vigil_proto::{AgentMessage, ServerMessage, agent_message, server_message};
-
-const SECRET: &str = "scale-out-test-secret";
+use vigil_agent::identity;
+use vigil_proto::fleet::HostFacts;
 /// Detection partitions of the test's bus.
 const PARTITIONS: u16 = 8;
 /// Simulated agents.
 const AGENTS: usize = 6;
 /// Vigil's rule for /etc/shadow read by a text tool.
 const SHADOW_RULE: &str = "6d3f1a52-8b0e-4c4e-9d1a-7a1f0e2b5c01";
-
-fn nats_url() -> String {
-    std::env::var("VIGIL_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
-
-fn postgres_admin() -> String {
-    std::env::var("VIGIL_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A `vigil server` child, killed (SIGKILL, by pid) on drop.
-struct Instance {
-    name: &'static str,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Instance {
-    fn start(name: &'static str, dir: &Path, db: &str, prefix: &str, roles: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["server", "--roles", roles])
-            .args(["--listen", "127.0.0.1:0", "--fleet-listen", "127.0.0.1:0"])
-            .args(["--enroll-secret", SECRET, "--bus", &nats_url()])
-            .args([
-                "--bus-prefix",
-                prefix,
-                "--bus-partitions",
-                &PARTITIONS.to_string(),
-            ])
-            .args(["--store", db])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("VIGIL_ADMIN_PASSWORD", common::operator::ADMIN_PASSWORD)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("vigil server starts");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { name, child, lines }
-    }
-
-    /// Waits for a line starting with `prefix`; returns it.
-    fn wait_line(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("{} never printed {prefix:?}", self.name),
-            }
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The instance name at the end of the detect line.
-fn instance_name(line: &str) -> String {
-    line.rsplit(' ').next().expect("instance name").to_owned()
-}
-
-/// Partition → the instance holding its lease.
-async fn lease_holders(bus: &vigil_server::bus::nats::NatsBus) -> Vec<(u16, String)> {
-    use futures::StreamExt;
-    let kv = bus.lease_bucket();
-    let mut out = Vec::new();
-    let Ok(mut keys) = kv.keys().await else {
-        return out;
-    };
-    while let Some(Ok(k)) = keys.next().await {
-        if let Some(p) = k.strip_prefix("p.").and_then(|p| p.parse().ok())
-            && let Ok(Some(v)) = kv.get(&k).await
-        {
-            out.push((p, String::from_utf8_lossy(&v).into_owned()));
-        }
-    }
-    out.sort();
-    out
-}
-
-/// `https://127.0.0.1:PORT` from the fleet line.
-fn fleet_url(line: &str) -> String {
-    line.split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .expect("fleet address")
-        .to_owned()
-}
-
-/// A simulated agent with its session.
-struct Sim {
-    id: AgentIdentity,
-    tx: tokio::sync::mpsc::Sender<AgentMessage>,
-    inbound: tonic::Streaming<ServerMessage>,
-    seq: u64,
-    commands: Vec<WireCommand>,
-}
-
-impl Sim {
-    async fn connect(url: &str, id: AgentIdentity) -> Self {
-        let channel = identity::endpoint(url, id.client_tls())
-            .unwrap()
-            .connect()
-            .await
-            .expect("session channel");
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let hello = Hello {
-            sensor_id: id.sensor_id.clone(),
-            host: None,
-            capabilities: vec![Capability {
-                name: "query".into(),
-                source: "test".into(),
-                live: true,
-                detail: String::new(),
-            }],
-        };
-        tx.send(AgentMessage {
-            msg: Some(agent_message::Msg::Hello(hello)),
-        })
-        .await
-        .unwrap();
-        let mut inbound = FleetClient::new(channel)
-            .session(ReceiverStream::new(rx))
-            .await
-            .expect("session opens")
-            .into_inner();
-        inbound.message().await.expect("welcome");
-        Self {
-            id,
-            tx,
-            inbound,
-            seq: 0,
-            commands: Vec::new(),
-        }
-    }
-
-    /// Sends a batch and waits for its acknowledgement.
-    async fn send(&mut self, events: Vec<WireEvent>) -> Ack {
-        self.seq += 1;
-        let msg = agent_message::Msg::Events(EventBatch {
-            seq: self.seq,
-            events,
-        });
-        self.tx.send(AgentMessage { msg: Some(msg) }).await.unwrap();
-        loop {
-            match self.next().await {
-                server_message::Msg::Ack(a) => return a,
-                server_message::Msg::Command(c) => self.commands.push(c),
-                _ => {}
-            }
-        }
-    }
-
-    async fn next(&mut self) -> server_message::Msg {
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(30), self.inbound.message())
-                .await
-                .expect("the server answers")
-                .expect("the session stays up")
-                .expect("the session stays open");
-            if let Some(msg) = m.msg {
-                return msg;
-            }
-        }
-    }
-
-    /// Waits for the command `id`.
-    async fn command(&mut self, id: &str, within: Duration) -> WireCommand {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(c) = self.commands.iter().find(|c| c.id == id) {
-                return c.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.next()).await {
-                Ok(server_message::Msg::Command(c)) => self.commands.push(c),
-                Ok(_) => {}
-                Err(_) => panic!("command {id} did not reach the agent within {within:?}"),
-            }
-        }
-    }
-}
-
-/// A process event; a marker is a read of /etc/shadow by cat (one finding each).
-fn event(uid: &str, marker: bool) -> WireEvent {
-    let (path, cmd) = if marker {
-        ("/usr/bin/cat", "cat /etc/shadow")
-    } else {
-        ("/usr/bin/python3", "python3 worker.py")
-    };
-    let doc = json!({
-        "class_uid": 1007, "activity_id": 1, "time": vigil_ocsf::now_ms(),
-        "metadata": {"uid": uid, "version": "1.8.0"},
-        "process": {"pid": 4242, "cmd_line": cmd, "file": {"path": path}},
-    });
-    WireEvent {
-        uid: uid.into(),
-        class_uid: 1007,
-        time: 0,
-        ocsf_json: doc.to_string().into_bytes(),
-    }
-}
 
 /// One wave: each agent sends 10 events, the first a marker.
 async fn wave(agents: &mut [Sim], w: u32) {
@@ -310,31 +80,24 @@ fn expected(waves: &[u32], agents: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_in_separate_processes_share_the_fleet() {
     vigil_server::pki::install_crypto_provider();
-    let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let tag = common::scale::tag();
     let prefix = format!("vt{tag}");
-    let dbname = format!("vigil_t_{tag}");
-    let admin = postgres_admin();
-    let mut pg = <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("this test needs PostgreSQL at {admin}: {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {dbname}")))
-        .execute(&mut pg)
-        .await
-        .unwrap_or_else(|e| panic!("this test needs PostgreSQL at {admin}: {e}"));
-    let db = format!("{}/{dbname}", admin.rsplit_once('/').unwrap().0);
+    let nats = common::scale::nats_url();
+    let bus_at = (nats.as_str(), prefix.as_str(), PARTITIONS);
+    let db = common::scale::TestDb::create(&common::scale::postgres_admin(), &tag).await;
     let dir = tempfile::tempdir().unwrap();
 
     // The first fleet instance makes the fleet CA the others share (same data directory).
-    let f1 = Instance::start("fleet 1", dir.path(), &db, &prefix, "fleet,ingest");
+    let f1 = Instance::start("fleet 1", dir.path(), &db.url, bus_at, "fleet,ingest");
     let url1 = fleet_url(&f1.wait_line("fleet:"));
-    let f2 = Instance::start("fleet 2", dir.path(), &db, &prefix, "fleet");
+    let f2 = Instance::start("fleet 2", dir.path(), &db.url, bus_at, "fleet");
     let url2 = fleet_url(&f2.wait_line("fleet:"));
-    let d1 = Instance::start("detect 1", dir.path(), &db, &prefix, "detect");
+    let d1 = Instance::start("detect 1", dir.path(), &db.url, bus_at, "detect");
     let d1_name = instance_name(&d1.wait_line("detect:"));
-    let mut d2 = Instance::start("detect 2", dir.path(), &db, &prefix, "detect");
+    let mut d2 = Instance::start("detect 2", dir.path(), &db.url, bus_at, "detect");
     let d2_name = instance_name(&d2.wait_line("detect:"));
     let bus = {
-        let mut c = vigil_server::bus::nats::NatsConfig::new(&nats_url());
+        let mut c = vigil_server::bus::nats::NatsConfig::new(&nats);
         c.prefix = prefix.clone();
         c.partitions = PARTITIONS;
         vigil_server::bus::nats::NatsBus::connect(c)
@@ -364,7 +127,7 @@ async fn roles_in_separate_processes_share_the_fleet() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let api_i = Instance::start("api", dir.path(), &db, &prefix, "api");
+    let api_i = Instance::start("api", dir.path(), &db.url, bus_at, "api");
     let api = api_i
         .wait_line("API listening on ")
         .trim_start_matches("API listening on ")
@@ -468,21 +231,8 @@ async fn roles_in_separate_processes_share_the_fleet() {
     assert_eq!(got.len(), 3 * AGENTS + 1);
 
     // Every acknowledged event is in PostgreSQL once.
-    let mut conn = <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&db)
-        .await
-        .unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(stored, (AGENTS * 10 * 3 + 1) as i64);
-    drop(conn);
+    assert_eq!(db.count("events").await, (AGENTS * 10 * 3 + 1) as i64);
 
     drop((f1, f2, d1, api_i));
     let _ = bus.remove().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"
-    )))
-    .execute(&mut pg)
-    .await;
 }

@@ -3,6 +3,7 @@
 
 pub mod lab;
 pub mod operator;
+pub mod scale;
 pub mod scan;
 pub mod server;
 
