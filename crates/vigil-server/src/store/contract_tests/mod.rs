@@ -68,6 +68,22 @@ mod operators;
 pub(crate) use investigate::*;
 pub(crate) use operators::*;
 
+/// The store the API tests run on: SQLite in `dir`, or, with `VIGIL_TEST_STORE=postgres`, a
+/// fresh PostgreSQL database (see `postgres/tests.rs`) dropped with the store. CI runs the API
+/// tests both ways.
+pub(crate) async fn test_store(dir: &std::path::Path) -> std::sync::Arc<dyn Store> {
+    match std::env::var("VIGIL_TEST_STORE").as_deref() {
+        Ok("postgres") => {
+            let db = super::postgres::tests::PgTestDb::new().await;
+            std::sync::Arc::new(db.into_store().await)
+        }
+        Ok("sqlite" | "") | Err(_) => {
+            std::sync::Arc::new(super::sqlite::SqliteStore::open(dir).await.unwrap())
+        }
+        Ok(other) => panic!("VIGIL_TEST_STORE={other}: expected sqlite or postgres"),
+    }
+}
+
 pub(crate) fn event(uid: &str, time: i64) -> Event {
     Event::from_value(json!({"class_uid": 1007, "time": time, "metadata": {"uid": uid}})).unwrap()
 }
