@@ -1,6 +1,6 @@
 //! The scale-out store: PostgreSQL, with the event log partitioned by day.
 //!
-//! Same semantics as the SQLite store (the contract tests in `store/contract_tests.rs` run on
+//! Same semantics as the SQLite store (the contract tests in `store/contract_tests/` run on
 //! both). What differs is concurrency: several server processes write at once, so every
 //! read-modify-write takes its rows `FOR UPDATE` (or skips them, `SKIP LOCKED`, where workers
 //! compete), and the event log hands out positions in commit order (see `events.rs`).
