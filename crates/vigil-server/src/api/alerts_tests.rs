@@ -9,11 +9,10 @@ use vigil_ocsf::{DetectionFinding, Event, FindingInfo, Severity};
 use crate::api::ApiState;
 use crate::api::edr::tests::call;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 async fn state() -> (tempfile::TempDir, ApiState) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let store: Arc<dyn Store> = crate::store::contract_tests::test_store(dir.path()).await;
     (dir, ApiState::for_tests(store, &Default::default()))
 }
 
@@ -143,7 +142,7 @@ async fn events_are_searched_by_time_text_and_field() {
 #[tokio::test]
 async fn the_rule_catalog_lists_every_rule_with_its_status_and_attack() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let store: Arc<dyn Store> = crate::store::contract_tests::test_store(dir.path()).await;
     let mut st = ApiState::for_tests(store, &Default::default());
     let maps = vigil_ocsf::fieldmap::FieldMaps::builtin().unwrap();
     let rules_dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"));

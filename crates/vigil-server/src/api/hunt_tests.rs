@@ -10,7 +10,6 @@ use vigil_ocsf::Event;
 use crate::api::ApiState;
 use crate::api::edr::tests::call;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 fn exec(uid: &str, t: i64, path: &str, cmd: &str, sha: &str) -> Event {
     Event::from_value(json!({
@@ -26,7 +25,7 @@ fn exec(uid: &str, t: i64, path: &str, cmd: &str, sha: &str) -> Event {
 #[tokio::test]
 async fn hunting_finds_seeded_events_by_hash_name_ip_and_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let store: Arc<dyn Store> = crate::store::contract_tests::test_store(dir.path()).await;
     let st = ApiState::for_tests(Arc::clone(&store), &Default::default());
     let bad = "ab".repeat(32);
     let good = "cd".repeat(32);
@@ -158,7 +157,7 @@ async fn hunting_finds_seeded_events_by_hash_name_ip_and_command_line() {
 #[tokio::test]
 async fn the_process_tree_around_an_alert_has_ancestors_siblings_descendants_and_activity() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let store: Arc<dyn Store> = crate::store::contract_tests::test_store(dir.path()).await;
     let st = ApiState::for_tests(Arc::clone(&store), &Default::default());
     let t = vigil_ocsf::now_ms();
     let launch = |uid: &str, dt: i64, pid: u32, ppid: u32, name: &str, launch: u8| {

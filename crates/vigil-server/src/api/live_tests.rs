@@ -15,7 +15,6 @@ use super::test_support::token_for;
 use super::{ApiState, app};
 use crate::api::edr::tests::call;
 use crate::store::OperatorRole;
-use crate::store::sqlite::SqliteStore;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -49,7 +48,7 @@ async fn next_of(ws: &mut Ws, kind: &str) -> Value {
 async fn the_feed_pushes_alerts_commands_and_endpoint_changes() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn crate::store::Store> =
-        Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        crate::store::contract_tests::test_store(dir.path()).await;
     let st = ApiState::for_tests(store, &Default::default());
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(st.live.clone().watch_endpoints(

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use crate::api::ApiState;
 use crate::api::edr::tests::call;
 use crate::response::ResponseConfig;
-use crate::store::sqlite::SqliteStore;
 
 /// A webhook on 127.0.0.1 answering `status` and recording what it received.
 async fn webhook(status: StatusCode) -> (String, Arc<Mutex<Vec<Value>>>) {
@@ -33,7 +32,7 @@ async fn webhook(status: StatusCode) -> (String, Arc<Mutex<Vec<Value>>>) {
 async fn state(hook: Option<String>) -> (tempfile::TempDir, ApiState) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn crate::store::Store> =
-        Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        crate::store::contract_tests::test_store(dir.path()).await;
     let cfg = ResponseConfig {
         action_webhook: hook,
         command_ttl: None,

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::api::{ApiState, app};
-use crate::store::sqlite::SqliteStore;
 use crate::store::{NewApiToken, NewUser, OperatorRole};
 
 /// Creates user `name` with `role` and `password` (ignoring one that exists already).
@@ -61,7 +60,7 @@ pub(crate) async fn admin(st: &ApiState) -> String {
 pub(crate) async fn state() -> (tempfile::TempDir, ApiState) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn crate::store::Store> =
-        Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        crate::store::contract_tests::test_store(dir.path()).await;
     (dir, ApiState::for_tests(store, &Default::default()))
 }
 

@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::{ApiState, app};
-use crate::store::sqlite::SqliteStore;
 
 /// GET as the test admin.
 async fn get(state: &ApiState, uri: &str) -> (StatusCode, Value) {
@@ -26,7 +25,7 @@ async fn get(state: &ApiState, uri: &str) -> (StatusCode, Value) {
 async fn state() -> (tempfile::TempDir, ApiState) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn crate::store::Store> =
-        Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        crate::store::contract_tests::test_store(dir.path()).await;
     (dir, ApiState::for_tests(store, &Default::default()))
 }
 

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::api::{ApiState, app};
-use crate::store::sqlite::SqliteStore;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -57,7 +56,7 @@ pub(crate) async fn call(
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn crate::store::Store> =
-        Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        crate::store::contract_tests::test_store(dir.path()).await;
     let st = ApiState::for_tests(store.clone(), &Default::default());
     let (status, body) = call(
         &st,

@@ -1,6 +1,6 @@
 //! The scale-out store: PostgreSQL, with the event log partitioned by day.
 //!
-//! Same semantics as the SQLite store (the contract tests in `store/contract_tests.rs` run on
+//! Same semantics as the SQLite store (the contract tests in `store/contract_tests/` run on
 //! both). What differs is concurrency: several server processes write at once, so every
 //! read-modify-write takes its rows `FOR UPDATE` (or skips them, `SKIP LOCKED`, where workers
 //! compete), and the event log hands out positions in commit order (see `events.rs`).
@@ -48,6 +48,9 @@ pub struct PgStore {
     pool: PgPool,
     /// UTC days (since the epoch) whose event partition this process knows exists.
     partitions: Arc<Mutex<HashSet<i64>>>,
+    /// A test's own database, dropped with the last clone of the store.
+    #[cfg(test)]
+    test_db: Option<Arc<tests::PgTestDb>>,
 }
 
 impl PgStore {
@@ -73,6 +76,8 @@ impl PgStore {
         let store = Self {
             pool,
             partitions: Arc::default(),
+            #[cfg(test)]
+            test_db: None,
         };
         let today = events::day_of(vigil_ocsf::now_ms());
         store.ensure_partitions([today, today + 1]).await?;

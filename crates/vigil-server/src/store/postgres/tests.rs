@@ -39,6 +39,7 @@ async fn admin() -> PgConnection {
 }
 
 /// A database made for one test, dropped when the value is.
+#[derive(Debug)]
 pub(crate) struct PgTestDb {
     name: String,
     opts: PgConnectOptions,
@@ -63,6 +64,13 @@ impl PgTestDb {
     /// A store on this database with a small pool (tests run side by side).
     pub(crate) async fn store(&self) -> PgStore {
         PgStore::open_with(self.opts.clone(), 6).await.unwrap()
+    }
+
+    /// A store that owns the database: it is dropped with the store's last clone.
+    pub(crate) async fn into_store(self) -> PgStore {
+        let mut store = self.store().await;
+        store.test_db = Some(Arc::new(self));
+        store
     }
 }
 
