@@ -293,7 +293,7 @@ async fn round(
         st.evaluator.expire(newest);
     }
     let states = st.evaluator.take_changed_baselines();
-    shared
+    let committed = shared
         .store
         .commit_findings(
             name,
@@ -301,8 +301,15 @@ async fn round(
             &findings,
             &states,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await;
+    if let Err(error) = committed {
+        // Back to the stream at once rather than after the ack wait: the partition retries as
+        // soon as the store answers again.
+        for m in &messages {
+            let _ = m.ack_with(async_nats::jetstream::AckKind::Nak(None)).await;
+        }
+        return Err(error.to_string());
+    }
     for m in &messages {
         m.ack().await.map_err(|e| e.to_string())?;
     }

@@ -214,12 +214,18 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// Opens a session; panics when it cannot.
     pub async fn connect(url: &str, id: AgentIdentity) -> Self {
+        Self::try_connect(url, id).await.expect("the session opens")
+    }
+
+    /// Opens a session (Hello, Welcome) reporting the `query` capability.
+    pub async fn try_connect(url: &str, id: AgentIdentity) -> Result<Self, String> {
         let channel = identity::endpoint(url, id.client_tls())
-            .unwrap()
+            .map_err(|e| e.to_string())?
             .connect()
             .await
-            .expect("session channel");
+            .map_err(|e| e.to_string())?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let hello = Hello {
             sensor_id: id.sensor_id.clone(),
@@ -235,48 +241,58 @@ impl Sim {
             msg: Some(agent_message::Msg::Hello(hello)),
         })
         .await
-        .unwrap();
+        .map_err(|e| e.to_string())?;
         let mut inbound = FleetClient::new(channel)
             .session(ReceiverStream::new(rx))
             .await
-            .expect("session opens")
+            .map_err(|e| e.to_string())?
             .into_inner();
-        inbound.message().await.expect("welcome");
-        Self {
+        inbound.message().await.map_err(|e| e.to_string())?;
+        Ok(Self {
             id,
             tx,
             inbound,
             seq: 0,
             commands: Vec::new(),
-        }
+        })
+    }
+
+    /// Sends a batch and waits for its acknowledgement; panics on failure.
+    pub async fn send(&mut self, events: Vec<WireEvent>) -> Ack {
+        self.try_send(events)
+            .await
+            .expect("the batch is acknowledged")
     }
 
     /// Sends a batch and waits for its acknowledgement.
-    pub async fn send(&mut self, events: Vec<WireEvent>) -> Ack {
+    pub async fn try_send(&mut self, events: Vec<WireEvent>) -> Result<Ack, String> {
         self.seq += 1;
         let msg = agent_message::Msg::Events(EventBatch {
             seq: self.seq,
             events,
         });
-        self.tx.send(AgentMessage { msg: Some(msg) }).await.unwrap();
+        self.tx
+            .send(AgentMessage { msg: Some(msg) })
+            .await
+            .map_err(|e| e.to_string())?;
         loop {
-            match self.next().await {
-                server_message::Msg::Ack(a) => return a,
+            match self.next().await? {
+                server_message::Msg::Ack(a) => return Ok(a),
                 server_message::Msg::Command(c) => self.commands.push(c),
                 _ => {}
             }
         }
     }
 
-    async fn next(&mut self) -> server_message::Msg {
+    async fn next(&mut self) -> Result<server_message::Msg, String> {
         loop {
             let m = tokio::time::timeout(Duration::from_secs(30), self.inbound.message())
                 .await
-                .expect("the server answers")
-                .expect("the session stays up")
-                .expect("the session stays open");
+                .map_err(|_| "the server did not answer within 30 s".to_owned())?
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "the server closed the session".to_owned())?;
             if let Some(msg) = m.msg {
-                return msg;
+                return Ok(msg);
             }
         }
     }
@@ -290,9 +306,60 @@ impl Sim {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.next()).await {
-                Ok(server_message::Msg::Command(c)) => self.commands.push(c),
-                Ok(_) => {}
+                Ok(Ok(server_message::Msg::Command(c))) => self.commands.push(c),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("the session failed waiting for command {id}: {e}"),
                 Err(_) => panic!("command {id} did not reach the agent within {within:?}"),
+            }
+        }
+    }
+}
+
+/// An agent that does what the real one does when the server fails a batch: it opens a new
+/// session (retrying) and sends the batch again, until it is acknowledged.
+pub struct ReliableSim {
+    url: String,
+    id: AgentIdentity,
+    session: Option<Sim>,
+    /// Failed attempts (each one a batch not acknowledged and sent again).
+    pub retries: u32,
+}
+
+impl ReliableSim {
+    /// An agent of identity `id` for the fleet service at `url`.
+    pub fn new(url: &str, id: AgentIdentity) -> Self {
+        Self {
+            url: url.to_owned(),
+            id,
+            session: None,
+            retries: 0,
+        }
+    }
+
+    /// Sends `events` until they are acknowledged (up to two minutes).
+    pub async fn deliver(&mut self, events: &[WireEvent]) -> Ack {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            assert!(Instant::now() < deadline, "a batch was never acknowledged");
+            if self.session.is_none() {
+                match Sim::try_connect(&self.url, self.id.clone()).await {
+                    Ok(s) => self.session = Some(s),
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(session) = self.session.as_mut() else {
+                continue;
+            };
+            match session.try_send(events.to_vec()).await {
+                Ok(ack) => return ack,
+                Err(_) => {
+                    self.retries += 1;
+                    self.session = None;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
     }
