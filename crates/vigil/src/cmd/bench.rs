@@ -2,7 +2,7 @@
 //! protocol against a `vigil server` child process, reporting what the server sustained.
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,9 +46,27 @@ pub struct FleetArgs {
     /// Rules the server evaluates (default: Vigil's own rules/).
     #[arg(long = "rules", value_name = "DIR")]
     rules: Vec<PathBuf>,
+    /// Bench the scale-out deployment on this NATS (`nats://127.0.0.1:4222`) instead of the
+    /// embedded default; needs --store too. The bench works under a bus prefix of its own and
+    /// removes it at the end.
+    #[arg(long, requires = "store")]
+    bus: Option<String>,
+    /// PostgreSQL server of the scale-out deployment (`postgres://postgres@127.0.0.1/postgres`):
+    /// the bench makes a database of its own there and drops it at the end.
+    #[arg(long, requires = "bus")]
+    store: Option<String>,
+    /// Fleet instances (`vigil server --roles fleet`) of the scale-out deployment.
+    #[arg(long, default_value_t = 2)]
+    fleet_instances: usize,
+    /// Detection instances (`vigil server --roles detect`) of the scale-out deployment.
+    #[arg(long, default_value_t = 2)]
+    detect_instances: usize,
 }
 
-const SECRET: &str = "bench-secret";
+pub(super) const SECRET: &str = "bench-secret";
+/// The rule the bench's marker events raise a finding of (a read of /etc/shadow by cat), one
+/// marker per 100 batches: the event → finding latency.
+const MARKER_RULE: &str = "6d3f1a52-8b0e-4c4e-9d1a-7a1f0e2b5c01";
 /// Enrollments in flight at once.
 const ENROLL_CONCURRENCY: usize = 16;
 
@@ -64,29 +82,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A `vigil server` child, killed on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     if args.agents == 0 || args.rate == 0 || args.duration == 0 || args.batch == 0 {
         bail!("--agents, --rate, --duration and --batch must be at least 1");
     }
-    let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
-    let fleet_port = free_port()?;
-    let fleet = format!("127.0.0.1:{fleet_port}");
     let rules = if args.rules.is_empty() {
         vec![PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -95,28 +94,27 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.rules.clone()
     };
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.args([
-        "server",
-        "--listen",
-        "127.0.0.1:0",
-        "--fleet-listen",
-        &fleet,
-    ])
-    .args(["--enroll-secret", SECRET])
-    .arg("--data-dir")
-    .arg(dir.path())
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::null());
-    for r in &rules {
-        cmd.arg("--rules").arg(r);
-    }
-    let server = Child(cmd.spawn().context("cannot start vigil server")?);
-    let pid = server.0.id();
-    wait_ready(&fleet, dir.path()).await?;
-    let ca = std::fs::read_to_string(dir.path().join("fleet-ca.crt"))?;
-    let url = format!("https://{fleet}");
-
+    let deployment = match (&args.bus, &args.store) {
+        (Some(bus), Some(store)) => {
+            eprintln!(
+                "bench: starting {} fleet and {} detection instances on {bus} and PostgreSQL…",
+                args.fleet_instances, args.detect_instances
+            );
+            super::bench_deploy::Deployment::scale_out(
+                &rules,
+                &super::bench_deploy::ScaleOut {
+                    bus: bus.clone(),
+                    store: store.clone(),
+                    fleet_instances: args.fleet_instances,
+                    detect_instances: args.detect_instances,
+                },
+            )
+            .await?
+        }
+        _ => super::bench_deploy::Deployment::embedded(&rules)?,
+    };
+    let ca = deployment.ca()?;
+    let dir = deployment.dir.path().to_owned();
     eprintln!("bench: enrolling {} agents…", args.agents);
     let t = Instant::now();
     // A few enrollments in flight at once: each is a key, a CSR and a signature, and the
@@ -129,13 +127,14 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         {
             ids.push(done.context("an enrollment task panicked")??);
         }
-        let adir = dir.path().join(format!("agent-{i}"));
+        let adir = dir.join(format!("agent-{i}"));
         std::fs::create_dir_all(&adir)?;
         let host = HostFacts {
             hostname: format!("sim-{i}"),
             ..Default::default()
         };
-        let (url, ca) = (url.clone(), ca.clone());
+        let url = deployment.fleet_urls[i % deployment.fleet_urls.len()].clone();
+        let ca = ca.clone();
         pending.spawn(async move { identity::enroll(&url, &adir, &ca, SECRET, host, "").await });
     }
     while let Some(done) = pending.join_next().await {
@@ -150,14 +149,22 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
 
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let per_agent = args.rate as f64 / args.agents as f64;
-    let cpu_before = proc_cpu_ticks(pid).unwrap_or(0);
+    let pids: Vec<(String, u32)> = deployment
+        .children
+        .iter()
+        .map(|c| (c.name.clone(), c.child.id()))
+        .collect();
+    let cpu_before: Vec<u64> = pids
+        .iter()
+        .map(|(_, p)| proc_cpu_ticks(*p).unwrap_or(0))
+        .collect();
     let own = std::process::id();
     let own_before = proc_cpu_ticks(own).unwrap_or(0);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (i, id) in ids.into_iter().enumerate() {
-        let url = url.clone();
+        let url = deployment.fleet_urls[i % deployment.fleet_urls.len()].clone();
         let lat = Arc::clone(&latencies);
         let deadline = start + Duration::from_secs(args.duration);
         let batch = args.batch;
@@ -173,10 +180,13 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         acked += a;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu_after = proc_cpu_ticks(pid).unwrap_or(0);
+    let cpu_after: Vec<u64> = pids
+        .iter()
+        .map(|(_, p)| proc_cpu_ticks(*p).unwrap_or(0))
+        .collect();
     let own_after = proc_cpu_ticks(own).unwrap_or(0);
     let streamed = Instant::now();
-    let (stored, scored) = wait_scored(dir.path(), sent).await?;
+    let (stored, scored) = deployment.wait_scored(sent).await?;
     let lag = streamed.elapsed().as_secs_f64();
     let total = start.elapsed().as_secs_f64();
     let mut lat = latencies.lock().await.clone();
@@ -190,9 +200,18 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .flatten()
         .unwrap_or(100) as f64;
-    let cpu = (cpu_after.saturating_sub(cpu_before)) as f64 / ticks / elapsed * 100.0;
+    let cpu: Vec<f64> = cpu_after
+        .iter()
+        .zip(&cpu_before)
+        .map(|(a, b)| a.saturating_sub(*b) as f64 / ticks / elapsed * 100.0)
+        .collect();
     let client_cpu = (own_after.saturating_sub(own_before)) as f64 / ticks / elapsed * 100.0;
-    let rss = proc_hwm_bytes(pid).unwrap_or(0);
+    let rss: Vec<u64> = pids
+        .iter()
+        .map(|(_, p)| proc_hwm_bytes(*p).unwrap_or(0))
+        .collect();
+    let mut findings = deployment.finding_latencies(MARKER_RULE).await?;
+    findings.sort();
     println!(
         "agents {} | target {} ev/s for {} s | batch {}",
         args.agents, args.rate, args.duration, args.batch
@@ -207,9 +226,27 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         ms(pct(0.99)),
         ms(lat.last().copied().unwrap_or_default())
     );
+    let fpct = |p: f64| {
+        findings
+            .get(((findings.len() as f64 * p) as usize).min(findings.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
-        "server cpu {cpu:.0}% of one core while streaming | peak rss {:.0} MiB | bench client cpu {client_cpu:.0}%",
-        rss as f64 / (1024.0 * 1024.0)
+        "event → finding latency p50 {:.1} ms | p99 {:.1} ms ({} marker findings)",
+        ms(fpct(0.50)),
+        ms(fpct(0.99)),
+        findings.len()
+    );
+    for (((name, _), cpu), rss) in pids.iter().zip(&cpu).zip(&rss) {
+        println!(
+            "{name}: cpu {cpu:.0}% of one core while streaming | peak rss {:.0} MiB",
+            *rss as f64 / (1024.0 * 1024.0)
+        );
+    }
+    println!(
+        "servers together: cpu {:.0}% | bench client cpu {client_cpu:.0}%",
+        cpu.iter().sum::<f64>()
     );
     println!(
         "machine: {} cores, load average at start {}",
@@ -219,7 +256,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    drop(server);
+    deployment.remove().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -260,7 +297,15 @@ async fn simulate(
             () = tokio::time::sleep_until(next.min(deadline).into()), if Instant::now() < deadline => {
                 if next < deadline {
                     seq += 1;
-                    let events = (0..batch).map(|k| synthetic(&id.sensor_id, seq, k)).collect();
+                    let events = (0..batch)
+                        .map(|k| {
+                            if k == 0 && (seq + n as u64) % 100 == 0 {
+                                marker(&id.sensor_id, seq)
+                            } else {
+                                synthetic(&id.sensor_id, seq, k)
+                            }
+                        })
+                        .collect();
                     let msg = agent_message::Msg::Events(EventBatch { seq, events });
                     tx.send(AgentMessage { msg: Some(msg) }).await?;
                     sent_at.push_back(Instant::now());
@@ -318,23 +363,34 @@ fn synthetic(sensor: &str, seq: u64, k: usize) -> WireEvent {
     }
 }
 
-async fn wait_ready(fleet: &str, dir: &Path) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(fleet).await.is_err() || !dir.join("fleet-ca.crt").exists()
-    {
-        if Instant::now() > deadline {
-            bail!("vigil server did not come up on {fleet}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// A marker event: `cat /etc/shadow`, which [`MARKER_RULE`] flags; its id carries its
+/// creation time.
+fn marker(sensor: &str, seq: u64) -> WireEvent {
+    let time = vigil_ocsf::now_ms();
+    let uid = format!("mark-{time}-{sensor}-{seq}");
+    let doc = format!(
+        concat!(
+            r#"{{"class_uid":1007,"activity_id":1,"category_uid":1,"type_uid":100701,"#,
+            r#""time":{time},"metadata":{{"uid":"{uid}","version":"1.8.0"}},"#,
+            r#""process":{{"pid":4242,"cmd_line":"cat /etc/shadow","#,
+            r#""file":{{"path":"/usr/bin/cat","name":"cat"}}}}}}"#
+        ),
+        time = time,
+        uid = uid
+    );
+    WireEvent {
+        uid,
+        class_uid: 1007,
+        time,
+        ocsf_json: doc.into_bytes(),
     }
-    Ok(())
 }
 
 /// Waits until detection has scored everything stored; returns (stored, scored).
 ///
 /// Polls only what is cheap on a large log (the newest `seq` and the cursor); the counts, which
 /// walk the whole table, are taken once at the end.
-async fn wait_scored(dir: &Path, sent: u64) -> anyhow::Result<(u64, u64)> {
+pub(super) async fn wait_scored_sqlite(dir: &Path, sent: u64) -> anyhow::Result<(u64, u64)> {
     use std::str::FromStr;
     let opts =
         sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")?.filename(dir.join("server.db"));

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_deploy;
 pub mod bench_sensor;
 pub mod eval;
 pub mod inject;
