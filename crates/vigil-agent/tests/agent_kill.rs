@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tokio_util::sync::CancellationToken;
 use vigil_server::pki::FleetCa;
-use vigil_server::store::Store;
-use vigil_server::store::sqlite::SqliteStore;
 use vigil_server::{Server, ServerConfig};
 
 const SECRET: &str = "agent-kill-secret";
@@ -71,9 +69,11 @@ async fn buffered_with(data: &Path, marker: &str) -> i64 {
 }
 
 async fn stored_with(data: &Path, marker: &str) -> usize {
-    let store = SqliteStore::open(data).await.unwrap();
+    let store = vigil_server::testing::for_data_dir(data)
+        .await
+        .open_store(data)
+        .await;
     let page = store.events_after(0, 1_000_000).await.unwrap();
-    store.close().await;
     page.events
         .iter()
         // Execs only: each marked process also forks and exits.
@@ -166,6 +166,9 @@ async fn agent_sigkill_with_a_full_buffer_delivers_it_after_restart() {
         vec![rules.path().to_owned()],
     );
     cfg.enroll_secret = Some(SECRET.into());
+    vigil_server::testing::for_data_dir(server_data.path())
+        .await
+        .apply(&mut cfg);
     let server = Server::bind(&cfg).await.unwrap();
     let stop = CancellationToken::new();
     let task = tokio::spawn({

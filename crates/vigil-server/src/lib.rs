@@ -20,6 +20,8 @@ mod roles;
 mod server;
 pub mod store;
 pub mod switches;
+#[doc(hidden)]
+pub mod testing;
 
 pub use roles::{Role, Roles};
 pub use server::{FirstAdminConfig, Server, ServerConfig, ServerError};

@@ -11,8 +11,6 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use vigil_agent::{Agent, AgentConfig};
 use vigil_ocsf::Event;
-use vigil_server::store::Store;
-use vigil_server::store::sqlite::SqliteStore;
 use vigil_server::{Server, ServerConfig};
 
 const SECRET: &str = "offline-test-secret";
@@ -49,6 +47,9 @@ async fn start_server(
         vec![rules.to_owned()],
     );
     cfg.enroll_secret = Some(SECRET.into());
+    vigil_server::testing::for_data_dir(data)
+        .await
+        .apply(&mut cfg);
     let server = Server::bind(&cfg)
         .await
         .expect("server binds the fleet port again");
@@ -61,9 +62,11 @@ async fn start_server(
 }
 
 async fn stored_uids(data: &Path) -> Vec<String> {
-    let store = SqliteStore::open(data).await.unwrap();
+    let store = vigil_server::testing::for_data_dir(data)
+        .await
+        .open_store(data)
+        .await;
     let page = store.events_after(0, 100_000).await.unwrap();
-    store.close().await;
     page.events.into_iter().map(|e| e.event.uid).collect()
 }
 

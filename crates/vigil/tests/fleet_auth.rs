@@ -13,8 +13,6 @@ use vigil_proto::AgentMessage;
 use vigil_proto::fleet::fleet_client::FleetClient;
 use vigil_proto::fleet::{Hello, HostFacts, agent_message};
 use vigil_server::pki::FleetCa;
-use vigil_server::store::Store;
-use vigil_server::store::sqlite::SqliteStore;
 use vigil_server::{Server, ServerConfig};
 
 const SECRET: &str = "fleet-auth-test-secret";
@@ -36,6 +34,9 @@ async fn start(data: &std::path::Path, rules: &std::path::Path) -> Running {
     );
     cfg.enroll_secret = Some(SECRET.into());
     cfg.first_admin.password = Some(common::operator::ADMIN_PASSWORD.into());
+    vigil_server::testing::for_data_dir(data)
+        .await
+        .apply(&mut cfg);
     let server = Server::bind(&cfg).await.unwrap();
     let fleet = format!("https://{}", server.fleet_addr());
     let api = format!("http://{}", server.api_addr());
@@ -196,7 +197,10 @@ async fn wrong_secret_revoked_expired_and_anonymous_are_refused() {
     srv.task.await.unwrap();
 
     // Nothing any refused caller sent was stored: only the two real enrollments exist.
-    let store = SqliteStore::open(data.path()).await.unwrap();
+    let store = vigil_server::testing::for_data_dir(data.path())
+        .await
+        .open_store(data.path())
+        .await;
     let mut ids: Vec<_> = store
         .endpoints()
         .await

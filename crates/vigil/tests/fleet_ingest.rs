@@ -8,8 +8,6 @@ use vigil_agent::identity;
 use vigil_proto::fleet::fleet_client::FleetClient;
 use vigil_proto::fleet::{Ack, Event as WireEvent, EventBatch, Hello, HostFacts};
 use vigil_proto::{AgentMessage, ServerMessage, agent_message, server_message};
-use vigil_server::store::Store;
-use vigil_server::store::sqlite::SqliteStore;
 use vigil_server::{Server, ServerConfig};
 
 const SECRET: &str = "fleet-ingest-test-secret";
@@ -66,6 +64,9 @@ async fn batches_are_stamped_validated_and_deduplicated() {
         vec![rules.path().to_owned()],
     );
     cfg.enroll_secret = Some(SECRET.into());
+    vigil_server::testing::for_data_dir(data.path())
+        .await
+        .apply(&mut cfg);
     let server = Server::bind(&cfg).await.unwrap();
     let fleet = format!("https://{}", server.fleet_addr());
     let ca_pem = std::fs::read_to_string(server.ca_path()).unwrap();
@@ -146,7 +147,10 @@ async fn batches_are_stamped_validated_and_deduplicated() {
     stop.cancel();
     task.await.unwrap();
 
-    let store = SqliteStore::open(data.path()).await.unwrap();
+    let store = vigil_server::testing::for_data_dir(data.path())
+        .await
+        .open_store(data.path())
+        .await;
     let log = store.events_after(0, 100).await.unwrap().events;
     let uids: Vec<&str> = log.iter().map(|e| e.event.uid.as_str()).collect();
     assert_eq!(log.len(), 4, "{uids:?}");

@@ -55,6 +55,9 @@ async fn injected_scan_raises_one_t1046_alert_and_one_busy_port_none() {
         vec![rules],
     );
     cfg.first_admin.password = Some(common::operator::ADMIN_PASSWORD.into());
+    vigil_server::testing::for_data_dir(data.path())
+        .await
+        .apply(&mut cfg);
     let server = Server::bind(&cfg).await.unwrap();
     let api = format!("http://{}", server.api_addr());
     let stop = CancellationToken::new();

@@ -37,6 +37,9 @@ impl TestServer {
         );
         cfg.enroll_secret = Some(SECRET.into());
         cfg.first_admin.password = Some(ADMIN_PASSWORD.into());
+        vigil_server::testing::for_data_dir(data)
+            .await
+            .apply(&mut cfg);
         // A restarted server takes its old port again; a parallel test's outgoing connection
         // may hold it as its source port for a moment.
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -299,7 +299,7 @@ async fn simulate(
                     seq += 1;
                     let events = (0..batch)
                         .map(|k| {
-                            if k == 0 && (seq + n as u64) % 100 == 0 {
+                            if k == 0 && (seq + n as u64).is_multiple_of(100) {
                                 marker(&id.sensor_id, seq)
                             } else {
                                 synthetic(&id.sensor_id, seq, k)

@@ -214,7 +214,9 @@ impl Deployment {
 
     /// The fleet CA agents trust.
     pub fn ca(&self) -> anyhow::Result<String> {
-        Ok(std::fs::read_to_string(self.dir.path().join("fleet-ca.crt"))?)
+        Ok(std::fs::read_to_string(
+            self.dir.path().join("fleet-ca.crt"),
+        )?)
     }
 
     /// Waits until detection has scored everything stored; returns (stored, scored, seconds
@@ -227,10 +229,9 @@ impl Deployment {
                 loop {
                     let left = s.bus.unscored().await?;
                     if left == 0 || Instant::now() > deadline {
-                        let mut conn = <sqlx::postgres::PgConnection as sqlx::Connection>::connect(
-                            &s.db_url,
-                        )
-                        .await?;
+                        let mut conn =
+                            <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&s.db_url)
+                                .await?;
                         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
                             .fetch_one(&mut conn)
                             .await?;

@@ -32,6 +32,9 @@ impl InProcess {
         );
         cfg.roles = roles;
         cfg.first_admin.password = Some(super::operator::ADMIN_PASSWORD.into());
+        runtime
+            .block_on(vigil_server::testing::for_data_dir(data_dir))
+            .apply(&mut cfg);
         let server = runtime.block_on(Server::bind(&cfg)).expect("server binds");
         let api = format!("http://{}", server.api_addr());
         let stop = CancellationToken::new();
