@@ -131,7 +131,18 @@ pub(crate) fn with_text(value: &Value, f: impl FnOnce(&str) -> bool) -> bool {
         Value::Bool(b) => f(if *b { "true" } else { "false" }),
         Value::Number(n) => {
             let mut buf = StackText::default();
-            match write!(buf, "{n}") {
+            let rendered = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => {
+                    buf.push_integer(u, false);
+                    Ok(())
+                }
+                (None, Some(i)) => {
+                    buf.push_integer(i.unsigned_abs(), i < 0);
+                    Ok(())
+                }
+                _ => write!(buf, "{n}"),
+            };
+            match rendered {
                 Ok(()) => f(buf.as_str()),
                 Err(_) => false,
             }
@@ -156,6 +167,29 @@ impl Default for StackText {
 }
 
 impl StackText {
+    /// Renders an integer as `{n}` does (`-` and decimal digits), without the formatting
+    /// machinery: into an empty buffer.
+    fn push_integer(&mut self, mut magnitude: u64, negative: bool) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (magnitude % 10) as u8;
+            magnitude /= 10;
+            if magnitude == 0 {
+                break;
+            }
+        }
+        let mut len = 0;
+        if negative {
+            self.buf[0] = b'-';
+            len = 1;
+        }
+        let digits = &digits[at..];
+        self.buf[len..len + digits.len()].copy_from_slice(digits);
+        self.len = len + digits.len();
+    }
+
     fn as_str(&self) -> &str {
         // Only whole `&str`s are ever copied in, so the prefix is valid UTF-8.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()

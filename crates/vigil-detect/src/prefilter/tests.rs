@@ -86,9 +86,10 @@ detection:
 fn only_rules_whose_literals_are_all_there_are_candidates() {
     let set = set(RULES);
     let stats = set.prefilter_stats();
+    // One automaton per attribute with literals: the image and the command line.
     assert_eq!(
         (stats.rules, stats.always_evaluated, stats.automata),
-        (4, 1, 1)
+        (4, 1, 2)
     );
     assert_eq!(
         candidates(&set, launch("/usr/bin/ls", "ls -la")),
@@ -126,7 +127,7 @@ fn a_literal_counts_only_at_its_own_attribute() {
         candidates(&set, launch("/bin/x| sh", "run /curl")),
         ["not-root"]
     );
-    // Attributes are scanned end to end, separated: no literal spans two of them.
+    // Attributes are searched one by one: no literal spans two of them.
     let set = self::set(
         "
 title: Span
