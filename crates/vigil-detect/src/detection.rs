@@ -468,6 +468,29 @@ impl Detection {
         self.searches = searches.into();
     }
 
+    /// Appends the dotted form of every path the detection reads.
+    #[cfg(test)]
+    pub(crate) fn paths(&self, out: &mut Vec<String>) {
+        fn visit(node: &Node, out: &mut Vec<String>) {
+            match node {
+                Node::And(children) | Node::Or(children) => {
+                    children.iter().for_each(|c| visit(c, out));
+                }
+                Node::Not(child) => visit(child, out),
+                Node::Field(f) => {
+                    out.extend(f.paths.iter().map(FieldPath::dotted));
+                    if let FieldTest::SameAs { others, .. } = &f.test {
+                        out.extend(others.iter().flat_map(|o| o.iter()).map(FieldPath::dotted));
+                    }
+                }
+                Node::Keyword(k) => out.extend(k.paths.iter().map(FieldPath::dotted)),
+                Node::Search(_) => {}
+            }
+        }
+        self.searches.iter().for_each(|s| visit(s, out));
+        visit(&self.condition, out);
+    }
+
     /// Gives every path of the detection its slot in `slots`.
     pub(crate) fn assign_slots(&mut self, slots: &mut SlotAssigner) {
         fn visit(node: &mut Node, slots: &mut SlotAssigner) {

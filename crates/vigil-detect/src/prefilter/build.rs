@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::lookup::{FieldPath, PathTrie};
+use crate::lookup::FieldPath;
 use crate::prefilter::requirement::{Need, requirement};
 use crate::prefilter::{Automaton, Prefilter, Scanned};
 use crate::rule::Rule;
@@ -201,7 +201,6 @@ impl Prefilter {
             primary: primary.into_iter().map(Vec::into_boxed_slice).collect(),
             secondary: secondary.into(),
             always: always.into(),
-            trie: PathTrie::default(),
         }
     }
 
@@ -214,7 +213,6 @@ impl Prefilter {
             primary: Box::new([]),
             secondary: vec![Box::default(); rules].into(),
             always: (0..u32::try_from(rules).unwrap_or(u32::MAX)).collect(),
-            trie: PathTrie::default(),
         }
     }
 }

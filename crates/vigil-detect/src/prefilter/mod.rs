@@ -29,7 +29,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value;
 
 use crate::detection::with_text;
-use crate::lookup::{FieldPath, Lookups, PathTrie, SlotAssigner};
+use crate::lookup::{FieldPath, Lookups, SlotAssigner};
 use dfa::Dfa;
 
 /// Clauses, each a list of literal ids one of which must be seen.
@@ -108,8 +108,6 @@ pub(crate) struct Prefilter {
     secondary: Box<[Clauses]>,
     /// Rules evaluated for every event, ascending.
     always: Box<[u32]>,
-    /// The scanned paths, fetched together.
-    trie: PathTrie,
 }
 
 /// Per-event working memory: the literals seen (a bit set, cleared word by word after use)
@@ -188,12 +186,9 @@ pub struct PrefilterStats {
 impl Prefilter {
     /// Gives every scanned path its lookup slot.
     pub(crate) fn assign_slots(&mut self, slots: &mut SlotAssigner) {
-        let mut trie = PathTrie::default();
         for scanned in self.paths.iter_mut() {
             slots.assign(&mut scanned.path);
-            trie.insert(&scanned.path);
         }
-        self.trie = trie;
     }
 
     /// Rules evaluated for every event, ascending.
@@ -209,7 +204,6 @@ impl Prefilter {
             return;
         }
         scratch.prepare(self.primary.len());
-        lookups.prefetch(&self.trie);
         let Scratch {
             bits,
             dirty,

@@ -44,6 +44,7 @@ impl<'a, 'e> Matches<'a, 'e> {
         let mut lookups = Lookups::new(&event.data);
         let mut scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
         if let Some(class) = class {
+            lookups.prefetch(&class.paths);
             class.prefilter.scan(&mut lookups, &mut scratch);
         }
         Self {

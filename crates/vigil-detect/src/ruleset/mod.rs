@@ -14,7 +14,7 @@ use vigil_ocsf::fieldmap::FieldMaps;
 
 use crate::correlation::CorrelationRule;
 use crate::correlation::rule::Correlations;
-use crate::lookup::SlotAssigner;
+use crate::lookup::{PathTrie, SlotAssigner};
 use crate::prefilter::{Prefilter, PrefilterStats};
 use crate::rule::{LoadReport, Rule, RuleReport};
 use crate::sigma::placeholders::Placeholders;
@@ -42,6 +42,9 @@ pub(crate) struct ClassIndex {
     /// Indices into the set's rules, in load order.
     pub(crate) rules: Box<[usize]>,
     pub(crate) prefilter: Prefilter,
+    /// Every path the class's rules read (prefilter, detections, gates), by slot: fetched
+    /// in one walk of each event.
+    pub(crate) paths: PathTrie,
 }
 
 /// Compiled rules, indexed by OCSF class and by the literals they need, so an event only
@@ -75,26 +78,31 @@ impl RuleSet {
                 None => by_class.push((rule.class_uid, vec![i])),
             }
         }
-        let mut classes: Vec<ClassIndex> = by_class
-            .into_iter()
-            .map(|(class_uid, indices)| {
-                let members: Vec<&Rule> = indices.iter().filter_map(|&i| rules.get(i)).collect();
-                ClassIndex {
-                    class_uid,
-                    prefilter: Prefilter::build(&members),
-                    rules: indices.into_boxed_slice(),
+        let mut classes: Vec<ClassIndex> = Vec::with_capacity(by_class.len());
+        let mut slots: Vec<(u32, SlotAssigner)> = Vec::with_capacity(by_class.len());
+        for (class_uid, indices) in by_class {
+            let members: Vec<&Rule> = indices.iter().filter_map(|&i| rules.get(i)).collect();
+            let mut prefilter = Prefilter::build(&members);
+            // Each class numbers its own paths: the scanned ones first, then the rules'.
+            let mut assigner = SlotAssigner::default();
+            prefilter.assign_slots(&mut assigner);
+            for &i in &indices {
+                if let Some(rule) = rules.get_mut(i) {
+                    rule.detection.assign_slots(&mut assigner);
                 }
-            })
-            .collect();
-        // Paths read first (the scanned ones) get the cached lookup slots.
-        let mut slots = SlotAssigner::default();
-        classes
-            .iter_mut()
-            .for_each(|c| c.prefilter.assign_slots(&mut slots));
-        rules
-            .iter_mut()
-            .for_each(|r| r.detection.assign_slots(&mut slots));
+            }
+            slots.push((class_uid, assigner));
+            classes.push(ClassIndex {
+                class_uid,
+                prefilter,
+                rules: indices.into_boxed_slice(),
+                paths: PathTrie::default(),
+            });
+        }
         let gates = gate::Gates::build(&rules, &mut slots);
+        for (class, (_, assigner)) in classes.iter_mut().zip(slots) {
+            class.paths = assigner.into_trie();
+        }
         Self {
             rules,
             classes: classes.into_boxed_slice(),
