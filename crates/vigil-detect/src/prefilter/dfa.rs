@@ -24,8 +24,11 @@ pub(crate) const MAX_TABLE_ENTRIES: usize = 2 << 20;
 pub(crate) struct Dfa {
     /// Byte → equivalence class.
     classes: [u8; 256],
-    /// Per state and class, the next state's row offset.
+    /// Per state and class, the next state's row offset; its length a power of two (the
+    /// tail unused), so a step's index is masked rather than bounds-checked.
     trans: Box<[u32]>,
+    /// Entries of `trans` in use.
+    rows: usize,
     /// Row offset of the start state.
     start: u32,
     /// Row offsets below this are states that end at least one pattern.
@@ -142,7 +145,7 @@ impl Dfa {
             next += 1;
         }
         let stride32 = u32::try_from(stride).ok()?;
-        let mut table = vec![0u32; trans.len()];
+        let mut table = vec![0u32; trans.len().next_power_of_two()];
         for (old, &new) in new_id.iter().enumerate() {
             let (from, to) = (old * stride, new as usize * stride);
             for c in 0..stride {
@@ -152,6 +155,7 @@ impl Dfa {
         Some(Self {
             classes,
             trans: table.into_boxed_slice(),
+            rows: trans.len(),
             start: new_id[0].checked_mul(stride32)?,
             match_below: matches.checked_mul(stride32)?,
             stride: stride32,
@@ -164,14 +168,16 @@ impl Dfa {
     /// occurrence), ignoring ASCII case.
     #[inline]
     pub(crate) fn for_each_match(&self, text: &[u8], mut found: impl FnMut(u32)) {
+        let trans = &*self.trans;
+        // Every row offset plus a class is below `trans.len()`, a power of two: the mask
+        // changes no index, and lets the compiler drop the bounds check.
+        let Some(mask) = trans.len().checked_sub(1) else {
+            return;
+        };
         let mut state = self.start;
         for &b in text {
             let class = u32::from(self.classes[usize::from(b)]);
-            state = self
-                .trans
-                .get((state + class) as usize)
-                .copied()
-                .unwrap_or(self.start);
+            state = trans[(state + class) as usize & mask];
             if state < self.match_below {
                 self.report(state, &mut found);
             }
@@ -190,8 +196,10 @@ impl Dfa {
     }
 
     /// Heap bytes used.
+    /// Heap bytes used (the table's power-of-two tail, allocated zeroed and never read, not
+    /// counted).
     pub(crate) fn memory_usage(&self) -> usize {
-        self.trans.len() * 4 + self.ranges.len() * 8 + self.outputs.len() * 4
+        self.rows * 4 + self.ranges.len() * 8 + self.outputs.len() * 4
     }
 }
 

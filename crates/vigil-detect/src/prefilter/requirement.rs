@@ -71,8 +71,16 @@ pub(crate) fn requirement(detection: &Detection) -> Need {
         c.dedup();
     });
     // A one-character literal is in nearly every event: scanning for it costs more than the
-    // rule evaluations it could save.
-    clauses.retain(|c| c.iter().all(|a| a.needle.len() >= MIN_NEEDLE));
+    // rule evaluations it could save. Unless the rule has nothing better: a clause of them is
+    // still met less often than "always" (an absent attribute holds none), and each path has
+    // its own automaton, so its matches cost only at that path.
+    let (long, short): (Vec<Clause>, Vec<Clause>) = clauses
+        .into_iter()
+        .partition(|c| c.iter().all(|a| a.needle.len() >= MIN_NEEDLE));
+    let mut clauses = long;
+    if clauses.is_empty() {
+        clauses.extend(short.into_iter().max_by_key(score));
+    }
     clauses.sort_by_key(|c| std::cmp::Reverse(score(c)));
     clauses.dedup();
     clauses.truncate(MAX_CLAUSES);

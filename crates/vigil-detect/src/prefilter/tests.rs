@@ -195,3 +195,23 @@ detection:
         "process": {"file": {"path": "/usr/bin/chage"}}, "unmapped": {"argv": ["chage", "-l"]}});
     assert_eq!(candidates(&set, exec), ["pp"]);
 }
+
+#[test]
+fn a_rule_with_only_one_character_literals_is_a_candidate_only_when_they_occur() {
+    let set = set("
+title: Short names
+id: short
+logsource: {category: process_creation, product: linux}
+detection: {sel: {Image: [w, id]}, condition: sel}
+");
+    assert_eq!(set.prefilter_stats().always_evaluated, 0);
+    assert!(candidates(&set, launch("/usr/bin/ls", "ls")).is_empty());
+    // A candidate whenever the image holds a `w`; a match only for `w` itself.
+    assert_eq!(candidates(&set, launch("/usr/bin/wget", "wget")), ["short"]);
+    let matches = |image| {
+        set.matches(&Event::from_value(launch(image, "x")).unwrap())
+            .count()
+    };
+    assert_eq!(matches("/usr/bin/wget"), 0);
+    assert_eq!(matches("w"), 1);
+}
