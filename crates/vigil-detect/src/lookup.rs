@@ -41,6 +41,11 @@ impl FieldPath {
         }
     }
 
+    /// Its slot ([`u32::MAX`] when it has none).
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot
+    }
+
     /// The dotted form, `process.file.path`.
     pub(crate) fn dotted(&self) -> String {
         self.segments.join(".")
@@ -297,6 +302,8 @@ pub(crate) struct Lookups<'v> {
     values: [Option<&'v Value>; CACHED_SLOTS],
     /// The slots looked up.
     known: SlotMask,
+    /// The slots looked up and found present.
+    present: SlotMask,
 }
 
 impl<'v> Lookups<'v> {
@@ -306,6 +313,7 @@ impl<'v> Lookups<'v> {
             data,
             values: [None; CACHED_SLOTS],
             known: SlotMask::default(),
+            present: SlotMask::default(),
         }
     }
 
@@ -359,10 +367,24 @@ impl<'v> Lookups<'v> {
     fn settle(&mut self, node: &TrieNode, value: &'v Value) {
         if let Some(v) = self.values.get_mut(node.slot as usize) {
             *v = Some(value);
+            self.present.set(node.slot);
         }
         if !node.children.nodes.is_empty() {
             self.fill(value, &node.children);
         }
+    }
+
+    /// Of the slots in `wanted` (bit `i`: slot `i`), those holding a value, when every one of
+    /// them has been looked up (by [`Lookups::prefetch`]); `None` otherwise.
+    #[inline]
+    pub(crate) fn present_among(&self, wanted: u64) -> Option<u64> {
+        (self.known.0 & wanted == wanted).then_some(self.present.0 & wanted)
+    }
+
+    /// The value in `slot`, once looked up.
+    #[inline]
+    pub(crate) fn slot(&self, slot: u32) -> Option<&'v Value> {
+        self.values.get(slot as usize).copied().flatten()
     }
 
     /// The attribute at `path`.
@@ -376,6 +398,9 @@ impl<'v> Lookups<'v> {
         if let Some(v) = self.values.get_mut(slot) {
             *v = found;
             self.known.set(path.slot);
+            if found.is_some() {
+                self.present.set(path.slot);
+            }
         }
         found
     }

@@ -201,6 +201,7 @@ impl Prefilter {
             primary: primary.into_iter().map(Vec::into_boxed_slice).collect(),
             secondary: secondary.into(),
             always: always.into(),
+            slot_mask: None,
         }
     }
 
@@ -213,6 +214,7 @@ impl Prefilter {
             primary: Box::new([]),
             secondary: vec![Box::default(); rules].into(),
             always: (0..u32::try_from(rules).unwrap_or(u32::MAX)).collect(),
+            slot_mask: None,
         }
     }
 }

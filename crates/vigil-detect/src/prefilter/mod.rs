@@ -108,6 +108,10 @@ pub(crate) struct Prefilter {
     secondary: Box<[Clauses]>,
     /// Rules evaluated for every event, ascending.
     always: Box<[u32]>,
+    /// When the scanned paths hold slots `0..n` in order (as [`Prefilter::assign_slots`]
+    /// gives them when it numbers a class's paths first), the mask of those slots: the scan
+    /// then visits only the attributes present.
+    slot_mask: Option<u64>,
 }
 
 /// Per-event working memory: the literals seen (a bit set, cleared word by word after use)
@@ -189,6 +193,16 @@ impl Prefilter {
         for scanned in self.paths.iter_mut() {
             slots.assign(&mut scanned.path);
         }
+        let in_order = self
+            .paths
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.path.slot() as usize == i);
+        self.slot_mask = match self.paths.len() {
+            n if !in_order || n > 64 => None,
+            64 => Some(u64::MAX),
+            n => Some((1u64 << n) - 1),
+        };
     }
 
     /// Rules evaluated for every event, ascending.
@@ -209,14 +223,11 @@ impl Prefilter {
             dirty,
             candidates,
         } = scratch;
-        for scanned in self.paths.iter() {
-            let Some(value) = lookups.get(&scanned.path) else {
-                continue;
-            };
+        let mut search = |scanned: &Scanned, value: &Value| {
             let Some(automaton) = self.automata.get(scanned.automaton as usize) else {
-                continue;
+                return;
             };
-            for_each_text(value, scanned.scalars, |text| {
+            let mut search_text = |text: &str| {
                 automaton.for_each_match(text.as_bytes(), |pattern| {
                     if let Some(&literal) = scanned.literals.get(pattern as usize)
                         && mark(bits, dirty, literal)
@@ -225,7 +236,32 @@ impl Prefilter {
                         candidates.extend_from_slice(rules);
                     }
                 });
-            });
+            };
+            match value {
+                Value::String(s) => search_text(s),
+                other => for_each_text(other, scanned.scalars, search_text),
+            }
+        };
+        match self.slot_mask.and_then(|m| lookups.present_among(m)) {
+            // Prefetched: only the attributes present (scanned path `i` is slot `i`).
+            Some(mut present) => {
+                while present != 0 {
+                    let i = present.trailing_zeros();
+                    present &= present - 1;
+                    if let (Some(scanned), Some(value)) =
+                        (self.paths.get(i as usize), lookups.slot(i))
+                    {
+                        search(scanned, value);
+                    }
+                }
+            }
+            None => {
+                for scanned in self.paths.iter() {
+                    if let Some(value) = lookups.get(&scanned.path) {
+                        search(scanned, value);
+                    }
+                }
+            }
         }
         candidates.sort_unstable();
         candidates.dedup();

@@ -29,9 +29,17 @@ fn candidates(set: &RuleSet, data: Value) -> Vec<String> {
     let Some(class) = set.class(event.class_uid) else {
         return Vec::new();
     };
-    let mut lookups = Lookups::new(&event.data);
+    // Scanned as `matches` does (the class's paths prefetched, only those present visited)
+    // and path by path: the same candidates.
+    let mut prefetched = Lookups::new(&event.data);
+    prefetched.prefetch(&class.paths);
     let mut scratch = Scratch::default();
+    class.prefilter.scan(&mut prefetched, &mut scratch);
+    let want = scratch.candidates.clone();
+    scratch.reset();
+    let mut lookups = Lookups::new(&event.data);
     class.prefilter.scan(&mut lookups, &mut scratch);
+    assert_eq!(scratch.candidates, want);
     let mut local: Vec<u32> = scratch
         .candidates
         .iter()
