@@ -24,11 +24,8 @@ pub(crate) const MAX_TABLE_ENTRIES: usize = 2 << 20;
 pub(crate) struct Dfa {
     /// Byte → equivalence class.
     classes: [u8; 256],
-    /// Per state and class, the next state's row offset; its length a power of two (the
-    /// tail unused), so a step's index is masked rather than bounds-checked.
+    /// Per state and class, the next state's row offset.
     trans: Box<[u32]>,
-    /// Entries of `trans` in use.
-    rows: usize,
     /// Row offset of the start state.
     start: u32,
     /// Row offsets below this are states that end at least one pattern.
@@ -145,7 +142,7 @@ impl Dfa {
             next += 1;
         }
         let stride32 = u32::try_from(stride).ok()?;
-        let mut table = vec![0u32; trans.len().next_power_of_two()];
+        let mut table = vec![0u32; trans.len()];
         for (old, &new) in new_id.iter().enumerate() {
             let (from, to) = (old * stride, new as usize * stride);
             for c in 0..stride {
@@ -155,7 +152,6 @@ impl Dfa {
         Some(Self {
             classes,
             trans: table.into_boxed_slice(),
-            rows: trans.len(),
             start: new_id[0].checked_mul(stride32)?,
             match_below: matches.checked_mul(stride32)?,
             stride: stride32,
@@ -169,15 +165,15 @@ impl Dfa {
     #[inline]
     pub(crate) fn for_each_match(&self, text: &[u8], mut found: impl FnMut(u32)) {
         let trans = &*self.trans;
-        // Every row offset plus a class is below `trans.len()`, a power of two: the mask
-        // changes no index, and lets the compiler drop the bounds check.
-        let Some(mask) = trans.len().checked_sub(1) else {
-            return;
-        };
         let mut state = self.start;
         for &b in text {
             let class = u32::from(self.classes[usize::from(b)]);
-            state = trans[(state + class) as usize & mask];
+            // Every row offset plus a class is inside the table: the `else` never runs (it
+            // keeps the step a plain load after one predictable compare).
+            let Some(&next) = trans.get((state + class) as usize) else {
+                return;
+            };
+            state = next;
             if state < self.match_below {
                 self.report(state, &mut found);
             }
@@ -196,10 +192,9 @@ impl Dfa {
     }
 
     /// Heap bytes used.
-    /// Heap bytes used (the table's power-of-two tail, allocated zeroed and never read, not
-    /// counted).
+    /// Heap bytes used.
     pub(crate) fn memory_usage(&self) -> usize {
-        self.rows * 4 + self.ranges.len() * 8 + self.outputs.len() * 4
+        self.trans.len() * 4 + self.ranges.len() * 8 + self.outputs.len() * 4
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use vigil_ocsf::Event;
 use vigil_ocsf::fieldmap::FieldMaps;
 
-use super::Scratch;
+use super::{Automaton, Scratch};
 use crate::RuleSet;
 use crate::lookup::Lookups;
 
@@ -222,4 +222,34 @@ detection: {sel: {Image: [w, id]}, condition: sel}
     };
     assert_eq!(matches("/usr/bin/wget"), 0);
     assert_eq!(matches("w"), 1);
+}
+
+#[test]
+fn literal_sets_too_large_for_a_dfa_are_searched_by_a_compact_automaton() {
+    // 2,000 command-line literals of 40 bytes: a dense table of far more than
+    // `dfa::MAX_TABLE_ENTRIES` entries.
+    let word = |i: usize| format!("{i:05}-abcdefghijklmnopqrstuvwxyz-{:09}", i * 7919);
+    let text: String = (0..2_000)
+        .map(|i| {
+            format!(
+                "title: R{i}\nid: r{i}\nlogsource: {{category: process_creation, product: linux}}\n\
+                 detection: {{sel: {{CommandLine|contains: '{}'}}, condition: sel}}\n---\n",
+                word(i)
+            )
+        })
+        .collect();
+    let set = set(&text);
+    let class = set.class(1007).unwrap();
+    assert!(matches!(
+        class.prefilter.automata[..],
+        [Automaton::Compact(_)]
+    ));
+    assert!(candidates(&set, launch("/bin/x", "nothing here")).is_empty());
+    let cmd = format!("run {} and {}", word(17), word(1_999).to_uppercase());
+    assert_eq!(candidates(&set, launch("/bin/x", &cmd)), ["r17", "r1999"]);
+    let hits: Vec<String> = set
+        .matches(&Event::from_value(launch("/bin/x", &cmd)).unwrap())
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(hits, ["r17", "r1999"]);
 }
