@@ -2,9 +2,10 @@
 //!
 //! Paths are split at compile time; a [`crate::RuleSet`] numbers the distinct paths the rules
 //! of each OCSF class read ([`SlotAssigner`]: the paths the prefilter scans first, then the
-//! rules', then their gates') and keeps them as a tree of their segments ([`PathTrie`]). Per
-//! event, one walk of the document fetches every one of them into a flat table on the stack
-//! ([`Lookups::prefetch`]), each object visited once; rules then read attributes by slot.
+//! rules', then their gates'), and keeps the scanned ones as a tree of their segments
+//! ([`PathTrie`]). Per event, one walk of the document fetches those into a flat table on the
+//! stack ([`Lookups::prefetch`]), each object visited once; rules read attributes by slot, a
+//! path not fetched yet being looked up once, when first read.
 
 use std::collections::HashMap;
 
@@ -87,9 +88,9 @@ impl SlotAssigner {
         }
     }
 
-    /// The slotted paths, as a tree.
-    pub(crate) fn into_trie(self) -> PathTrie {
-        self.trie
+    /// The paths slotted so far, as a tree.
+    pub(crate) fn trie(&self) -> &PathTrie {
+        &self.trie
     }
 }
 

@@ -42,9 +42,13 @@ pub(crate) struct ClassIndex {
     /// Indices into the set's rules, in load order.
     pub(crate) rules: Box<[usize]>,
     pub(crate) prefilter: Prefilter,
-    /// Every path the class's rules read (prefilter, detections, gates), by slot: fetched
-    /// in one walk of each event.
+    /// The paths the prefilter scans: fetched in one walk of each event. (The other paths
+    /// the rules read have slots too, after these, and are looked up when a candidate first
+    /// reads them: most events have no candidate.)
     pub(crate) paths: PathTrie,
+    /// Every path the class's rules read (prefilter, detections, gates), with its slot.
+    #[cfg(test)]
+    pub(crate) slotted: PathTrie,
 }
 
 /// Compiled rules, indexed by OCSF class and by the literals they need, so an event only
@@ -86,6 +90,7 @@ impl RuleSet {
             // Each class numbers its own paths: the scanned ones first, then the rules'.
             let mut assigner = SlotAssigner::default();
             prefilter.assign_slots(&mut assigner);
+            let scanned = assigner.trie().clone();
             for &i in &indices {
                 if let Some(rule) = rules.get_mut(i) {
                     rule.detection.assign_slots(&mut assigner);
@@ -96,12 +101,15 @@ impl RuleSet {
                 class_uid,
                 prefilter,
                 rules: indices.into_boxed_slice(),
-                paths: PathTrie::default(),
+                paths: scanned,
+                #[cfg(test)]
+                slotted: PathTrie::default(),
             });
         }
         let gates = gate::Gates::build(&rules, &mut slots);
+        #[cfg(test)]
         for (class, (_, assigner)) in classes.iter_mut().zip(slots) {
-            class.paths = assigner.into_trie();
+            class.slotted = assigner.trie().clone();
         }
         Self {
             rules,

@@ -423,7 +423,9 @@ fn flat_attribute_table_agrees_with_tree_lookups_for_every_corpus_path() {
     let (set, _) = RuleSet::load_dirs(&[dir], &maps()).unwrap();
     assert!(set.classes.len() >= 4);
     for class in set.classes.iter() {
-        let paths = class.paths.paths();
+        let paths = class.slotted.paths();
+        let scanned = class.paths.paths();
+        assert!(scanned.iter().all(|p| paths.contains(p)));
         assert!(!paths.is_empty(), "class {}", class.class_uid);
         // Every path each rule of the class reads has a slot in the class's table.
         let mut read = Vec::new();
