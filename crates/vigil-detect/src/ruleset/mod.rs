@@ -42,9 +42,9 @@ pub(crate) struct ClassIndex {
     /// Indices into the set's rules, in load order.
     pub(crate) rules: Box<[usize]>,
     pub(crate) prefilter: Prefilter,
-    /// The paths the prefilter scans: fetched in one walk of each event. (The other paths
-    /// the rules read have slots too, after these, and are looked up when a candidate first
-    /// reads them: most events have no candidate.)
+    /// The paths the prefilter scans and the gates read: fetched in one walk of each event.
+    /// (The other paths the rules read have slots too, after these, and are looked up when a
+    /// candidate first reads them: most events have no candidate.)
     pub(crate) paths: PathTrie,
     /// Every path the class's rules read (prefilter, detections, gates), with its slot.
     #[cfg(test)]
@@ -82,34 +82,38 @@ impl RuleSet {
                 None => by_class.push((rule.class_uid, vec![i])),
             }
         }
+        // Each class numbers its own paths: the scanned ones first (slot i is scanned path
+        // i), then the gates', then the detections'. The first two are fetched for every
+        // event; the others are looked up when a candidate first reads them.
         let mut classes: Vec<ClassIndex> = Vec::with_capacity(by_class.len());
         let mut slots: Vec<(u32, SlotAssigner)> = Vec::with_capacity(by_class.len());
         for (class_uid, indices) in by_class {
             let members: Vec<&Rule> = indices.iter().filter_map(|&i| rules.get(i)).collect();
             let mut prefilter = Prefilter::build(&members);
-            // Each class numbers its own paths: the scanned ones first, then the rules'.
             let mut assigner = SlotAssigner::default();
             prefilter.assign_slots(&mut assigner);
-            let scanned = assigner.trie().clone();
-            for &i in &indices {
-                if let Some(rule) = rules.get_mut(i) {
-                    rule.detection.assign_slots(&mut assigner);
-                }
-            }
             slots.push((class_uid, assigner));
             classes.push(ClassIndex {
                 class_uid,
                 prefilter,
                 rules: indices.into_boxed_slice(),
-                paths: scanned,
+                paths: PathTrie::default(),
                 #[cfg(test)]
                 slotted: PathTrie::default(),
             });
         }
         let gates = gate::Gates::build(&rules, &mut slots);
-        #[cfg(test)]
-        for (class, (_, assigner)) in classes.iter_mut().zip(slots) {
-            class.slotted = assigner.trie().clone();
+        for (class, (_, assigner)) in classes.iter_mut().zip(&mut slots) {
+            class.paths = assigner.trie().clone();
+            for &i in class.rules.iter() {
+                if let Some(rule) = rules.get_mut(i) {
+                    rule.detection.assign_slots(assigner);
+                }
+            }
+            #[cfg(test)]
+            {
+                class.slotted = assigner.trie().clone();
+            }
         }
         Self {
             rules,
