@@ -212,10 +212,7 @@ pub(crate) fn needles(pattern: &ValuePattern) -> Option<Vec<String>> {
         ValuePattern::Str(StrMatcher::Glob(glob)) => glob.required_literal()?,
         ValuePattern::Str(StrMatcher::Regex { re, ignore_case }) => {
             let cnf = required_literals(re.as_str(), *ignore_case)?;
-            return cnf
-                .into_iter()
-                .filter(|c| c.iter().all(|l| !l.contains('\0')))
-                .max_by_key(|c| clause_score(c));
+            return cnf.into_iter().max_by_key(|c| clause_score(c));
         }
         ValuePattern::Str(StrMatcher::Any) => return None,
         // An integer meets equal numbers (rendered `4444` or `4444.0`) and its own text.
@@ -227,6 +224,6 @@ pub(crate) fn needles(pattern: &ValuePattern) -> Option<Vec<String>> {
         ValuePattern::Bool(b) => b.to_string(),
         ValuePattern::Cmp(..) | ValuePattern::Cidr(_) => return None,
     };
-    // The scan buffer separates attributes with NUL: a literal holding one is not scanned for.
-    (!text.is_empty() && !text.contains('\0')).then(|| vec![text.to_ascii_lowercase()])
+    // Each attribute is searched on its own, so any byte (NUL included) may be in a literal.
+    (!text.is_empty()).then(|| vec![text.to_ascii_lowercase()])
 }

@@ -253,3 +253,18 @@ fn literal_sets_too_large_for_a_dfa_are_searched_by_a_compact_automaton() {
         .collect();
     assert_eq!(hits, ["r17", "r1999"]);
 }
+
+#[test]
+fn a_literal_may_hold_a_nul() {
+    let set = set("
+title: NUL
+id: nul
+logsource: {category: process_creation, product: linux}
+detection: {sel: {CommandLine|contains: \"a\\0b\"}, condition: sel}
+");
+    assert_eq!(set.prefilter_stats().always_evaluated, 0);
+    assert!(candidates(&set, launch("/x", "a b")).is_empty());
+    assert_eq!(candidates(&set, launch("/x", "xA\u{0}By")), ["nul"]);
+    let hit = Event::from_value(launch("/x", "xa\u{0}by")).unwrap();
+    assert_eq!(set.matches(&hit).count(), 1);
+}
