@@ -327,29 +327,11 @@ impl<'v> Lookups<'v> {
     }
 
     fn fill(&mut self, value: &'v Value, level: &Level) {
-        let nodes = &level.nodes;
         let map = match value {
-            Value::Object(map) => map,
-            // An array's elements by index (`unmapped.argv.0`).
-            array @ Value::Array(_) => {
-                for node in nodes {
-                    if let Some(v) = vigil_ocsf::step(array, &node.key) {
-                        self.settle(node, v);
-                    }
-                }
-                return;
-            }
-            _ => return,
+            Value::Object(map) if map.len() <= 32 => map,
+            other => return self.fill_by_key(other, level),
         };
-        // Large objects: search per key instead.
-        if map.len() > 32 {
-            for node in nodes {
-                if let Some(v) = map.get(&*node.key) {
-                    self.settle(node, v);
-                }
-            }
-            return;
-        }
+        let nodes = &level.nodes;
         let mut missing = nodes.len();
         for (key, child) in map {
             if let Some(node) = level.find(key.as_bytes()).and_then(|i| nodes.get(i)) {
@@ -358,6 +340,22 @@ impl<'v> Lookups<'v> {
                 if missing == 0 {
                     return;
                 }
+            }
+        }
+    }
+
+    /// [`Lookups::fill`] for what is not a small object: an array's elements by index
+    /// (`unmapped.argv.0`), a large object's entries by key (searched per wanted key), and
+    /// nothing inside a scalar.
+    #[cold]
+    #[inline(never)]
+    fn fill_by_key(&mut self, value: &'v Value, level: &Level) {
+        if !matches!(value, Value::Object(_) | Value::Array(_)) {
+            return;
+        }
+        for node in &level.nodes {
+            if let Some(v) = vigil_ocsf::step(value, &node.key) {
+                self.settle(node, v);
             }
         }
     }
@@ -456,5 +454,43 @@ mod tests {
         assert_eq!(got[4], None);
         assert_eq!(got[5], Some(json!("first")));
         assert!(trie.roots.nodes[0].children.table.contains(&KeyTable::MANY));
+    }
+
+    #[test]
+    fn prefetch_reads_large_objects_arrays_and_scalars_by_key() {
+        let dotted = [
+            "big.k7",
+            "big.k39",
+            "big.none",
+            "list.1",
+            "list.x",
+            "flat.a",
+            "big.k3.in",
+        ];
+        let mut slots = SlotAssigner::default();
+        let paths: Vec<FieldPath> = dotted
+            .iter()
+            .map(|d| {
+                let mut p = FieldPath::new(d);
+                slots.assign(&mut p);
+                p
+            })
+            .collect();
+        let mut big = serde_json::Map::new();
+        for i in 0..40 {
+            big.insert(format!("k{i}"), json!(i));
+        }
+        big.insert("k3".into(), json!({"in": "deep"}));
+        let data = json!({"big": big, "list": ["a", "b"], "flat": "scalar"});
+        let mut lookups = Lookups::new(&data);
+        lookups.prefetch(slots.trie());
+        let got: Vec<Option<Value>> = paths.iter().map(|p| lookups.get(p).cloned()).collect();
+        let want: Vec<Option<Value>> = paths.iter().map(|p| p.lookup(&data).cloned()).collect();
+        assert_eq!(got, want);
+        assert_eq!(got[0], Some(json!(7)));
+        assert_eq!(got[1], Some(json!(39)));
+        assert_eq!(got[3], Some(json!("b")));
+        assert_eq!(got[6], Some(json!("deep")));
+        assert_eq!(got[2..3], [None]);
     }
 }
