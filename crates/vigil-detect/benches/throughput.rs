@@ -146,6 +146,19 @@ fn wanted(name: &str) -> bool {
     filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
 }
 
+/// Exactly `passes` passes of `events` through `matches`, for instruction counts under
+/// `valgrind --tool=callgrind --toggle-collect='throughput::profile_passes'`.
+#[inline(never)]
+fn profile_passes(set: &RuleSet, events: &[Event], passes: usize) -> usize {
+    let mut found = 0;
+    for _ in 0..passes {
+        for ev in events {
+            found += black_box(set.matches(black_box(ev)).count());
+        }
+    }
+    found
+}
+
 fn main() {
     let maps = FieldMaps::builtin().expect("built-in field maps parse");
     // The main figures cycle through 256 distinct events (about a megabyte of parsed JSON, so
@@ -169,6 +182,18 @@ fn main() {
         let (set, _) =
             RuleSet::load_dirs(std::slice::from_ref(&corpus), &maps).expect("corpus is readable");
         let compile = start.elapsed();
+        // `VIGIL_BENCH_PASSES=N`: only N fixed passes over the events (for profilers).
+        if let Some(passes) = std::env::var("VIGIL_BENCH_PASSES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            let found = profile_passes(&set, &events, passes);
+            println!(
+                "{passes} passes of {} events: {found} matches",
+                events.len()
+            );
+            return;
+        }
         report("SigmaHQ rules/linux", &set, compile, &events);
         if wanted("parsed") {
             let r = just_parsed(&set, &cold);

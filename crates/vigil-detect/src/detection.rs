@@ -131,7 +131,18 @@ pub(crate) fn with_text(value: &Value, f: impl FnOnce(&str) -> bool) -> bool {
         Value::Bool(b) => f(if *b { "true" } else { "false" }),
         Value::Number(n) => {
             let mut buf = StackText::default();
-            match write!(buf, "{n}") {
+            let rendered = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => {
+                    buf.push_integer(u, false);
+                    Ok(())
+                }
+                (None, Some(i)) => {
+                    buf.push_integer(i.unsigned_abs(), i < 0);
+                    Ok(())
+                }
+                _ => write!(buf, "{n}"),
+            };
+            match rendered {
                 Ok(()) => f(buf.as_str()),
                 Err(_) => false,
             }
@@ -156,6 +167,29 @@ impl Default for StackText {
 }
 
 impl StackText {
+    /// Renders an integer as `{n}` does (`-` and decimal digits), without the formatting
+    /// machinery: into an empty buffer.
+    fn push_integer(&mut self, mut magnitude: u64, negative: bool) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (magnitude % 10) as u8;
+            magnitude /= 10;
+            if magnitude == 0 {
+                break;
+            }
+        }
+        let mut len = 0;
+        if negative {
+            self.buf[0] = b'-';
+            len = 1;
+        }
+        let digits = &digits[at..];
+        self.buf[len..len + digits.len()].copy_from_slice(digits);
+        self.len = len + digits.len();
+    }
+
     fn as_str(&self) -> &str {
         // Only whole `&str`s are ever copied in, so the prefix is valid UTF-8.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
@@ -432,6 +466,29 @@ impl Detection {
         let mine = std::mem::replace(&mut self.condition, Node::And(Box::new([])));
         self.condition = Node::And(Box::new([mine, condition]));
         self.searches = searches.into();
+    }
+
+    /// Appends the dotted form of every path the detection reads.
+    #[cfg(test)]
+    pub(crate) fn paths(&self, out: &mut Vec<String>) {
+        fn visit(node: &Node, out: &mut Vec<String>) {
+            match node {
+                Node::And(children) | Node::Or(children) => {
+                    children.iter().for_each(|c| visit(c, out));
+                }
+                Node::Not(child) => visit(child, out),
+                Node::Field(f) => {
+                    out.extend(f.paths.iter().map(FieldPath::dotted));
+                    if let FieldTest::SameAs { others, .. } = &f.test {
+                        out.extend(others.iter().flat_map(|o| o.iter()).map(FieldPath::dotted));
+                    }
+                }
+                Node::Keyword(k) => out.extend(k.paths.iter().map(FieldPath::dotted)),
+                Node::Search(_) => {}
+            }
+        }
+        self.searches.iter().for_each(|s| visit(s, out));
+        visit(&self.condition, out);
     }
 
     /// Gives every path of the detection its slot in `slots`.

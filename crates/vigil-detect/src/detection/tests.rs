@@ -189,3 +189,26 @@ fn stack_text_formats_large_numbers() {
     assert!(f.is_match(&json!({"n": u64::MAX})));
     assert!(with_text(&json!(-1.2345678901234567e-300), |t| t.contains("e-300")));
 }
+
+#[test]
+fn integers_render_as_serde_json_displays_them() {
+    let values = [
+        json!(0),
+        json!(7),
+        json!(-7),
+        json!(10),
+        json!(4444),
+        json!(-1_000_000),
+        json!(u64::MAX),
+        json!(i64::MIN),
+        json!(i64::MAX),
+        json!(1.5),
+        json!(-0.0),
+        json!(1e300),
+    ];
+    for v in values {
+        let Value::Number(n) = &v else { unreachable!() };
+        let want = n.to_string();
+        assert!(with_text(&v, |t| t == want), "{v} renders as {want}");
+    }
+}

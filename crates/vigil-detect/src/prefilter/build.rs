@@ -1,20 +1,13 @@
-//! Building a class's prefilter: literals numbered and put into one automaton per attribute,
-//! and each rule's clauses ordered so the first is the least likely to be met.
+//! Building a class's prefilter: literals numbered and put into one automaton per distinct set
+//! of an attribute's literals, and each rule's clauses ordered so the first is the least likely
+//! to be met.
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-
-use crate::lookup::{FieldPath, PathTrie};
-use crate::prefilter::Prefilter;
+use crate::lookup::FieldPath;
 use crate::prefilter::requirement::{Need, requirement};
+use crate::prefilter::{Automaton, Prefilter, Scanned};
 use crate::rule::Rule;
-
-/// An automaton over up to this many bytes of literals is built as a DFA (fastest to run;
-/// about 2 MiB at this size, the SigmaHQ Linux corpus's); a larger one as a contiguous NFA,
-/// which stays compact (10,000 literals: under 1 MiB against 17 MiB) and runs about as fast
-/// once the DFA no longer fits in cache.
-const MAX_DFA_BYTES: usize = 8_192;
 
 /// A clause as (path, literal) index pairs, before literals get their global ids.
 type LocalClause = Vec<(usize, usize)>;
@@ -30,7 +23,7 @@ struct PathLiterals {
 }
 
 /// Literals by path; a literal is known by (path index, literal index) until the paths are
-/// laid end to end and each gets its global id.
+/// numbered one after the other and each gets its global id.
 #[derive(Debug, Default)]
 struct Literals {
     paths: Vec<PathLiterals>,
@@ -165,61 +158,63 @@ impl Prefilter {
             }
             secondary.push(mine.into_iter().map(Vec::into_boxed_slice).collect());
         }
-        // One automaton over every distinct text; each pattern knows which (path, literal)
-        // pairs it stands for.
-        let mut texts: Vec<&str> = Vec::new();
-        let mut by_text: HashMap<&str, usize> = HashMap::new();
-        let mut targets: Vec<Vec<(u32, u32)>> = Vec::new();
+        // One automaton per distinct set of literals (attributes that share theirs, such as
+        // the attributes a keyword search reads, share one); each scanned attribute maps the
+        // automaton's patterns to its literals' ids.
+        let mut automata: Vec<Automaton> = Vec::new();
+        let mut by_set: HashMap<Vec<&str>, usize> = HashMap::new();
+        let mut paths = Vec::with_capacity(literals.paths.len());
         for (p, lits) in literals.paths.iter().enumerate() {
-            for (n, needle) in lits.needles.iter().enumerate() {
-                let pattern = *by_text.entry(needle.as_str()).or_insert_with(|| {
-                    texts.push(needle);
-                    targets.push(Vec::new());
-                    texts.len() - 1
-                });
-                targets[pattern].push((u32::try_from(p).unwrap_or(u32::MAX), global((p, n))));
-            }
+            let mut set: Vec<&str> = lits.needles.iter().map(String::as_str).collect();
+            set.sort_unstable();
+            let at = match by_set.get(&set) {
+                Some(&at) => at,
+                None => {
+                    let bytes: Vec<&[u8]> = set.iter().map(|t| t.as_bytes()).collect();
+                    let Some(automaton) = Automaton::new(&bytes) else {
+                        return Self::evaluate_all(rules.len());
+                    };
+                    automata.push(automaton);
+                    by_set.insert(set.clone(), automata.len() - 1);
+                    automata.len() - 1
+                }
+            };
+            let literal_of: HashMap<&str, u32> = lits
+                .needles
+                .iter()
+                .enumerate()
+                .map(|(n, needle)| (needle.as_str(), global((p, n))))
+                .collect();
+            paths.push(Scanned {
+                path: FieldPath::new(&lits.path),
+                scalars: lits.scalars,
+                automaton: u32::try_from(at).unwrap_or(u32::MAX),
+                literals: set.iter().map(|t| literal_of[t]).collect(),
+            });
         }
-        let bytes: usize = texts.iter().map(|t| t.len()).sum();
-        let kind = if bytes <= MAX_DFA_BYTES {
-            AhoCorasickKind::DFA
-        } else {
-            AhoCorasickKind::ContiguousNFA
-        };
-        let automaton = if texts.is_empty() {
-            None
-        } else {
-            AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(Some(kind))
-                .build(&texts)
-                .ok()
-        };
-        match automaton {
-            Some(automaton) => Self {
-                automaton: Some(automaton),
-                paths: literals
-                    .paths
-                    .iter()
-                    .map(|p| (FieldPath::new(&p.path), p.scalars))
-                    .collect(),
-                targets: targets.into_iter().map(Vec::into_boxed_slice).collect(),
-                primary: primary.into_iter().map(Vec::into_boxed_slice).collect(),
-                secondary: secondary.into(),
-                always: always.into(),
-                trie: PathTrie::default(),
-            },
-            // Nothing to scan, or an automaton too large to build: evaluate every rule.
-            None => Self {
-                automaton: None,
-                paths: Box::new([]),
-                targets: Box::new([]),
-                primary: Box::new([]),
-                secondary: vec![Box::default(); rules.len()].into(),
-                always: (0..u32::try_from(rules.len()).unwrap_or(u32::MAX)).collect(),
-                trie: PathTrie::default(),
-            },
+        if automata.is_empty() {
+            return Self::evaluate_all(rules.len());
+        }
+        Self {
+            automata: automata.into(),
+            paths: paths.into(),
+            primary: primary.into_iter().map(Vec::into_boxed_slice).collect(),
+            secondary: secondary.into(),
+            always: always.into(),
+            slot_mask: None,
+        }
+    }
+
+    /// A prefilter that makes every rule a candidate: nothing to scan, or an automaton that
+    /// could not be built.
+    fn evaluate_all(rules: usize) -> Self {
+        Self {
+            automata: Box::new([]),
+            paths: Box::new([]),
+            primary: Box::new([]),
+            secondary: vec![Box::default(); rules].into(),
+            always: (0..u32::try_from(rules).unwrap_or(u32::MAX)).collect(),
+            slot_mask: None,
         }
     }
 }

@@ -1,54 +1,106 @@
 //! The literal prefilter: which rules of a class can possibly match an event, found with one
-//! Aho-Corasick pass over the event instead of evaluating every rule.
+//! Aho-Corasick pass over each scanned attribute instead of evaluating every rule.
 //!
 //! At build time each rule's detection is reduced to the literals it needs
 //! ([`requirement`]): clauses of (OCSF path, literal) atoms, every clause needing one atom
 //! present (regular expressions included, [`regex_literals`]). The literals are indexed per
-//! (class, path); their distinct texts go into one automaton per class (ASCII
-//! case-insensitive, overlapping matches, so no literal hides another), each pattern knowing
-//! the paths it counts at. Each rule's likeliest-to-fail clause (literals used by the fewest
+//! (class, path); each distinct set of one path's literals goes into one automaton ([`dfa`]:
+//! ASCII case-insensitive, overlapping matches, so no literal hides another), and each path
+//! maps its automaton's patterns to its literals. Each rule's likeliest-to-fail clause (literals used by the fewest
 //! rules, and not short) is its *first* clause: each literal knows the rules whose first clause
 //! holds it ([`build`]).
 //!
 //! Per event, the scanned attributes (strings, and numbers and booleans rendered as the
-//! matchers see them, and such values inside arrays) are fetched in one walk of the event and
-//! laid end to end, NUL-separated, and the automaton runs once over them; a match counts at the
-//! attribute it lies in. A literal seen for the first time makes the rules of its first
+//! matchers see them, and such values inside arrays) are fetched in one walk of the event, and
+//! each is searched where it lies by its path's automaton (so a literal counts only at its own
+//! attributes, and no match spans two texts). A literal seen for the first time makes the rules of its first
 //! clauses candidates. A candidate whose other clauses are met too, or a rule with no
 //! requirement (evaluated for every event), is then evaluated in full, in load order: the
-//! prefilter changes how fast a rule set answers, never what it answers. (One automaton over
-//! the laid-out attributes costs one search per event instead of one per attribute.)
+//! prefilter changes how fast a rule set answers, never what it answers. (An automaton per
+//! literal set keeps each table small, and a search has no set-up cost, so one search per
+//! attribute is cheaper than laying the attributes out for a single search.)
 
 mod build;
+mod dfa;
 mod regex_literals;
 mod requirement;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value;
 
 use crate::detection::with_text;
-use crate::lookup::{FieldPath, Lookups, PathTrie, SlotAssigner};
-
-/// Separates the attribute texts in the scan buffer; no literal holds it, so no match spans
-/// two attributes.
-const SEPARATOR: u8 = 0;
-
-/// Where an automaton pattern counts: (path index, literal id) pairs.
-type Places = Box<[(u32, u32)]>;
+use crate::lookup::{FieldPath, Lookups, SlotAssigner};
+use dfa::Dfa;
 
 /// Clauses, each a list of literal ids one of which must be seen.
 type Clauses = Box<[Box<[u32]>]>;
 
+/// The search for one set of literals: a dense DFA, or for a set too large for one, the
+/// `aho-corasick` crate's compact NFA (much smaller, somewhat slower per byte).
+#[derive(Debug, Clone)]
+pub(crate) enum Automaton {
+    /// [`Dfa`].
+    Dense(Box<Dfa>),
+    /// A contiguous NFA, ASCII case-insensitive, overlapping matches.
+    Compact(AhoCorasick),
+}
+
+impl Automaton {
+    /// The automaton of `patterns` (lower-case ASCII letters, none empty); `None` if none
+    /// could be built.
+    fn new(patterns: &[&[u8]]) -> Option<Self> {
+        if let Some(dfa) = Dfa::new(patterns) {
+            return Some(Self::Dense(Box::new(dfa)));
+        }
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(patterns)
+            .ok()
+            .map(Self::Compact)
+    }
+
+    /// Calls `found` with each pattern occurring in `text` (at least once per pattern).
+    #[inline]
+    fn for_each_match(&self, text: &[u8], found: impl FnMut(u32)) {
+        match self {
+            Self::Dense(dfa) => dfa.for_each_match(text, found),
+            Self::Compact(nfa) => nfa
+                .find_overlapping_iter(text)
+                .map(|m| m.pattern().as_u32())
+                .for_each(found),
+        }
+    }
+
+    fn memory_usage(&self) -> usize {
+        match self {
+            Self::Dense(dfa) => dfa.memory_usage(),
+            Self::Compact(nfa) => nfa.memory_usage(),
+        }
+    }
+}
+
+/// One scanned attribute.
+#[derive(Debug, Clone)]
+pub(crate) struct Scanned {
+    path: FieldPath,
+    /// Whether numbers and booleans there are scanned too (not when only keyword searches,
+    /// which look at strings, need it).
+    scalars: bool,
+    /// The automaton of its literals.
+    automaton: u32,
+    /// Per pattern of the automaton, the literal id it is here.
+    literals: Box<[u32]>,
+}
+
 /// The prefilter of one class's rules (indexed locally, `0..rules`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Prefilter {
-    /// Every distinct literal text of the class (none: nothing to scan).
-    automaton: Option<AhoCorasick>,
-    /// The scanned attributes, and whether numbers and booleans there are scanned too (not
-    /// when only keyword searches, which look at strings, need it).
-    paths: Box<[(FieldPath, bool)]>,
-    /// Per automaton pattern: the (path index, literal id) pairs it stands for.
-    targets: Box<[Places]>,
+    /// One per distinct set of literals (none: nothing to scan).
+    automata: Box<[Automaton]>,
+    /// The scanned attributes.
+    paths: Box<[Scanned]>,
     /// Per literal id (a text at a path): the rules whose first clause it is in.
     primary: Box<[Box<[u32]>]>,
     /// Per rule: its other clauses, each a list of literals (global ids) one of which must be
@@ -56,17 +108,16 @@ pub(crate) struct Prefilter {
     secondary: Box<[Clauses]>,
     /// Rules evaluated for every event, ascending.
     always: Box<[u32]>,
-    /// The scanned paths, fetched together.
-    trie: PathTrie,
+    /// When the scanned paths hold slots `0..n` in order (as [`Prefilter::assign_slots`]
+    /// gives them when it numbers a class's paths first), the mask of those slots: the scan
+    /// then visits only the attributes present.
+    slot_mask: Option<u64>,
 }
 
-/// Per-event working memory: the attribute texts laid end to end, the literals seen (a bit
-/// set, cleared word by word after use) and the candidate rules found.
+/// Per-event working memory: the literals seen (a bit set, cleared word by word after use)
+/// and the candidate rules found.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    text: Vec<u8>,
-    /// (end offset in `text`, path index) of each attribute text, in order.
-    segments: Vec<(usize, u32)>,
     bits: Vec<u64>,
     dirty: Vec<u32>,
     pub(crate) candidates: Vec<u32>,
@@ -88,17 +139,11 @@ impl Scratch {
 
     /// Memory held, in elements.
     pub(crate) fn capacity(&self) -> usize {
-        self.text.capacity()
-            + self.segments.capacity()
-            + self.bits.capacity()
-            + self.dirty.capacity()
-            + self.candidates.capacity()
+        self.bits.capacity() + self.dirty.capacity() + self.candidates.capacity()
     }
 
     /// Clears what the last event marked.
     pub(crate) fn reset(&mut self) {
-        self.text.clear();
-        self.segments.clear();
         for word in self.dirty.drain(..) {
             if let Some(w) = self.bits.get_mut(word as usize) {
                 *w = 0;
@@ -136,7 +181,7 @@ pub struct PrefilterStats {
     pub literals: usize,
     /// Attributes scanned.
     pub attributes: usize,
-    /// Automata (one per class with literals).
+    /// Automata (one per distinct set of an attribute's literals).
     pub automata: usize,
     /// Heap bytes the automata use.
     pub automaton_bytes: usize,
@@ -145,12 +190,19 @@ pub struct PrefilterStats {
 impl Prefilter {
     /// Gives every scanned path its lookup slot.
     pub(crate) fn assign_slots(&mut self, slots: &mut SlotAssigner) {
-        let mut trie = PathTrie::default();
-        for (path, _) in self.paths.iter_mut() {
-            slots.assign(path);
-            trie.insert(path);
+        for scanned in self.paths.iter_mut() {
+            slots.assign(&mut scanned.path);
         }
-        self.trie = trie;
+        let in_order = self
+            .paths
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.path.slot() as usize == i);
+        self.slot_mask = match self.paths.len() {
+            n if !in_order || n > 64 => None,
+            64 => Some(u64::MAX),
+            n => Some((1u64 << n) - 1),
+        };
     }
 
     /// Rules evaluated for every event, ascending.
@@ -158,51 +210,56 @@ impl Prefilter {
         &self.always
     }
 
-    /// Runs the automaton once over the event's scanned attributes (laid end to end) and
-    /// leaves the candidate rules (those with a requirement whose first clause is met),
-    /// ascending, in `scratch.candidates`.
+    /// Runs each scanned attribute's automaton over its texts and leaves the candidate rules
+    /// (those with a requirement whose first clause is met), ascending, in
+    /// `scratch.candidates`.
     pub(crate) fn scan(&self, lookups: &mut Lookups<'_>, scratch: &mut Scratch) {
-        let Some(automaton) = &self.automaton else {
+        if self.automata.is_empty() {
             return;
-        };
-        scratch.prepare(self.primary.len());
-        lookups.prefetch(&self.trie);
-        for (i, (path, scalars)) in self.paths.iter().enumerate() {
-            let Some(value) = lookups.get(path) else {
-                continue;
-            };
-            let index = u32::try_from(i).unwrap_or(u32::MAX);
-            for_each_text(value, *scalars, |text| {
-                scratch.text.extend_from_slice(text.as_bytes());
-                scratch.segments.push((scratch.text.len(), index));
-                scratch.text.push(SEPARATOR);
-            });
         }
+        scratch.prepare(self.primary.len());
         let Scratch {
-            text,
-            segments,
             bits,
             dirty,
             candidates,
         } = scratch;
-        let mut segment = 0;
-        for m in automaton.find_overlapping_iter(text.as_slice()) {
-            // Matches come by end offset, so the segment only moves forward.
-            while segments.get(segment).is_some_and(|&(end, _)| end < m.end()) {
-                segment += 1;
+        let mut search = |scanned: &Scanned, value: &Value| {
+            let Some(automaton) = self.automata.get(scanned.automaton as usize) else {
+                return;
+            };
+            let mut search_text = |text: &str| {
+                automaton.for_each_match(text.as_bytes(), |pattern| {
+                    if let Some(&literal) = scanned.literals.get(pattern as usize)
+                        && mark(bits, dirty, literal)
+                        && let Some(rules) = self.primary.get(literal as usize)
+                    {
+                        candidates.extend_from_slice(rules);
+                    }
+                });
+            };
+            match value {
+                Value::String(s) => search_text(s),
+                other => for_each_text(other, scanned.scalars, search_text),
             }
-            let Some(&(_, path)) = segments.get(segment) else {
-                break;
-            };
-            let Some(targets) = self.targets.get(m.pattern().as_usize()) else {
-                continue;
-            };
-            for &(p, literal) in targets.iter() {
-                if p == path
-                    && mark(bits, dirty, literal)
-                    && let Some(rules) = self.primary.get(literal as usize)
-                {
-                    candidates.extend_from_slice(rules);
+        };
+        match self.slot_mask.and_then(|m| lookups.present_among(m)) {
+            // Prefetched: only the attributes present (scanned path `i` is slot `i`).
+            Some(mut present) => {
+                while present != 0 {
+                    let i = present.trailing_zeros();
+                    present &= present - 1;
+                    if let (Some(scanned), Some(value)) =
+                        (self.paths.get(i as usize), lookups.slot(i))
+                    {
+                        search(scanned, value);
+                    }
+                }
+            }
+            None => {
+                for scanned in self.paths.iter() {
+                    if let Some(value) = lookups.get(&scanned.path) {
+                        search(scanned, value);
+                    }
                 }
             }
         }
@@ -226,8 +283,8 @@ impl Prefilter {
             always_evaluated: self.always.len(),
             literals: self.primary.len(),
             attributes: self.paths.len(),
-            automata: usize::from(self.automaton.is_some()),
-            automaton_bytes: self.automaton.as_ref().map_or(0, AhoCorasick::memory_usage),
+            automata: self.automata.len(),
+            automaton_bytes: self.automata.iter().map(Automaton::memory_usage).sum(),
         }
     }
 }

@@ -37,7 +37,13 @@ enum Item {
     Break,
     /// A group that must occur, and what it needs.
     Group(Cnf),
+    /// A group of plain alternatives (`(W|R)`): exactly one of these texts.
+    Alts(Vec<String>),
 }
+
+/// Most texts a run may expand to through groups of alternatives (`-(W|R)` is `-W` or `-R`);
+/// beyond, the run ends at the group.
+const MAX_ALTERNATIVES: usize = 16;
 
 struct Parser {
     chars: Vec<char>,
@@ -108,6 +114,9 @@ impl Parser {
                         Item::Char(ch) if !(min == 1 && max == Some(1)) => {
                             items.extend([Item::Char(ch), Item::Break, Item::Char(ch)]);
                         }
+                        Item::Alts(alts) if !(min == 1 && max == Some(1)) => {
+                            items.extend([Item::Alts(alts.clone()), Item::Break, Item::Alts(alts)]);
+                        }
                         other => items.push(other),
                     }
                 }
@@ -135,15 +144,33 @@ impl Parser {
                 }
             }
         }
+        // The current run: the texts it may be (several after a group of alternatives).
         let mut cnf = Cnf::new();
-        let mut run = String::new();
+        let mut run: Vec<String> = vec![String::new()];
+        let flush = |run: &mut Vec<String>, cnf: &mut Cnf| {
+            if run.iter().all(|r| !r.is_empty()) {
+                let mut clause: Vec<String> = run.iter().map(|r| r.to_ascii_lowercase()).collect();
+                clause.sort();
+                clause.dedup();
+                cnf.push(clause);
+            }
+            *run = vec![String::new()];
+        };
         for item in items.into_iter().chain([Item::Break]) {
             match item {
-                Item::Char(c) => run.push(c),
+                Item::Char(c) => run.iter_mut().for_each(|r| r.push(c)),
+                Item::Alts(alts) if run.len() * alts.len() <= MAX_ALTERNATIVES => {
+                    run = run
+                        .iter()
+                        .flat_map(|r| alts.iter().map(move |a| format!("{r}{a}")))
+                        .collect();
+                }
+                Item::Alts(alts) => {
+                    flush(&mut run, &mut cnf);
+                    run = alts;
+                }
                 Item::Break | Item::Group(_) => {
-                    if !run.is_empty() {
-                        cnf.push(vec![std::mem::take(&mut run).to_ascii_lowercase()]);
-                    }
+                    flush(&mut run, &mut cnf);
                     if let Item::Group(inner) = item {
                         cnf.extend(inner);
                     }
@@ -233,6 +260,54 @@ impl Parser {
         }
     }
 
+    /// Inside a group, up to and past its `)`: its branches when every one is a non-empty
+    /// run of characters that match only themselves (`W|R`, `\.sh|\.py`), at most
+    /// [`MAX_ALTERNATIVES`] of them; otherwise nothing is read.
+    fn plain_alternatives(&mut self) -> Option<Vec<String>> {
+        let start = self.pos;
+        let mut branches = vec![String::new()];
+        loop {
+            let c = self.next();
+            let ok = match c {
+                Some(')') => {
+                    if branches.iter().all(|b| !b.is_empty()) && branches.len() <= MAX_ALTERNATIVES
+                    {
+                        return Some(branches);
+                    }
+                    false
+                }
+                Some('|') => {
+                    branches.push(String::new());
+                    true
+                }
+                Some('\\') => match self.next() {
+                    Some(e) if e.is_ascii_punctuation() => self.push_plain(e, &mut branches),
+                    _ => false,
+                },
+                Some('.' | '^' | '$' | '(' | '[' | ']' | '{' | '}' | '*' | '+' | '?') | None => {
+                    false
+                }
+                Some(c) => self.push_plain(c, &mut branches),
+            };
+            // A quantifier after the character would apply to it alone.
+            if !ok || matches!(self.peek(), Some('*' | '+' | '?' | '{')) {
+                self.pos = start;
+                return None;
+            }
+        }
+    }
+
+    /// Appends `c` to the last branch if it matches only itself under the case mode.
+    fn push_plain(&self, c: char, branches: &mut [String]) -> bool {
+        match (self.literal(c), branches.last_mut()) {
+            (Item::Char(c), Some(branch)) => {
+                branch.push(c);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Skips a bracketed class, nested classes included.
     fn class(&mut self) -> Result<(), Bail> {
         self.pos += 1;
@@ -279,6 +354,9 @@ impl Parser {
                 }
             }
         }
+        if let Some(alts) = self.plain_alternatives() {
+            return Ok(Item::Alts(alts));
+        }
         let inner = self.alternation(depth + 1)?;
         if self.next() != Some(')') {
             return Err(Bail);
@@ -317,6 +395,41 @@ mod tests {
     }
 
     #[test]
+    fn groups_of_plain_alternatives_extend_the_run() {
+        // SigmaHQ's pnscan rule: `-W` or `-R`, not a bare `-`.
+        assert_eq!(
+            lits(r#"-(W|R)\s?(\s|"|')([0-9a-fA-F]{2}\s?){2,20}(\s|"|')"#),
+            v(&[&["-r", "-w"]])
+        );
+        assert_eq!(lits("(a|b)c"), v(&[&["ac", "bc"]]));
+        assert_eq!(
+            lits(r"x(ab|c\.d)+y"),
+            v(&[&["xab", "xc.d"], &["aby", "c.dy"]])
+        );
+        assert_eq!(lits("x(ab|cd)?y"), v(&[&["x"], &["y"]]));
+        // Not plain: a class, a quantified character, an empty branch.
+        assert_eq!(lits("x(a|[bc])y"), v(&[&["x"], &["y"]]));
+        assert_eq!(lits("x(ab+|c)y"), v(&[&["x"], &["ab", "c"], &["y"]]));
+        assert_eq!(lits("x(a|)y"), v(&[&["x"], &["y"]]));
+        // Too many combinations: the run ends at the group.
+        assert_eq!(
+            lits("(a|b|c|d)(e|f|g|h)(i|j)"),
+            v(&[
+                &[
+                    "ae", "af", "ag", "ah", "be", "bf", "bg", "bh", "ce", "cf", "cg", "ch", "de",
+                    "df", "dg", "dh"
+                ],
+                &["i", "j"],
+            ])
+        );
+        // Under case-insensitive matching, `s` and `k` are not plain.
+        assert_eq!(
+            required_literals("(?i)-(s|r)x", true),
+            Some(vec![vec!["-".to_owned()], vec!["x".to_owned()]])
+        );
+    }
+
+    #[test]
     fn runs_groups_and_quantifiers() {
         assert_eq!(lits(r"bash\s+-[a-z]*3f"), v(&[&["bash"], &["-"], &["3f"]]));
         assert_eq!(lits(r"\s-O\s"), v(&[&["-o"]]));
@@ -326,20 +439,21 @@ mod tests {
         assert_eq!(lits("abc{2,}d"), v(&[&["abc"], &["cd"]]));
         assert_eq!(lits("abc{1}d"), v(&[&["abcd"]]));
         assert_eq!(lits("ab(cd)?ef"), v(&[&["ab"], &["ef"]]));
-        assert_eq!(lits("ab(?:cd)+ef"), v(&[&["ab"], &["cd"], &["ef"]]));
+        assert_eq!(lits("ab(?:cd)+ef"), v(&[&["abcd"], &["cdef"]]));
         assert_eq!(lits(r"a\.b\/c"), v(&[&["a.b/c"]]));
         assert_eq!(lits("x[ab]y"), v(&[&["x"], &["y"]]));
         assert_eq!(lits(r"x[]a\]]y"), v(&[&["x"], &["y"]]));
         assert_eq!(lits("x[[:alpha:]]y"), v(&[&["x"], &["y"]]));
         assert_eq!(lits(r"\x41BC\u{44}E"), v(&[&["bc"], &["e"]]));
         assert_eq!(lits(r"\p{L}+xyz"), v(&[&["xyz"]]));
-        assert_eq!(lits("(?P<n>abc)d"), v(&[&["abc"], &["d"]]));
+        assert_eq!(lits("(?P<n>abc)d"), v(&[&["abcd"]]));
     }
 
     #[test]
     fn alternations_need_a_literal_in_every_branch() {
         assert_eq!(lits("foo|bar"), v(&[&["foo", "bar"]]));
-        assert_eq!(lits("x(foo|bar)"), v(&[&["x"], &["foo", "bar"]]));
+        assert_eq!(lits("x(foo|bar)"), v(&[&["xbar", "xfoo"]]));
+        assert_eq!(lits("x(foo|b.r)"), v(&[&["x"], &["foo", "r"]]));
         assert_eq!(lits("foo|.*"), None);
         assert_eq!(
             lits(r"(?:\s-[^-\s]{0,20}i|\s--inode\s)"),

@@ -71,8 +71,16 @@ pub(crate) fn requirement(detection: &Detection) -> Need {
         c.dedup();
     });
     // A one-character literal is in nearly every event: scanning for it costs more than the
-    // rule evaluations it could save.
-    clauses.retain(|c| c.iter().all(|a| a.needle.len() >= MIN_NEEDLE));
+    // rule evaluations it could save. Unless the rule has nothing better: a clause of them is
+    // still met less often than "always" (an absent attribute holds none), and each path has
+    // its own automaton, so its matches cost only at that path.
+    let (long, short): (Vec<Clause>, Vec<Clause>) = clauses
+        .into_iter()
+        .partition(|c| c.iter().all(|a| a.needle.len() >= MIN_NEEDLE));
+    let mut clauses = long;
+    if clauses.is_empty() {
+        clauses.extend(short.into_iter().max_by_key(score));
+    }
     clauses.sort_by_key(|c| std::cmp::Reverse(score(c)));
     clauses.dedup();
     clauses.truncate(MAX_CLAUSES);
@@ -204,10 +212,7 @@ pub(crate) fn needles(pattern: &ValuePattern) -> Option<Vec<String>> {
         ValuePattern::Str(StrMatcher::Glob(glob)) => glob.required_literal()?,
         ValuePattern::Str(StrMatcher::Regex { re, ignore_case }) => {
             let cnf = required_literals(re.as_str(), *ignore_case)?;
-            return cnf
-                .into_iter()
-                .filter(|c| c.iter().all(|l| !l.contains('\0')))
-                .max_by_key(|c| clause_score(c));
+            return cnf.into_iter().max_by_key(|c| clause_score(c));
         }
         ValuePattern::Str(StrMatcher::Any) => return None,
         // An integer meets equal numbers (rendered `4444` or `4444.0`) and its own text.
@@ -219,6 +224,6 @@ pub(crate) fn needles(pattern: &ValuePattern) -> Option<Vec<String>> {
         ValuePattern::Bool(b) => b.to_string(),
         ValuePattern::Cmp(..) | ValuePattern::Cidr(_) => return None,
     };
-    // The scan buffer separates attributes with NUL: a literal holding one is not scanned for.
-    (!text.is_empty() && !text.contains('\0')).then(|| vec![text.to_ascii_lowercase()])
+    // Each attribute is searched on its own, so any byte (NUL included) may be in a literal.
+    (!text.is_empty()).then(|| vec![text.to_ascii_lowercase()])
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use vigil_ocsf::Event;
 use vigil_ocsf::fieldmap::FieldMaps;
 
-use super::Scratch;
+use super::{Automaton, Scratch};
 use crate::RuleSet;
 use crate::lookup::Lookups;
 
@@ -29,9 +29,17 @@ fn candidates(set: &RuleSet, data: Value) -> Vec<String> {
     let Some(class) = set.class(event.class_uid) else {
         return Vec::new();
     };
-    let mut lookups = Lookups::new(&event.data);
+    // Scanned as `matches` does (the class's paths prefetched, only those present visited)
+    // and path by path: the same candidates.
+    let mut prefetched = Lookups::new(&event.data);
+    prefetched.prefetch(&class.paths);
     let mut scratch = Scratch::default();
+    class.prefilter.scan(&mut prefetched, &mut scratch);
+    let want = scratch.candidates.clone();
+    scratch.reset();
+    let mut lookups = Lookups::new(&event.data);
     class.prefilter.scan(&mut lookups, &mut scratch);
+    assert_eq!(scratch.candidates, want);
     let mut local: Vec<u32> = scratch
         .candidates
         .iter()
@@ -86,9 +94,10 @@ detection:
 fn only_rules_whose_literals_are_all_there_are_candidates() {
     let set = set(RULES);
     let stats = set.prefilter_stats();
+    // One automaton per attribute with literals: the image and the command line.
     assert_eq!(
         (stats.rules, stats.always_evaluated, stats.automata),
-        (4, 1, 1)
+        (4, 1, 2)
     );
     assert_eq!(
         candidates(&set, launch("/usr/bin/ls", "ls -la")),
@@ -126,7 +135,7 @@ fn a_literal_counts_only_at_its_own_attribute() {
         candidates(&set, launch("/bin/x| sh", "run /curl")),
         ["not-root"]
     );
-    // Attributes are scanned end to end, separated: no literal spans two of them.
+    // Attributes are searched one by one: no literal spans two of them.
     let set = self::set(
         "
 title: Span
@@ -193,4 +202,69 @@ detection:
     let exec = json!({"class_uid": 1007, "activity_id": 1, "time": 1,
         "process": {"file": {"path": "/usr/bin/chage"}}, "unmapped": {"argv": ["chage", "-l"]}});
     assert_eq!(candidates(&set, exec), ["pp"]);
+}
+
+#[test]
+fn a_rule_with_only_one_character_literals_is_a_candidate_only_when_they_occur() {
+    let set = set("
+title: Short names
+id: short
+logsource: {category: process_creation, product: linux}
+detection: {sel: {Image: [w, id]}, condition: sel}
+");
+    assert_eq!(set.prefilter_stats().always_evaluated, 0);
+    assert!(candidates(&set, launch("/usr/bin/ls", "ls")).is_empty());
+    // A candidate whenever the image holds a `w`; a match only for `w` itself.
+    assert_eq!(candidates(&set, launch("/usr/bin/wget", "wget")), ["short"]);
+    let matches = |image| {
+        set.matches(&Event::from_value(launch(image, "x")).unwrap())
+            .count()
+    };
+    assert_eq!(matches("/usr/bin/wget"), 0);
+    assert_eq!(matches("w"), 1);
+}
+
+#[test]
+fn literal_sets_too_large_for_a_dfa_are_searched_by_a_compact_automaton() {
+    // 2,000 command-line literals of 40 bytes: a dense table of far more than
+    // `dfa::MAX_TABLE_ENTRIES` entries.
+    let word = |i: usize| format!("{i:05}-abcdefghijklmnopqrstuvwxyz-{:09}", i * 7919);
+    let text: String = (0..2_000)
+        .map(|i| {
+            format!(
+                "title: R{i}\nid: r{i}\nlogsource: {{category: process_creation, product: linux}}\n\
+                 detection: {{sel: {{CommandLine|contains: '{}'}}, condition: sel}}\n---\n",
+                word(i)
+            )
+        })
+        .collect();
+    let set = set(&text);
+    let class = set.class(1007).unwrap();
+    assert!(matches!(
+        class.prefilter.automata[..],
+        [Automaton::Compact(_)]
+    ));
+    assert!(candidates(&set, launch("/bin/x", "nothing here")).is_empty());
+    let cmd = format!("run {} and {}", word(17), word(1_999).to_uppercase());
+    assert_eq!(candidates(&set, launch("/bin/x", &cmd)), ["r17", "r1999"]);
+    let hits: Vec<String> = set
+        .matches(&Event::from_value(launch("/bin/x", &cmd)).unwrap())
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(hits, ["r17", "r1999"]);
+}
+
+#[test]
+fn a_literal_may_hold_a_nul() {
+    let set = set("
+title: NUL
+id: nul
+logsource: {category: process_creation, product: linux}
+detection: {sel: {CommandLine|contains: \"a\\0b\"}, condition: sel}
+");
+    assert_eq!(set.prefilter_stats().always_evaluated, 0);
+    assert!(candidates(&set, launch("/x", "a b")).is_empty());
+    assert_eq!(candidates(&set, launch("/x", "xA\u{0}By")), ["nul"]);
+    let hit = Event::from_value(launch("/x", "xa\u{0}by")).unwrap();
+    assert_eq!(set.matches(&hit).count(), 1);
 }

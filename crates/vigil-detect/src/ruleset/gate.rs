@@ -65,31 +65,38 @@ pub(crate) struct Gates {
 }
 
 impl Gates {
-    /// Compiles the rules' gates, giving their paths lookup slots.
-    pub(crate) fn build(rules: &[Rule], slots: &mut SlotAssigner) -> Self {
-        let mut gates: Vec<Gate> = Vec::new();
+    /// Compiles the rules' gates, giving their paths lookup slots in their class's numbering
+    /// (`slots`: per class). Rules of different classes never share a gate.
+    pub(crate) fn build(rules: &[Rule], slots: &mut [(u32, SlotAssigner)]) -> Self {
+        let mut gates: Vec<(u32, Gate)> = Vec::new();
         let mut of_rule = Vec::with_capacity(rules.len());
         for rule in rules {
             let gate = Gate {
                 exclude: tests(&rule.exclude),
                 include: tests(&rule.include),
             };
-            let index = match gates.iter().position(|g| g.same(&gate)) {
+            let index = match gates
+                .iter()
+                .position(|(class, g)| *class == rule.class_uid && g.same(&gate))
+            {
                 Some(i) => i,
                 None => {
-                    gates.push(gate);
+                    gates.push((rule.class_uid, gate));
                     gates.len() - 1
                 }
             };
             of_rule.push(u32::try_from(index).unwrap_or(u32::MAX));
         }
-        for gate in &mut gates {
+        for (class, gate) in &mut gates {
+            let Some((_, assigner)) = slots.iter_mut().find(|(c, _)| c == class) else {
+                continue;
+            };
             for (path, _) in gate.exclude.iter_mut().chain(gate.include.iter_mut()) {
-                slots.assign(path);
+                assigner.assign(path);
             }
         }
         Self {
-            gates: gates.into_boxed_slice(),
+            gates: gates.into_iter().map(|(_, g)| g).collect(),
             of_rule: of_rule.into_boxed_slice(),
         }
     }

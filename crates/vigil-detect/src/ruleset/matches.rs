@@ -44,6 +44,7 @@ impl<'a, 'e> Matches<'a, 'e> {
         let mut lookups = Lookups::new(&event.data);
         let mut scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
         if let Some(class) = class {
+            lookups.prefetch(&class.paths);
             class.prefilter.scan(&mut lookups, &mut scratch);
         }
         Self {
@@ -116,16 +117,19 @@ impl<'a> Iterator for Matches<'a, '_> {
 
 impl Drop for Matches<'_, '_> {
     fn drop(&mut self) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.reset();
+        self.scratch.reset();
         // During thread teardown the slot may be gone; the memory is then simply freed.
         let _ = SCRATCH.try_with(|slot| {
-            let held = slot.take();
-            // Keep whichever has grown larger.
-            if held.capacity() > scratch.capacity() {
-                slot.set(held);
-            } else {
-                slot.set(scratch);
+            let held = slot.replace(std::mem::take(&mut self.scratch));
+            // The slot is empty unless another iterator on this thread gave its memory back
+            // meanwhile: keep whichever has grown larger.
+            if held.capacity() > 0 {
+                let mine = slot.take();
+                slot.set(if held.capacity() > mine.capacity() {
+                    held
+                } else {
+                    mine
+                });
             }
         });
     }

@@ -14,7 +14,7 @@ use vigil_ocsf::fieldmap::FieldMaps;
 
 use crate::correlation::CorrelationRule;
 use crate::correlation::rule::Correlations;
-use crate::lookup::SlotAssigner;
+use crate::lookup::{PathTrie, SlotAssigner};
 use crate::prefilter::{Prefilter, PrefilterStats};
 use crate::rule::{LoadReport, Rule, RuleReport};
 use crate::sigma::placeholders::Placeholders;
@@ -42,6 +42,13 @@ pub(crate) struct ClassIndex {
     /// Indices into the set's rules, in load order.
     pub(crate) rules: Box<[usize]>,
     pub(crate) prefilter: Prefilter,
+    /// The paths the prefilter scans and the gates read: fetched in one walk of each event.
+    /// (The other paths the rules read have slots too, after these, and are looked up when a
+    /// candidate first reads them: most events have no candidate.)
+    pub(crate) paths: PathTrie,
+    /// Every path the class's rules read (prefilter, detections, gates), with its slot.
+    #[cfg(test)]
+    pub(crate) slotted: PathTrie,
 }
 
 /// Compiled rules, indexed by OCSF class and by the literals they need, so an event only
@@ -75,26 +82,39 @@ impl RuleSet {
                 None => by_class.push((rule.class_uid, vec![i])),
             }
         }
-        let mut classes: Vec<ClassIndex> = by_class
-            .into_iter()
-            .map(|(class_uid, indices)| {
-                let members: Vec<&Rule> = indices.iter().filter_map(|&i| rules.get(i)).collect();
-                ClassIndex {
-                    class_uid,
-                    prefilter: Prefilter::build(&members),
-                    rules: indices.into_boxed_slice(),
-                }
-            })
-            .collect();
-        // Paths read first (the scanned ones) get the cached lookup slots.
-        let mut slots = SlotAssigner::default();
-        classes
-            .iter_mut()
-            .for_each(|c| c.prefilter.assign_slots(&mut slots));
-        rules
-            .iter_mut()
-            .for_each(|r| r.detection.assign_slots(&mut slots));
+        // Each class numbers its own paths: the scanned ones first (slot i is scanned path
+        // i), then the gates', then the detections'. The first two are fetched for every
+        // event; the others are looked up when a candidate first reads them.
+        let mut classes: Vec<ClassIndex> = Vec::with_capacity(by_class.len());
+        let mut slots: Vec<(u32, SlotAssigner)> = Vec::with_capacity(by_class.len());
+        for (class_uid, indices) in by_class {
+            let members: Vec<&Rule> = indices.iter().filter_map(|&i| rules.get(i)).collect();
+            let mut prefilter = Prefilter::build(&members);
+            let mut assigner = SlotAssigner::default();
+            prefilter.assign_slots(&mut assigner);
+            slots.push((class_uid, assigner));
+            classes.push(ClassIndex {
+                class_uid,
+                prefilter,
+                rules: indices.into_boxed_slice(),
+                paths: PathTrie::default(),
+                #[cfg(test)]
+                slotted: PathTrie::default(),
+            });
+        }
         let gates = gate::Gates::build(&rules, &mut slots);
+        for (class, (_, assigner)) in classes.iter_mut().zip(&mut slots) {
+            class.paths = assigner.trie().clone();
+            for &i in class.rules.iter() {
+                if let Some(rule) = rules.get_mut(i) {
+                    rule.detection.assign_slots(assigner);
+                }
+            }
+            #[cfg(test)]
+            {
+                class.slotted = assigner.trie().clone();
+            }
+        }
         Self {
             rules,
             classes: classes.into_boxed_slice(),

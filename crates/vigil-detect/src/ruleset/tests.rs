@@ -7,8 +7,9 @@ use vigil_ocsf::Event;
 use vigil_ocsf::fieldmap::FieldMaps;
 
 use super::*;
+use crate::lookup::{FieldPath, Lookups};
 use crate::rule::RuleStatus;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const RULE: &str = "
 title: Base64 decode
@@ -371,5 +372,124 @@ detection: {keywords: [Failed password], condition: keywords}
             .map(|r| r.id.clone())
             .collect();
         assert_eq!(ids(&e), alone);
+    }
+}
+
+/// Sets `value` at `segments` in `doc`, making objects (or, for a numeric segment, arrays
+/// padded with nulls) on the way and replacing scalars in the way.
+fn put(doc: &mut Value, segments: &[&str], value: Value) {
+    let Some((first, rest)) = segments.split_first() else {
+        *doc = value;
+        return;
+    };
+    if let Ok(index) = first.parse::<usize>() {
+        if !doc.is_array() {
+            *doc = json!([]);
+        }
+        let items = doc.as_array_mut().unwrap();
+        if items.len() <= index {
+            items.resize(index + 1, Value::Null);
+        }
+        put(&mut items[index], rest, value);
+    } else {
+        if !doc.is_object() {
+            *doc = json!({});
+        }
+        let entry = doc
+            .as_object_mut()
+            .unwrap()
+            .entry(first.to_string())
+            .or_insert(Value::Null);
+        put(entry, rest, value);
+    }
+}
+
+/// A key that shares `key`'s length and first and last bytes (so its place in a level's key
+/// table) but differs in the middle, or in the only byte when it is one byte long.
+fn decoy(key: &str) -> String {
+    let mut bytes = key.as_bytes().to_vec();
+    let at = bytes.len() / 2;
+    bytes[at] = if bytes[at] == b'_' { b'-' } else { b'_' };
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn flat_attribute_table_agrees_with_tree_lookups_for_every_corpus_path() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sigma/rules/linux");
+    if !dir.is_dir() {
+        // Without the corpus (tests/sigma_corpus.rs says so): nothing to compare.
+        return;
+    }
+    let (set, _) = RuleSet::load_dirs(&[dir], &maps()).unwrap();
+    assert!(set.classes.len() >= 4);
+    for class in set.classes.iter() {
+        let paths = class.slotted.paths();
+        let scanned = class.paths.paths();
+        assert!(scanned.iter().all(|p| paths.contains(p)));
+        assert!(!paths.is_empty(), "class {}", class.class_uid);
+        // Every path each rule of the class reads has a slot in the class's table.
+        let mut read = Vec::new();
+        for &i in class.rules.iter() {
+            set.rules[i].detection.paths(&mut read);
+        }
+        for path in &read {
+            assert!(
+                paths.iter().any(|(p, _)| p == path),
+                "class {}: {path} has no slot",
+                class.class_uid
+            );
+        }
+        let mut docs = Vec::new();
+        // Every path present, with distinct strings; then numbers at every other one; then
+        // arrays; then decoy keys beside every wanted key; then each path's parent a scalar.
+        let mut all = json!({"class_uid": class.class_uid});
+        for (i, (p, _)) in paths.iter().enumerate() {
+            let segments: Vec<&str> = p.split('.').collect();
+            put(&mut all, &segments, json!(format!("v{i}")));
+        }
+        docs.push(all.clone());
+        let mut some = json!({});
+        for (i, (p, _)) in paths.iter().enumerate().step_by(2) {
+            let segments: Vec<&str> = p.split('.').collect();
+            put(&mut some, &segments, json!(i));
+        }
+        docs.push(some);
+        let mut arrays = json!({});
+        for (i, (p, _)) in paths.iter().enumerate() {
+            let segments: Vec<&str> = p.split('.').collect();
+            put(&mut arrays, &segments, json!([i, format!("a{i}"), null]));
+        }
+        docs.push(arrays);
+        let mut decoys = all.clone();
+        for (i, (p, _)) in paths.iter().enumerate() {
+            let segments: Vec<&str> = p.split('.').collect();
+            for depth in 0..segments.len() {
+                let mut at = segments[..=depth].to_vec();
+                let fake = decoy(at[depth]);
+                if fake.parse::<usize>().is_ok() {
+                    continue;
+                }
+                at[depth] = &fake;
+                put(&mut decoys, &at, json!(format!("d{i}")));
+            }
+        }
+        docs.push(decoys);
+        let mut scalars = all;
+        for (p, _) in &paths {
+            let segments: Vec<&str> = p.split('.').collect();
+            if segments.len() > 1 {
+                put(&mut scalars, &segments[..segments.len() - 1], json!("flat"));
+            }
+        }
+        docs.push(scalars);
+        for doc in &docs {
+            let mut lookups = Lookups::new(doc);
+            lookups.prefetch(&class.paths);
+            for (p, slot) in &paths {
+                let flat = lookups.get(&FieldPath::with_slot(p, *slot));
+                let tree = FieldPath::new(p).lookup(doc);
+                assert_eq!(flat, tree, "class {}: {p} in {doc}", class.class_uid);
+            }
+        }
     }
 }
