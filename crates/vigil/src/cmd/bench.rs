@@ -160,6 +160,9 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let own = std::process::id();
     let own_before = proc_cpu_ticks(own).unwrap_or(0);
+    // The services the scale-out deployment leans on, read (never touched) by process name.
+    let services = ["nats-server", "postgres"];
+    let services_before: Vec<u64> = services.iter().map(|n| named_cpu_ticks(n)).collect();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -185,6 +188,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         .map(|(_, p)| proc_cpu_ticks(*p).unwrap_or(0))
         .collect();
     let own_after = proc_cpu_ticks(own).unwrap_or(0);
+    let services_after: Vec<u64> = services.iter().map(|n| named_cpu_ticks(n)).collect();
     let streamed = Instant::now();
     let (stored, scored) = deployment.wait_scored(sent).await?;
     let lag = streamed.elapsed().as_secs_f64();
@@ -248,6 +252,22 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         "servers together: cpu {:.0}% | bench client cpu {client_cpu:.0}%",
         cpu.iter().sum::<f64>()
     );
+    if args.bus.is_some() {
+        let shares: Vec<String> = services
+            .iter()
+            .zip(services_after.iter().zip(&services_before))
+            .map(|(n, (a, b))| {
+                format!(
+                    "{n} {:.0}%",
+                    a.saturating_sub(*b) as f64 / ticks / elapsed * 100.0
+                )
+            })
+            .collect();
+        println!(
+            "services (every process of that name): cpu {}",
+            shares.join(" | ")
+        );
+    }
     println!(
         "machine: {} cores, load average at start {}",
         std::thread::available_parallelism().map_or(0, usize::from),
@@ -424,6 +444,20 @@ pub(super) async fn wait_scored_sqlite(dir: &Path, sent: u64) -> anyhow::Result<
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// CPU ticks of every process whose name is `name`.
+fn named_cpu_ticks(name: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .filter_map(proc_cpu_ticks)
+        .sum()
 }
 
 /// utime + stime, in clock ticks, of a process (`/proc/<pid>/stat`) or a thread
