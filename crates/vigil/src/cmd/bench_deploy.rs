@@ -186,9 +186,15 @@ impl Deployment {
             .map(str::to_owned)
             .to_vec()
         };
-        // The first fleet instance makes the fleet CA; the others read it.
+        // The first fleet instance makes the fleet CA; the others read it. It also keeps the
+        // hunting index (`ingest`), unless VIGIL_BENCH_NO_HUNT is set: a diagnostic, to see
+        // what the index costs PostgreSQL (docs/PERFORMANCE.md).
         for i in 0..s.fleet_instances {
-            let roles = if i == 0 { "fleet,ingest" } else { "fleet" };
+            let roles = if i == 0 && std::env::var_os("VIGIL_BENCH_NO_HUNT").is_none() {
+                "fleet,ingest"
+            } else {
+                "fleet"
+            };
             let mut c = spawn(
                 format!("fleet {}", i + 1),
                 &common(roles),
