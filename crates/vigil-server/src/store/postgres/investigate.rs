@@ -37,14 +37,25 @@ impl PgStore {
         if !cmd_lines.is_empty() {
             let seqs: Vec<i64> = cmd_lines.iter().map(|(seq, _)| *seq).collect();
             let lines: Vec<&str> = cmd_lines.iter().map(|(_, c)| c.as_str()).collect();
-            // An event indexed twice (a cursor that did not advance) keeps one row, the last
-            // of the page.
+            // Each distinct text once (most command lines of a page repeat), then every event
+            // pointed at its text. An event indexed twice (a cursor that did not advance) keeps
+            // one row, the last of the page.
             sqlx::query(
-                "INSERT INTO hunt_cmdlines (seq, cmd_line)
-                 SELECT DISTINCT ON (seq) seq, cmd_line
-                 FROM UNNEST($1::int8[], $2::text[]) WITH ORDINALITY AS u(seq, cmd_line, ord)
-                 ORDER BY seq, ord DESC
-                 ON CONFLICT (seq) DO UPDATE SET cmd_line = excluded.cmd_line",
+                "INSERT INTO hunt_cmdline_texts (digest, cmd_line)
+                 SELECT DISTINCT ON (md5(c)) md5(c), c FROM UNNEST($1::text[]) AS u(c)
+                 ON CONFLICT (digest) DO NOTHING",
+            )
+            .bind(&lines)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO hunt_cmdlines (seq, text_id)
+                 SELECT u.seq, x.id
+                 FROM (SELECT DISTINCT ON (seq) seq, cmd_line
+                       FROM UNNEST($1::int8[], $2::text[]) WITH ORDINALITY AS u(seq, cmd_line, ord)
+                       ORDER BY seq, ord DESC) u
+                 JOIN hunt_cmdline_texts x ON x.digest = md5(u.cmd_line)
+                 ON CONFLICT (seq) DO UPDATE SET text_id = excluded.text_id",
             )
             .bind(&seqs)
             .bind(&lines)
@@ -88,9 +99,12 @@ impl PgStore {
                 .push(" AND o.time = t.time AND o.seq = t.seq)");
         }
         if let Some(cmd) = &q.cmd_line {
-            qb.push(" AND t.seq IN (SELECT seq FROM hunt_cmdlines WHERE cmd_line ILIKE ")
-                .push_bind(like_pattern(cmd))
-                .push(")");
+            qb.push(
+                " AND t.seq IN (SELECT c.seq FROM hunt_cmdlines c
+                   JOIN hunt_cmdline_texts x ON x.id = c.text_id WHERE x.cmd_line ILIKE ",
+            )
+            .push_bind(like_pattern(cmd))
+            .push(")");
         }
         qb.push(" ORDER BY t.time DESC, t.seq DESC LIMIT ")
             .push_bind(super::limit(q.limit));
@@ -104,7 +118,8 @@ impl PgStore {
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT e.sensor_id, e.body::text AS body FROM events e
-             WHERE e.seq IN (SELECT seq FROM hunt_cmdlines WHERE cmd_line ILIKE ",
+             WHERE e.seq IN (SELECT c.seq FROM hunt_cmdlines c
+               JOIN hunt_cmdline_texts x ON x.id = c.text_id WHERE x.cmd_line ILIKE ",
         );
         qb.push_bind(like_pattern(q.cmd_line.as_deref().unwrap_or_default()))
             .push(")");
