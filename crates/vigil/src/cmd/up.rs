@@ -344,7 +344,11 @@ async fn run(
              --data-dir DIR)\" http://{api}/api/v1/alerts (docs/API.md)"
         );
     }
-    println!("Ctrl-C stops (the local agent flushes its buffer first).");
+    if agent.is_some() {
+        println!("Ctrl-C stops (the local agent flushes its buffer first).");
+    } else {
+        println!("Ctrl-C stops.");
+    }
 
     tokio::select! {
         () = signals.recv() => {}
