@@ -57,14 +57,19 @@ pub enum Notice {
 /// The bus as the roles see it.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Whether [`Bus::events_stored`] needs the events themselves (so the ingest role keeps a
-    /// copy of each batch until the bus has it); `false` when the bus only wakes log readers.
-    fn carries_events(&self) -> bool;
+    /// What [`Bus::publish`] will send for these batches (sensor id, events), made before the
+    /// store takes them: at scale the encoded messages, on the in-process bus nothing.
+    fn prepare(&self, batches: &[(String, Vec<RawEvent>)]) -> Prepared;
 
-    /// Announces batches (sensor id, events) that are durable in the store. The ingest role
+    /// Announces prepared batches that are now durable in the store. The ingest role
     /// acknowledges them to the sensor only after this returns `Ok`: at scale it returns once
     /// the broker has them, so a failure means the sensor sends them again.
-    async fn events_stored(&self, batches: &[(String, Vec<RawEvent>)]) -> Result<(), BusError>;
+    async fn publish(&self, prepared: Prepared) -> Result<(), BusError>;
+
+    /// [`Bus::prepare`] then [`Bus::publish`].
+    async fn events_stored(&self, batches: &[(String, Vec<RawEvent>)]) -> Result<(), BusError> {
+        self.publish(self.prepare(batches)).await
+    }
 
     /// A subscription that wakes when events are announced.
     fn subscribe_events(&self) -> EventsSubscription;
@@ -117,6 +122,11 @@ impl std::fmt::Debug for Relay {
     }
 }
 
+/// Batches as a bus sends them: (subject, message id, payload) per message; empty on the
+/// in-process bus, which carries no events.
+#[derive(Debug, Default)]
+pub struct Prepared(pub(crate) Vec<(String, String, Vec<u8>)>);
+
 /// Wakes a consumer when new events are durable. Announcements made while the consumer was busy
 /// are coalesced into one wake-up, never lost.
 #[derive(Debug)]
@@ -159,11 +169,11 @@ impl Default for InProcessBus {
 
 #[async_trait]
 impl Bus for InProcessBus {
-    fn carries_events(&self) -> bool {
-        false
+    fn prepare(&self, _batches: &[(String, Vec<RawEvent>)]) -> Prepared {
+        Prepared::default()
     }
 
-    async fn events_stored(&self, _batches: &[(String, Vec<RawEvent>)]) -> Result<(), BusError> {
+    async fn publish(&self, _prepared: Prepared) -> Result<(), BusError> {
         self.wake();
         Ok(())
     }

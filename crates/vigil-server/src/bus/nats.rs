@@ -28,7 +28,7 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc, watch};
 use vigil_ocsf::RawEvent;
 
-use super::{Bus, BusError, EventsSubscription, Notice};
+use super::{Bus, BusError, EventsSubscription, Notice, Prepared};
 
 /// Largest message payload the bus writes (NATS refuses more than `max_payload`, 1 MiB by
 /// default): a batch larger than this is split.
@@ -136,12 +136,17 @@ pub fn subject_token(sensor_id: &str) -> String {
 /// The detection partition of an endpoint: FNV-1a of its id, so every instance and every
 /// version computes the same one.
 pub fn partition_of(sensor_id: &str, partitions: u16) -> u16 {
+    (fnv1a(sensor_id.bytes()) % u64::from(partitions.max(1))) as u16
+}
+
+/// 64-bit FNV-1a: stable across processes and versions (unlike the standard library's hasher).
+pub(crate) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in sensor_id.bytes() {
+    for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % u64::from(partitions.max(1))) as u16
+    h
 }
 
 /// A notice as it travels: who sent it, so an instance ignores its own.
@@ -263,6 +268,27 @@ impl NatsBus {
     /// The partition-lease bucket.
     pub fn lease_bucket(&self) -> &kv::Store {
         &self.leases
+    }
+
+    /// Which instance holds each partition's lease, by partition (what the detection workers
+    /// agreed; for operators' tools and tests).
+    pub async fn partition_owners(&self) -> Result<Vec<(u16, String)>, BusError> {
+        let mut keys = self
+            .leases
+            .keys()
+            .await
+            .map_err(|e| unavailable("listing the leases", &e))?;
+        let mut out = Vec::new();
+        while let Some(k) = keys.next().await {
+            let k = k.map_err(|e| unavailable("listing the leases", &e))?;
+            if let Some(p) = k.strip_prefix("p.").and_then(|p| p.parse().ok())
+                && let Ok(Some(v)) = self.leases.get(&k).await
+            {
+                out.push((p, String::from_utf8_lossy(&v).into_owned()));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The NATS client (for tests and the bench's measurements).
@@ -480,13 +506,13 @@ fn message_id(sensor: &str, first: &str, last: &str, count: usize) -> String {
 
 #[async_trait]
 impl Bus for NatsBus {
-    fn carries_events(&self) -> bool {
-        true
+    fn prepare(&self, batches: &[(String, Vec<RawEvent>)]) -> Prepared {
+        Prepared(encode_batches(&self.cfg, batches))
     }
 
-    async fn events_stored(&self, batches: &[(String, Vec<RawEvent>)]) -> Result<(), BusError> {
+    async fn publish(&self, prepared: Prepared) -> Result<(), BusError> {
         let mut acks = Vec::new();
-        for (subject, id, payload) in encode_batches(&self.cfg, batches) {
+        for (subject, id, payload) in prepared.0 {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", id.as_str());
             let ack = self

@@ -224,12 +224,7 @@ impl PartitionState {
 }
 
 fn id_hash(sensor: &str, uid: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in sensor.bytes().chain([0]).chain(uid.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    crate::bus::nats::fnv1a(sensor.bytes().chain([0]).chain(uid.bytes()))
 }
 
 /// Fetches one group, evaluates it, commits the findings, acknowledges the group.

@@ -94,18 +94,13 @@ async fn until<F: AsyncFn() -> bool>(limit: Duration, what: &str, check: F) {
 
 /// Which instances hold partition leases.
 async fn lease_holders(bus: &NatsBus) -> Vec<String> {
-    use futures::StreamExt;
-    let kv = bus.lease_bucket();
-    let mut keys = kv.keys().await.unwrap();
-    let mut out = Vec::new();
-    while let Some(k) = keys.next().await {
-        let k = k.unwrap();
-        if k.starts_with("p.")
-            && let Ok(Some(v)) = kv.get(&k).await
-        {
-            out.push(String::from_utf8_lossy(&v).into_owned());
-        }
-    }
+    let mut out: Vec<String> = bus
+        .partition_owners()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, holder)| holder)
+        .collect();
     out.sort();
     out
 }

@@ -84,16 +84,13 @@ async fn writer(
             .into_iter()
             .map(|(sensor, evs, reply)| ((sensor, evs), reply))
             .unzip();
-        // A bus that carries the events (JetStream) gets every event of the group, even those
-        // the store already held: a batch sent again after a lost acknowledgement may never
-        // have reached the bus the first time. Detection drops what it has already scored.
-        let copy = if bus.carries_events() {
-            batches.clone()
-        } else {
-            Vec::new()
-        };
+        // Encoded for the bus before the store takes the batches. A bus that carries the
+        // events (JetStream) gets every event of the group, even those the store already
+        // held: a batch sent again after a lost acknowledgement may never have reached the bus
+        // the first time. Detection drops what it has already scored.
+        let prepared = bus.prepare(&batches);
         let stored = match store.insert_event_batches(batches).await {
-            Ok(outcomes) => match bus.events_stored(&copy).await {
+            Ok(outcomes) => match bus.publish(prepared).await {
                 Ok(()) => Ok(outcomes),
                 Err(error) => {
                     tracing::error!(%error, batches = replies.len(), "The bus did not take the group; the batches are not acknowledged");

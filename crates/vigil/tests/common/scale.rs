@@ -177,23 +177,9 @@ pub fn instance_name(line: &str) -> String {
     line.rsplit(' ').next().expect("instance name").to_owned()
 }
 
-/// Partition → the instance holding its lease.
+/// Partition → the instance holding its lease (none while the bucket cannot be read).
 pub async fn lease_holders(bus: &vigil_server::bus::nats::NatsBus) -> Vec<(u16, String)> {
-    use futures::StreamExt;
-    let kv = bus.lease_bucket();
-    let mut out = Vec::new();
-    let Ok(mut keys) = kv.keys().await else {
-        return out;
-    };
-    while let Some(Ok(k)) = keys.next().await {
-        if let Some(p) = k.strip_prefix("p.").and_then(|p| p.parse().ok())
-            && let Ok(Some(v)) = kv.get(&k).await
-        {
-            out.push((p, String::from_utf8_lossy(&v).into_owned()));
-        }
-    }
-    out.sort();
-    out
+    bus.partition_owners().await.unwrap_or_default()
 }
 
 /// `https://127.0.0.1:PORT` from the fleet line.
