@@ -4,22 +4,25 @@
 //!
 //! | subject | what | where |
 //! |---|---|---|
-//! | `vigil.events.<class>.<sensor>.<partition>` | a batch of one endpoint's events of one OCSF class, a JSON array | stream `VIGIL_EVENTS` |
+//! | `vigil.events.<class>.<sensor>` | a batch of one endpoint's events of one OCSF class, a JSON array | one stream per class: `VIGIL_EVENTS_PROCESS_ACTIVITY`, … |
+//! | `vigil.detect.<partition>.<sensor>` | the same batch, every class in the order stored: the detection work queue | stream `VIGIL_DETECT` (work queue) |
 //! | `vigil.findings` | each finding the detection workers commit, OCSF JSON | stream `VIGIL_FINDINGS` |
-//! | `vigil.notice` | [`Notice`]s between server instances (commands queued for `<sensor>`, revocations, policies, rule switches, the live feed) | core NATS |
+//! | `vigil.commands.<sensor>` | commands were queued for `<sensor>`: the instance holding its session delivers them | core NATS |
+//! | `vigil.notice` | the other [`Notice`]s between server instances (revocations, policies, rule switches, the live feed) | core NATS |
 //! | `vigil.stored` | a wake-up for the store's log readers (the hunting indexer) | core NATS |
 //!
-//! One stream holds every class so that one endpoint's events stay in order across classes
-//! (a temporal correlation joins a process start and the connection it made); the class is a
-//! subject token, so a consumer of one class filters `vigil.events.<class>.>`. The trailing
-//! partition token is a stable hash of the sensor id: each detection partition is one durable
-//! pull consumer filtering `vigil.events.*.*.<partition>`, owned by one worker at a time
-//! ([`super::lease`]), so an endpoint's correlation state lives on one worker. NATS 2.10 could
-//! compute the partition with a stream subject transform; Debian 12's 2.9 cannot, so the
-//! publisher does.
+//! The class streams are the events as others consume them (exporters, replays): one
+//! subject per endpoint and class. Detection reads the work queue instead, for two reasons
+//! the class streams cannot serve on NATS 2.9: an endpoint's events must reach one worker (its
+//! correlation state and baseline live there), and in the order they were stored across
+//! classes (a temporal correlation joins a process start and the connection it made). The
+//! partition token is a stable hash of the sensor id: each partition is one durable pull
+//! consumer filtering `vigil.detect.<partition>.*`, owned by one worker at a time
+//! ([`super::lease`]). NATS 2.10 could compute the partition with a subject transform and feed
+//! the queue from the class streams; Debian 12's 2.9 cannot, so the publisher writes both.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
@@ -35,10 +38,13 @@ use super::{Bus, BusError, EventsSubscription, Notice, Prepared};
 const MAX_PAYLOAD: usize = 512 * 1024;
 /// How long JetStream remembers message ids to drop a batch published twice.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-/// How the events stream's description records the partition count.
+/// How the detection stream's description records the partition count.
 const PARTITIONS_NOTE: &str = "; detection partitions: ";
 /// Notices a slow subscriber may fall behind by.
 const NOTICE_CAPACITY: usize = 4096;
+/// The classes whose streams are made at start; any other class gets its stream when its
+/// first event arrives.
+const CLASSES: [u32; 5] = [1001, 1007, 3002, 4001, 4003];
 
 /// How to reach NATS and lay out the streams.
 #[derive(Debug, Clone)]
@@ -49,7 +55,7 @@ pub struct NatsConfig {
     pub prefix: String,
     /// Detection partitions. Fixed for the life of the stream: every instance must agree.
     pub partitions: u16,
-    /// How long events stay in the stream (they are durable in the store as well).
+    /// How long events stay in the streams (they are durable in the store as well).
     pub max_age: Duration,
     /// How long a detection worker's claim on a partition lasts without renewal.
     pub lease_ttl: Duration,
@@ -88,15 +94,35 @@ impl NatsConfig {
         )
     }
 
-    /// The subject of one endpoint's batch of one class.
+    /// The subject of one endpoint's batch of one class: `<prefix>.events.<class>.<sensor>`.
     pub fn event_subject(&self, class_uid: u32, sensor_id: &str) -> String {
         format!(
-            "{}.events.{}.{}.{}",
+            "{}.events.{}.{}",
             self.prefix,
             class_token(class_uid),
-            subject_token(sensor_id),
-            partition_of(sensor_id, self.partitions)
+            subject_token(sensor_id)
         )
+    }
+
+    /// The subject of one endpoint's batch on the detection queue:
+    /// `<prefix>.detect.<partition>.<sensor>`.
+    pub fn detect_subject(&self, sensor_id: &str) -> String {
+        format!(
+            "{}.detect.{}.{}",
+            self.prefix,
+            partition_of(sensor_id, self.partitions),
+            subject_token(sensor_id)
+        )
+    }
+
+    /// The stream of one class's events (`VIGIL_EVENTS_PROCESS_ACTIVITY`).
+    fn class_stream(&self, token: &str) -> String {
+        self.stream_name(&format!("EVENTS_{}", token.to_uppercase()))
+    }
+
+    /// The subject of a command notice for one endpoint: `<prefix>.commands.<sensor>`.
+    pub fn commands_subject(&self, sensor_id: &str) -> String {
+        format!("{}.commands.{}", self.prefix, subject_token(sensor_id))
     }
 }
 
@@ -163,12 +189,15 @@ pub struct NatsBus {
     cfg: NatsConfig,
     client: async_nats::Client,
     js: jetstream::Context,
-    events: stream::Stream,
+    /// The detection work queue.
+    detect: stream::Stream,
+    /// The class tokens whose event streams exist.
+    class_streams: Mutex<HashSet<String>>,
     leases: kv::Store,
     wake: watch::Sender<u64>,
     notices: broadcast::Sender<Notice>,
-    /// Outgoing notices, published in order by one task.
-    outbox: mpsc::Sender<Vec<u8>>,
+    /// Outgoing notices (subject, payload), published in order by one task.
+    outbox: mpsc::Sender<(String, Vec<u8>)>,
 }
 
 impl NatsBus {
@@ -183,22 +212,22 @@ impl NatsBus {
             .await
             .map_err(|e| BusError::Unavailable(format!("cannot connect to {}: {e}", cfg.url)))?;
         let js = jetstream::new(client.clone());
-        let events = js
+        let detect = js
             .get_or_create_stream(stream::Config {
-                name: cfg.stream_name("EVENTS"),
+                name: cfg.stream_name("DETECT"),
                 description: Some(format!(
-                    "Vigil endpoint events, one message per batch{PARTITIONS_NOTE}{}",
+                    "Vigil detection work queue, one message per endpoint batch{PARTITIONS_NOTE}{}",
                     cfg.partitions
                 )),
-                subjects: vec![format!("{}.events.>", cfg.prefix)],
-                retention: stream::RetentionPolicy::Limits,
+                subjects: vec![format!("{}.detect.*.*", cfg.prefix)],
+                retention: stream::RetentionPolicy::WorkQueue,
                 max_age: cfg.max_age,
                 duplicate_window: DUPLICATE_WINDOW,
                 storage: stream::StorageType::File,
                 ..Default::default()
             })
             .await
-            .map_err(|e| unavailable("creating the events stream", &e))?;
+            .map_err(|e| unavailable("creating the detection stream", &e))?;
         js.get_or_create_stream(stream::Config {
             name: cfg.stream_name("FINDINGS"),
             description: Some("Vigil detection findings (OCSF 2004)".to_owned()),
@@ -235,12 +264,11 @@ impl NatsBus {
             .get_key_value(&bucket)
             .await
             .map_err(|e| unavailable("opening the lease bucket", &e))?;
-        let (outbox, mut outgoing) = mpsc::channel::<Vec<u8>>(NOTICE_CAPACITY);
+        let (outbox, mut outgoing) = mpsc::channel::<(String, Vec<u8>)>(NOTICE_CAPACITY);
         let sender = client.clone();
-        let subject = format!("{}.notice", cfg.prefix);
         tokio::spawn(async move {
-            while let Some(payload) = outgoing.recv().await {
-                if let Err(error) = sender.publish(subject.clone(), payload.into()).await {
+            while let Some((subject, payload)) = outgoing.recv().await {
+                if let Err(error) = sender.publish(subject, payload.into()).await {
                     tracing::warn!(%error, "Cannot send a notice to the other instances");
                 }
             }
@@ -250,14 +278,63 @@ impl NatsBus {
             cfg,
             client,
             js,
-            events,
+            detect,
+            class_streams: Mutex::new(HashSet::new()),
             leases,
             wake: watch::Sender::new(0),
             notices: broadcast::channel(NOTICE_CAPACITY).0,
         });
+        for class in CLASSES {
+            bus.ensure_class_stream(&class_token(class)).await?;
+        }
         bus.check_partitions().await?;
         bus.listen().await?;
         Ok(bus)
+    }
+
+    /// Makes sure the stream of one class's events exists (made once per process).
+    async fn ensure_class_stream(&self, token: &str) -> Result<(), BusError> {
+        if self
+            .class_streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(token)
+        {
+            return Ok(());
+        }
+        let name = self.cfg.class_stream(token);
+        let made = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: name.clone(),
+                description: Some(format!(
+                    "Vigil endpoint events of class {token}, one message per endpoint batch"
+                )),
+                subjects: vec![format!("{}.events.{token}.*", self.cfg.prefix)],
+                retention: stream::RetentionPolicy::Limits,
+                max_age: self.cfg.max_age,
+                duplicate_window: DUPLICATE_WINDOW,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await;
+        if let Err(e) = made {
+            // Vigil before per-class streams kept every class in one stream over the same
+            // subjects, which NATS will not let two streams share.
+            let old = self.cfg.stream_name("EVENTS");
+            if self.js.get_stream(&old).await.is_ok() {
+                return Err(BusError::Unavailable(format!(
+                    "cannot create the stream {name}: the stream {old} of an earlier Vigil version holds the subjects {}.events.>; its events are in the store: delete it (`nats stream rm {old}`) and start again",
+                    self.cfg.prefix
+                )));
+            }
+            return Err(unavailable(&format!("creating the stream {name}"), &e));
+        }
+        self.class_streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token.to_owned());
+        Ok(())
     }
 
     /// The configuration this bus runs with.
@@ -296,15 +373,15 @@ impl NatsBus {
         &self.client
     }
 
-    /// Refuses to run with another partition count than the stream was made with (it is
-    /// written in the stream's description): two instances hashing endpoints differently would
-    /// split their correlation state.
+    /// Refuses to run with another partition count than the detection stream was made with
+    /// (it is written in the stream's description): two instances hashing endpoints
+    /// differently would split their correlation state.
     async fn check_partitions(&self) -> Result<(), BusError> {
-        let mut events = self.events.clone();
-        let info = events
+        let mut detect = self.detect.clone();
+        let info = detect
             .info()
             .await
-            .map_err(|e| unavailable("reading the events stream", &e))?;
+            .map_err(|e| unavailable("reading the detection stream", &e))?;
         let made_with = info
             .config
             .description
@@ -313,29 +390,37 @@ impl NatsBus {
             .and_then(|(_, n)| n.trim().parse::<u16>().ok());
         match made_with {
             Some(n) if n != self.cfg.partitions => Err(BusError::Unavailable(format!(
-                "the events stream {} was made with {n} detection partitions and this instance was started with {}: start every instance with the same partition count",
+                "the detection stream {} was made with {n} partitions and this instance was started with {}: start every instance with the same partition count",
                 info.config.name, self.cfg.partitions
             ))),
             _ => Ok(()),
         }
     }
 
-    /// Subscribes to notices and wake-ups from other instances.
+    /// Subscribes to notices, command notices and wake-ups from other instances.
     async fn listen(self: &Arc<Self>) -> Result<(), BusError> {
-        let mut notices = self
+        let notices = self
             .client
             .subscribe(format!("{}.notice", self.cfg.prefix))
             .await
             .map_err(|e| unavailable("subscribing to notices", &e))?;
+        let commands = self
+            .client
+            .subscribe(format!("{}.commands.*", self.cfg.prefix))
+            .await
+            .map_err(|e| unavailable("subscribing to command notices", &e))?;
+        let mut notices = futures::stream::select(notices, commands);
         let mut stored = self
             .client
             .subscribe(format!("{}.stored", self.cfg.prefix))
             .await
             .map_err(|e| unavailable("subscribing to wake-ups", &e))?;
-        // The server has the subscriptions once it answered a ping: from here on nothing
-        // another instance sends is missed.
-        self.client
-            .flush()
+        // A flush only writes the subscriptions to the socket. The server reads one
+        // connection's operations in order, so once it has answered a request sent after them
+        // it holds the subscriptions: from here on nothing another instance sends is missed.
+        self.detect
+            .clone()
+            .info()
             .await
             .map_err(|e| unavailable("subscribing to notices", &e))?;
         let weak = Arc::downgrade(self);
@@ -373,13 +458,13 @@ impl NatsBus {
             "{}_detect_{partition}",
             self.cfg.prefix.replace(['.', '-'], "_")
         );
-        self.events
+        self.detect
             .get_or_create_consumer(
                 &name,
                 consumer::pull::Config {
                     durable_name: Some(name.clone()),
                     description: Some(format!("Vigil detection, partition {partition}")),
-                    filter_subject: format!("{}.events.*.*.{partition}", self.cfg.prefix),
+                    filter_subject: format!("{}.detect.{partition}.*", self.cfg.prefix),
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: self.cfg.ack_wait,
                     max_ack_pending: 4096,
@@ -399,11 +484,13 @@ impl NatsBus {
             "KV_{}_detect_leases",
             self.cfg.prefix.replace(['.', '-'], "_")
         );
-        for name in [
-            self.cfg.stream_name("EVENTS"),
+        let mut names = vec![
+            self.cfg.stream_name("DETECT"),
             self.cfg.stream_name("FINDINGS"),
             bucket,
-        ] {
+        ];
+        names.extend(self.event_streams().await?);
+        for name in names {
             self.js
                 .delete_stream(&name)
                 .await
@@ -412,8 +499,23 @@ impl NatsBus {
         Ok(())
     }
 
-    /// Messages of the events stream no detection partition has acknowledged yet (pending
-    /// plus in flight), summed over the partitions.
+    /// The names of this prefix's per-class event streams.
+    pub async fn event_streams(&self) -> Result<Vec<String>, BusError> {
+        let prefix = format!("{}_", self.cfg.stream_name("EVENTS"));
+        let mut names = self.js.stream_names();
+        let mut out = Vec::new();
+        while let Some(name) = names.next().await {
+            let name = name.map_err(|e| unavailable("listing the streams", &e))?;
+            if name.starts_with(&prefix) {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Messages of the detection queue no partition has acknowledged yet (pending plus in
+    /// flight), summed over the partitions.
     pub async fn unscored(&self) -> Result<u64, BusError> {
         let mut total = 0u64;
         for p in 0..self.cfg.partitions {
@@ -450,8 +552,9 @@ fn unavailable(what: &str, e: &dyn std::fmt::Display) -> BusError {
     BusError::Unavailable(format!("{what}: {e}"))
 }
 
-/// Splits batches into messages: one endpoint, one class, at most [`MAX_PAYLOAD`] bytes each,
-/// as (subject, message id, JSON array).
+/// Splits batches into messages, as (subject, message id, JSON array): for each endpoint one
+/// message per class on its class stream, then the whole batch, every class in order, on the
+/// detection queue; none larger than [`MAX_PAYLOAD`] bytes.
 pub fn encode_batches(
     cfg: &NatsConfig,
     batches: &[(String, Vec<RawEvent>)],
@@ -463,39 +566,53 @@ pub fn encode_batches(
             by_class.entry(e.class_uid).or_default().push(e);
         }
         for (class, events) in by_class {
-            let subject = cfg.event_subject(class, sensor);
-            let mut payload = Vec::with_capacity(MAX_PAYLOAD.min(64 * 1024));
-            let mut first: Option<&str> = None;
-            let mut count = 0usize;
-            let mut last = "";
-            for e in events {
-                if count > 0 && payload.len() + e.json.len() + 2 > MAX_PAYLOAD {
-                    payload.push(b']');
-                    out.push((
-                        subject.clone(),
-                        message_id(sensor, first.unwrap_or(""), last, count),
-                        std::mem::take(&mut payload),
-                    ));
-                    count = 0;
-                    first = None;
-                }
-                payload.push(if count == 0 { b'[' } else { b',' });
-                payload.extend_from_slice(&e.json);
-                first.get_or_insert(&e.uid);
-                last = &e.uid;
-                count += 1;
-            }
-            if count > 0 {
-                payload.push(b']');
-                out.push((
-                    subject.clone(),
-                    message_id(sensor, first.unwrap_or(""), last, count),
-                    payload,
-                ));
-            }
+            chunk(&cfg.event_subject(class, sensor), sensor, events, &mut out);
         }
+        chunk(&cfg.detect_subject(sensor), sensor, events, &mut out);
     }
     out
+}
+
+/// One endpoint's events as messages on `subject`, in order, split at [`MAX_PAYLOAD`].
+fn chunk<'a>(
+    subject: &str,
+    sensor: &str,
+    events: impl IntoIterator<Item = &'a RawEvent>,
+    out: &mut Vec<(String, String, Vec<u8>)>,
+) {
+    let mut payload = Vec::new();
+    let mut first = "";
+    let mut last = "";
+    let mut count = 0usize;
+    for e in events {
+        if count > 0 && payload.len() + e.json.len() + 2 > MAX_PAYLOAD {
+            payload.push(b']');
+            out.push((
+                subject.to_owned(),
+                message_id(sensor, first, last, count),
+                std::mem::take(&mut payload),
+            ));
+            count = 0;
+        }
+        if count == 0 {
+            payload.reserve(MAX_PAYLOAD.min(64 * 1024));
+            payload.push(b'[');
+            first = &e.uid;
+        } else {
+            payload.push(b',');
+        }
+        payload.extend_from_slice(&e.json);
+        last = &e.uid;
+        count += 1;
+    }
+    if count > 0 {
+        payload.push(b']');
+        out.push((
+            subject.to_owned(),
+            message_id(sensor, first, last, count),
+            payload,
+        ));
+    }
 }
 
 /// Identifies a message by its endpoint and the events it holds, so JetStream drops the same
@@ -511,6 +628,15 @@ impl Bus for NatsBus {
     }
 
     async fn publish(&self, prepared: Prepared) -> Result<(), BusError> {
+        let events = format!("{}.events.", self.cfg.prefix);
+        for (subject, _, _) in &prepared.0 {
+            if let Some((token, _)) = subject
+                .strip_prefix(&events)
+                .and_then(|rest| rest.split_once('.'))
+            {
+                self.ensure_class_stream(token).await?;
+            }
+        }
         let mut acks = Vec::new();
         for (subject, id, payload) in prepared.0 {
             let mut headers = async_nats::HeaderMap::new();
@@ -550,7 +676,11 @@ impl Bus for NatsBus {
         let Ok(payload) = serde_json::to_vec(&env) else {
             return;
         };
-        if self.outbox.try_send(payload).is_err() {
+        let subject = match notice {
+            Notice::Commands { sensor_id } => self.cfg.commands_subject(sensor_id),
+            _ => format!("{}.notice", self.cfg.prefix),
+        };
+        if self.outbox.try_send((subject, payload)).is_err() {
             tracing::warn!(
                 "Notices are not leaving fast enough; one was dropped (instances re-read the store on their own schedule)"
             );

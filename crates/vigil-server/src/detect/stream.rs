@@ -1,4 +1,4 @@
-//! Detection at scale: the worker reads JetStream instead of the store's log.
+//! Detection at scale: the worker reads JetStream's detection queue instead of the store's log.
 //!
 //! Events are partitioned by endpoint ([`crate::bus::nats::partition_of`]); each partition is a
 //! durable pull consumer owned by one worker at a time ([`crate::bus::lease`]), so an endpoint's
@@ -256,13 +256,13 @@ async fn round(
             through = through.max(info.stream_sequence);
         }
         let Some(sensor) = sensor_of(&m.subject) else {
-            tracing::warn!(subject = %m.subject, "Message on the events stream with an unexpected subject; skipped");
+            tracing::warn!(subject = %m.subject, "Message on the detection queue with an unexpected subject; skipped");
             continue;
         };
         let docs: Vec<serde_json::Value> = match serde_json::from_slice(&m.payload) {
             Ok(d) => d,
             Err(error) => {
-                tracing::warn!(%error, subject = %m.subject, "Unreadable batch on the events stream; skipped");
+                tracing::warn!(%error, subject = %m.subject, "Unreadable batch on the detection queue; skipped");
                 continue;
             }
         };
@@ -270,7 +270,7 @@ async fn round(
             let event = match Event::from_value(doc) {
                 Ok(e) => e,
                 Err(error) => {
-                    tracing::warn!(%error, "Unreadable event on the events stream; skipped");
+                    tracing::warn!(%error, "Unreadable event on the detection queue; skipped");
                     continue;
                 }
             };
@@ -321,11 +321,9 @@ async fn round(
     Ok(())
 }
 
-/// The sensor id in `<prefix>.events.<class>.<sensor>.<partition>`.
+/// The sensor id in `<prefix>.detect.<partition>.<sensor>`.
 fn sensor_of(subject: &str) -> Option<String> {
-    let mut tokens = subject.rsplitn(3, '.');
-    let _partition = tokens.next()?;
-    let sensor = tokens.next()?;
+    let (_, sensor) = subject.rsplit_once('.')?;
     percent_decode(sensor)
 }
 
@@ -358,8 +356,8 @@ mod tests {
     #[test]
     fn sensor_ids_survive_the_subject() {
         for id in ["7f3c", "edr:host-1", "a.b*c>d e%f", "ü.x"] {
-            let subject = format!("vigil.events.process_activity.{}.3", subject_token(id));
-            assert_eq!(subject.split('.').count(), 5, "{subject}");
+            let subject = format!("vigil.detect.3.{}", subject_token(id));
+            assert_eq!(subject.split('.').count(), 4, "{subject}");
             assert_eq!(sensor_of(&subject).as_deref(), Some(id));
         }
     }

@@ -63,11 +63,22 @@ impl Ingestor {
     }
 }
 
+/// Groups handed from the store writer to the publisher before the writer waits.
+const PUBLISHING: usize = 2;
+
+/// A committed group on its way to the bus: what to publish, and whom to answer after.
+type Committed = (crate::bus::Prepared, Vec<Reply>, Vec<InsertOutcome>);
+
 async fn writer(
     mut rx: mpsc::Receiver<(String, Vec<RawEvent>, Reply)>,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
 ) {
+    // The bus gets groups in the order they were committed, from one task, while the writer
+    // commits the next group: at scale, JetStream's acknowledgements of one group overlap the
+    // store's commit of the next.
+    let (committed, publishing) = mpsc::channel::<Committed>(PUBLISHING);
+    let publisher = tokio::spawn(publisher(publishing, Arc::clone(&bus)));
     while let Some(first) = rx.recv().await {
         let mut events = first.1.len();
         let mut group = vec![first];
@@ -89,30 +100,43 @@ async fn writer(
         // held: a batch sent again after a lost acknowledgement may never have reached the bus
         // the first time. Detection drops what it has already scored.
         let prepared = bus.prepare(&batches);
-        let stored = match store.insert_event_batches(batches).await {
-            Ok(outcomes) => match bus.publish(prepared).await {
-                Ok(()) => Ok(outcomes),
-                Err(error) => {
-                    tracing::error!(%error, batches = replies.len(), "The bus did not take the group; the batches are not acknowledged");
-                    Err(error.to_string())
+        match store.insert_event_batches(batches).await {
+            Ok(outcomes) => {
+                if let Err(mpsc::error::SendError((_, replies, _))) =
+                    committed.send((prepared, replies, outcomes)).await
+                {
+                    answer_all(replies, "the server is shutting down");
                 }
-            },
+            }
             Err(error) => {
                 tracing::error!(%error, batches = replies.len(), "Group commit failed; the batches are not acknowledged");
-                Err(StoreError::to_string(&error))
+                answer_all(replies, &StoreError::to_string(&error));
             }
-        };
-        match stored {
-            Ok(outcomes) => {
+        }
+    }
+    drop(committed);
+    let _ = publisher.await;
+}
+
+/// Publishes committed groups in order, then answers their batches.
+async fn publisher(mut groups: mpsc::Receiver<Committed>, bus: Arc<dyn Bus>) {
+    while let Some((prepared, replies, outcomes)) = groups.recv().await {
+        match bus.publish(prepared).await {
+            Ok(()) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
             }
-            Err(message) => {
-                for reply in replies {
-                    let _ = reply.send(Err(message.clone()));
-                }
+            Err(error) => {
+                tracing::error!(%error, batches = replies.len(), "The bus did not take the group; the batches are not acknowledged");
+                answer_all(replies, &error.to_string());
             }
         }
+    }
+}
+
+fn answer_all(replies: Vec<Reply>, message: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(message.to_owned()));
     }
 }

@@ -63,7 +63,7 @@ fn partitions_are_stable_and_spread() {
 }
 
 #[test]
-fn batches_are_split_by_class_and_size() {
+fn batches_are_split_by_class_and_size_and_queued_whole_for_detection() {
     let cfg = NatsConfig::new("nats://127.0.0.1:4222");
     let big = "x".repeat(100_000);
     let mut events: Vec<RawEvent> = (0..12)
@@ -76,33 +76,51 @@ fn batches_are_split_by_class_and_size() {
             )
         })
         .collect();
-    events.push(raw("s1", "n1", 4001, json!({})));
+    events.insert(5, raw("s1", "n1", 4001, json!({})));
     let out = encode_batches(&cfg, &[("s1".to_owned(), events)]);
-    let process: Vec<_> = out
-        .iter()
-        .filter(|(s, _, _)| s.starts_with("vigil.events.process_activity.s1."))
-        .collect();
-    assert!(process.len() >= 3, "12 × 100 kB must not fit one message");
+    let uids_on = |subject: &str| {
+        let messages: Vec<_> = out.iter().filter(|(s, _, _)| s == subject).collect();
+        let mut uids = Vec::new();
+        for (_, _, payload) in &messages {
+            let docs: Vec<serde_json::Value> = serde_json::from_slice(payload).unwrap();
+            uids.extend(
+                docs.iter()
+                    .map(|d| d["metadata"]["uid"].as_str().unwrap().to_owned()),
+            );
+        }
+        (messages.len(), uids)
+    };
     assert!(out.iter().all(|(_, _, p)| p.len() <= MAX_PAYLOAD));
-    let mut uids = Vec::new();
-    for (_, _, payload) in &process {
-        let docs: Vec<serde_json::Value> = serde_json::from_slice(payload).unwrap();
-        uids.extend(
-            docs.iter()
-                .map(|d| d["metadata"]["uid"].as_str().unwrap().to_owned()),
-        );
-    }
+    let (messages, uids) = uids_on("vigil.events.process_activity.s1");
+    assert!(messages >= 3, "12 × 100 kB must not fit one message");
     assert_eq!(uids, (0..12).map(|i| format!("p{i}")).collect::<Vec<_>>());
-    let ids: std::collections::HashSet<_> = out.iter().map(|(_, id, _)| id).collect();
-    assert_eq!(ids.len(), out.len(), "every message has its own id");
+    let (_, uids) = uids_on("vigil.events.network_activity.s1");
+    assert_eq!(uids, ["n1"]);
+    // The detection queue gets the batch whole, in the order it came, on the endpoint's
+    // partition.
+    let detect = format!("vigil.detect.{}.s1", partition_of("s1", cfg.partitions));
+    let (_, uids) = uids_on(&detect);
+    let mut want: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+    want.insert(5, "n1".to_owned());
+    assert_eq!(uids, want);
     assert!(
         out.iter()
-            .any(|(s, _, _)| s.starts_with("vigil.events.network_activity.s1."))
+            .all(|(s, _, _)| s.starts_with("vigil.events.") || *s == detect)
+    );
+    let ids: std::collections::HashSet<_> = out
+        .iter()
+        .filter(|(s, _, _)| s.starts_with("vigil.events."))
+        .map(|(_, id, _)| id)
+        .collect();
+    assert_eq!(
+        ids.len(),
+        out.len() - out.iter().filter(|(s, _, _)| *s == detect).count(),
+        "every message of the class streams has its own id"
     );
 }
 
 #[tokio::test]
-async fn events_land_on_their_partition_subject_once() {
+async fn events_land_on_their_class_stream_and_partition_once() {
     let bus = connect(test_config()).await;
     let cfg = bus.config().clone();
     let batch = vec![(
@@ -132,11 +150,33 @@ async fn events_land_on_their_partition_subject_once() {
     }
     assert_eq!(
         subjects,
-        [format!(
-            "{}.events.process_activity.sensor%2Eone.{p}",
-            cfg.prefix
-        )]
+        [format!("{}.detect.{p}.sensor%2Eone", cfg.prefix)]
     );
+    // The class stream holds the batch once, on the endpoint's own subject.
+    let js = async_nats::jetstream::new(bus.client().clone());
+    let mut class = js
+        .get_stream(format!(
+            "{}_EVENTS_PROCESS_ACTIVITY",
+            cfg.prefix.to_uppercase()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(class.info().await.unwrap().state.messages, 1);
+    let last = class
+        .get_last_raw_message_by_subject(&format!(
+            "{}.events.process_activity.sensor%2Eone",
+            cfg.prefix
+        ))
+        .await
+        .unwrap();
+    let docs: Vec<serde_json::Value> = serde_json::from_slice(&last.payload).unwrap();
+    assert_eq!(docs.len(), 2);
+    // The detection queue is a work queue: what a partition acknowledged is gone.
+    let mut queue = js
+        .get_stream(format!("{}_DETECT", cfg.prefix.to_uppercase()))
+        .await
+        .unwrap();
+    assert_eq!(queue.info().await.unwrap().state.messages, 0);
     // The other partitions' consumers see nothing of it.
     let other = bus
         .partition_consumer((p + 1) % cfg.partitions)
@@ -154,6 +194,39 @@ async fn events_land_on_their_partition_subject_once() {
 }
 
 #[tokio::test]
+async fn a_class_without_a_stream_gets_one_on_its_first_event() {
+    let bus = connect(test_config()).await;
+    let prefix = bus.config().prefix.clone();
+    let before = bus.event_streams().await.unwrap();
+    assert_eq!(
+        before.len(),
+        CLASSES.len(),
+        "the known classes' streams are made at start: {before:?}"
+    );
+    bus.events_stored(&[("s1".to_owned(), vec![raw("s1", "m1", 6003, json!({}))])])
+        .await
+        .unwrap();
+    let after = bus.event_streams().await.unwrap();
+    let made = format!("{}_EVENTS_CLASS_6003", prefix.to_uppercase());
+    assert!(after.contains(&made), "{after:?}");
+    let js = async_nats::jetstream::new(bus.client().clone());
+    let info = js
+        .get_stream(&made)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.state.messages, 1);
+    assert_eq!(
+        info.config.subjects,
+        [format!("{prefix}.events.class_6003.*")]
+    );
+    cleanup(&bus).await;
+}
+
+#[tokio::test]
 async fn notices_reach_the_other_instances_not_the_sender() {
     let cfg = test_config();
     let a = connect(cfg.clone()).await;
@@ -162,6 +235,13 @@ async fn notices_reach_the_other_instances_not_the_sender() {
     let b = connect(b_cfg).await;
     let mut at_a = a.notices().unwrap();
     let mut at_b = b.notices().unwrap();
+    // Commands travel on the endpoint's own subject, where anyone may listen.
+    let mut watcher = a
+        .client()
+        .subscribe(format!("{}.commands.s9", cfg.prefix))
+        .await
+        .unwrap();
+    a.detect.clone().info().await.unwrap();
     let notice = Notice::Commands {
         sensor_id: "s9".into(),
     };
@@ -171,6 +251,13 @@ async fn notices_reach_the_other_instances_not_the_sender() {
         .expect("the other instance hears the notice")
         .unwrap();
     assert_eq!(got, notice);
+    let seen = tokio::time::timeout(Duration::from_secs(5), watcher.next())
+        .await
+        .expect("the command notice is on vigil.commands.<sensor>")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&seen.payload).unwrap();
+    assert_eq!(body["kind"], "commands");
+    assert_eq!(body["sensor_id"], "s9");
     // The sender does not hear itself: b's reply is the next thing a sees.
     b.notify(&Notice::Policies);
     let got = tokio::time::timeout(Duration::from_secs(5), at_a.recv())
