@@ -1,5 +1,7 @@
 //! The hunting index and live queries.
 
+use std::collections::HashMap;
+
 use sqlx::{QueryBuilder, Row};
 
 use super::SqliteStore;
@@ -27,11 +29,27 @@ impl SqliteStore {
             });
             qb.build().execute(&mut *tx).await?;
         }
-        for chunk in cmd_lines.chunks(400) {
+        // Each distinct text once (most command lines of a page repeat), then every event
+        // pointed at its text. An event indexed twice (a cursor that did not advance) keeps
+        // one row, the last.
+        let mut text_ids: HashMap<&str, i64> = HashMap::new();
+        let mut refs = Vec::with_capacity(cmd_lines.len());
+        for (seq, text) in cmd_lines {
+            let id = match text_ids.get(text.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id = text_id(&mut tx, text).await?;
+                    text_ids.insert(text, id);
+                    id
+                }
+            };
+            refs.push((*seq, id));
+        }
+        for chunk in refs.chunks(400) {
             let mut qb =
-                QueryBuilder::new("INSERT OR REPLACE INTO hunt_cmdlines (rowid, cmd_line) ");
-            qb.push_values(chunk, |mut b, (seq, c)| {
-                b.push_bind(*seq).push_bind(c);
+                QueryBuilder::new("INSERT OR REPLACE INTO hunt_cmdline_refs (seq, text_id) ");
+            qb.push_values(chunk, |mut b, (seq, id)| {
+                b.push_bind(*seq).push_bind(*id);
             });
             qb.build().execute(&mut *tx).await?;
         }
@@ -77,9 +95,10 @@ impl SqliteStore {
                 .push(" AND o.time = t.time AND o.seq = t.seq)");
         }
         if let Some(cmd) = &q.cmd_line {
-            qb.push(" AND t.seq IN (SELECT rowid FROM hunt_cmdlines WHERE hunt_cmdlines MATCH ")
+            qb.push(" AND t.seq IN (")
+                .push(EVENTS_RUNNING)
                 .push_bind(trigram_phrase(cmd))
-                .push(")");
+                .push("))");
         }
         qb.push(" ORDER BY t.time DESC, t.seq DESC LIMIT ")
             .push_bind(q.limit);
@@ -91,12 +110,10 @@ impl SqliteStore {
         &self,
         q: &crate::store::HuntQuery,
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-        let mut qb = QueryBuilder::new(
-            "SELECT e.sensor_id, e.body FROM events e
-             WHERE e.seq IN (SELECT rowid FROM hunt_cmdlines WHERE hunt_cmdlines MATCH ",
-        );
-        qb.push_bind(trigram_phrase(q.cmd_line.as_deref().unwrap_or_default()))
-            .push(")");
+        let mut qb = QueryBuilder::new("SELECT e.sensor_id, e.body FROM events e WHERE e.seq IN (");
+        qb.push(EVENTS_RUNNING)
+            .push_bind(trigram_phrase(q.cmd_line.as_deref().unwrap_or_default()))
+            .push("))");
         if let Some(since) = q.since {
             qb.push(" AND e.time >= ").push_bind(since);
         }
@@ -161,6 +178,35 @@ fn hits(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<(String, serde_json::Val
             ))
         })
         .collect()
+}
+
+/// The events whose command line matches the trigram phrase bound after it (close with `))`).
+const EVENTS_RUNNING: &str = "SELECT r.seq FROM hunt_cmdline_refs r WHERE r.text_id IN \
+     (SELECT rowid FROM hunt_cmdline_trigrams WHERE hunt_cmdline_trigrams MATCH ";
+
+/// The id of a command line's text, stored (and trigram-indexed) if it is new.
+async fn text_id(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    text: &str,
+) -> Result<i64, StoreError> {
+    if let Some(id) = sqlx::query_scalar("SELECT id FROM hunt_cmdline_texts WHERE cmd_line = ?")
+        .bind(text)
+        .fetch_optional(&mut **tx)
+        .await?
+    {
+        return Ok(id);
+    }
+    let id = sqlx::query("INSERT INTO hunt_cmdline_texts (cmd_line) VALUES (?)")
+        .bind(text)
+        .execute(&mut **tx)
+        .await?
+        .last_insert_rowid();
+    sqlx::query("INSERT INTO hunt_cmdline_trigrams (rowid, cmd_line) VALUES (?, ?)")
+        .bind(id)
+        .bind(text)
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
 }
 
 /// A substring as an FTS5 trigram phrase: quoted, inner quotes doubled.

