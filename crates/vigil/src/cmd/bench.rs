@@ -147,8 +147,44 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         args.duration
     );
 
+    // Every session is opened (TLS handshake, Hello, Welcome) before the clock starts: the
+    // figures are the sustained rate of a connected fleet, not a reconnection storm, which is
+    // reported on its own.
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let per_agent = args.rate as f64 / args.agents as f64;
+    let connected = Arc::new(tokio::sync::Barrier::new(args.agents + 1));
+    let (go, started) = tokio::sync::watch::channel(None::<Instant>);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let url = deployment.fleet_urls[i % deployment.fleet_urls.len()].clone();
+        let lat = Arc::clone(&latencies);
+        let plan = Plan {
+            rate: per_agent,
+            batch: args.batch,
+            duration: Duration::from_secs(args.duration),
+        };
+        let (connected, started) = (Arc::clone(&connected), started.clone());
+        tasks.push(tokio::spawn(async move {
+            let session = open_session(i, &url, &id).await;
+            connected.wait().await;
+            let session = session?;
+            let start = started
+                .clone()
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|s| *s)
+                .context("the bench stopped before streaming")?;
+            stream(i, &id, session, plan, start, lat).await
+        }));
+    }
+    connected.wait().await;
+    let opened = t.elapsed().as_secs_f64();
+    eprintln!(
+        "bench: {} sessions open in {opened:.1} s; streaming…",
+        args.agents
+    );
     let pids: Vec<(String, u32)> = deployment
         .children
         .iter()
@@ -165,16 +201,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     let services_before: Vec<u64> = services.iter().map(|n| named_cpu_ticks(n)).collect();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, id) in ids.into_iter().enumerate() {
-        let url = deployment.fleet_urls[i % deployment.fleet_urls.len()].clone();
-        let lat = Arc::clone(&latencies);
-        let deadline = start + Duration::from_secs(args.duration);
-        let batch = args.batch;
-        tasks.push(tokio::spawn(async move {
-            simulate(i, &url, id, per_agent, batch, deadline, lat).await
-        }));
-    }
+    go.send_replace(Some(start));
     let mut sent = 0u64;
     let mut acked = 0u64;
     for t in tasks {
@@ -217,7 +244,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     let mut findings = deployment.finding_latencies(MARKER_RULE).await?;
     findings.sort();
     println!(
-        "agents {} | target {} ev/s for {} s | batch {}",
+        "agents {} | target {} ev/s for {} s | batch {} | sessions opened in {opened:.1} s before streaming",
         args.agents, args.rate, args.duration, args.batch
     );
     println!(
@@ -284,17 +311,29 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// One simulated agent: a session sending batches at its share of the rate until `deadline`.
-async fn simulate(
-    n: usize,
-    url: &str,
-    id: AgentIdentity,
+/// What one simulated agent sends.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// Events per second.
     rate: f64,
+    /// Events per batch.
     batch: usize,
-    deadline: Instant,
-    latencies: Arc<Mutex<Vec<Duration>>>,
-) -> anyhow::Result<(u64, u64)> {
-    let channel = identity::endpoint(url, id.client_tls())?.connect().await?;
+    /// How long to send.
+    duration: Duration,
+}
+
+/// An open session: where to send, what comes back.
+struct Session {
+    tx: tokio::sync::mpsc::Sender<AgentMessage>,
+    inbound: tonic::Streaming<ServerMessage>,
+}
+
+/// Opens one simulated agent's session: mTLS, Hello, Welcome.
+async fn open_session(n: usize, url: &str, id: &AgentIdentity) -> anyhow::Result<Session> {
+    let channel = identity::endpoint(url, id.client_tls())?
+        .connect()
+        .await
+        .with_context(|| format!("agent {n}: cannot connect"))?;
     let mut client = FleetClient::new(channel);
     let (tx, rx) = tokio::sync::mpsc::channel::<AgentMessage>(64);
     let hello = Hello {
@@ -307,8 +346,28 @@ async fn simulate(
     .await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
     inbound.message().await?; // Welcome
+    Ok(Session { tx, inbound })
+}
+
+/// Sends batches at the agent's share of the rate from `start` for the plan's duration, and
+/// waits for the last acknowledgement.
+async fn stream(
+    n: usize,
+    id: &AgentIdentity,
+    session: Session,
+    plan: Plan,
+    start: Instant,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+) -> anyhow::Result<(u64, u64)> {
+    let Session { tx, mut inbound } = session;
+    let Plan {
+        rate,
+        batch,
+        duration,
+    } = plan;
+    let deadline = start + duration;
     let interval = Duration::from_secs_f64(batch as f64 / rate.max(0.001));
-    let mut next = Instant::now() + interval.mul_f64(n as f64 % 97.0 / 97.0);
+    let mut next = start + interval.mul_f64(n as f64 % 97.0 / 97.0);
     let mut sent_at = std::collections::VecDeque::new();
     let (mut sent, mut acked, mut seq) = (0u64, 0u64, 0u64);
     let mut local = Vec::new();
