@@ -256,8 +256,8 @@ impl Store for LiveStore {
         self.inner.insert_event_batches(batches).await
     }
 
-    async fn events_after(&self, seq: i64, limit: u32) -> Result<EventPage, StoreError> {
-        self.inner.events_after(seq, limit).await
+    async fn event_bodies_after(&self, seq: i64, limit: u32) -> Result<BodyPage, StoreError> {
+        self.inner.event_bodies_after(seq, limit).await
     }
 
     async fn query_events(&self, q: &EventQuery) -> Result<Vec<serde_json::Value>, StoreError> {

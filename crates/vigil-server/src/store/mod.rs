@@ -173,6 +173,65 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// An event read back from the durable log as the document it was stored as, unparsed.
+#[derive(Debug, Clone)]
+pub struct StoredBody {
+    /// Position in the log.
+    pub seq: i64,
+    /// Sensor that sent it.
+    pub sensor_id: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `class_uid`.
+    pub class_uid: u32,
+    /// `time` (ms).
+    pub time: i64,
+    /// The OCSF document, JSON.
+    pub body: String,
+}
+
+/// A page of the durable event log, unparsed.
+#[derive(Debug, Clone, Default)]
+pub struct BodyPage {
+    /// The events read, oldest first.
+    pub events: Vec<StoredBody>,
+    /// The last log position read; `None` when the page is empty.
+    pub last_seq: Option<i64>,
+}
+
+impl BodyPage {
+    /// The page's events as parsed documents. A body that no longer parses as a JSON object is
+    /// skipped (with a warning) rather than wedging the log; `last_seq` still covers it.
+    pub fn parse(self) -> EventPage {
+        let events = self
+            .events
+            .into_iter()
+            .filter_map(
+                |e| match serde_json::from_str::<serde_json::Value>(&e.body) {
+                    Ok(data) if data.is_object() => Some(StoredEvent {
+                        seq: e.seq,
+                        sensor_id: e.sensor_id,
+                        event: Event {
+                            uid: e.uid,
+                            class_uid: e.class_uid,
+                            time: e.time,
+                            data,
+                        },
+                    }),
+                    _ => {
+                        tracing::warn!(seq = e.seq, "Skipping malformed stored event");
+                        None
+                    }
+                },
+            )
+            .collect();
+        EventPage {
+            events,
+            last_seq: self.last_seq,
+        }
+    }
+}
+
 /// A page of the durable event log.
 #[derive(Debug, Clone, Default)]
 pub struct EventPage {
@@ -378,8 +437,12 @@ pub trait Store: OperatorStore + Send + Sync + 'static {
         &self,
         batches: Vec<(String, Vec<RawEvent>)>,
     ) -> Result<Vec<InsertOutcome>, StoreError>;
-    /// Up to `limit` rows of the durable log after `seq`, oldest first.
-    async fn events_after(&self, seq: i64, limit: u32) -> Result<EventPage, StoreError>;
+    /// Up to `limit` rows of the durable log after `seq`, oldest first, as stored.
+    async fn event_bodies_after(&self, seq: i64, limit: u32) -> Result<BodyPage, StoreError>;
+    /// Up to `limit` rows of the durable log after `seq`, oldest first, parsed.
+    async fn events_after(&self, seq: i64, limit: u32) -> Result<EventPage, StoreError> {
+        Ok(self.event_bodies_after(seq, limit).await?.parse())
+    }
     /// Events matching a query, newest first, as OCSF documents.
     async fn query_events(&self, q: &EventQuery) -> Result<Vec<serde_json::Value>, StoreError>;
     /// Where a durable consumer stopped (0 when it never ran).

@@ -27,10 +27,10 @@
 use std::collections::{BTreeSet, HashSet};
 
 use sqlx::{Postgres, QueryBuilder, Row};
-use vigil_ocsf::{DetectionFinding, Event, RawEvent};
+use vigil_ocsf::{DetectionFinding, RawEvent};
 
 use super::PgStore;
-use crate::store::{EventPage, EventQuery, InsertOutcome, StoreError, StoredEvent};
+use crate::store::{BodyPage, EventQuery, InsertOutcome, StoreError, StoredBody};
 
 /// One UTC day in ms.
 const DAY_MS: i64 = 86_400_000;
@@ -227,11 +227,11 @@ impl PgStore {
         Ok(outs)
     }
 
-    pub(super) async fn events_after_impl(
+    pub(super) async fn event_bodies_after_impl(
         &self,
         seq: i64,
         limit: u32,
-    ) -> Result<EventPage, StoreError> {
+    ) -> Result<BodyPage, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, uid, sensor_id, class_uid, time, body::text AS body FROM events
              WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -240,30 +240,20 @@ impl PgStore {
         .bind(super::limit(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = EventPage {
+        let mut out = BodyPage {
             events: Vec::with_capacity(rows.len()),
             last_seq: None,
         };
         for r in rows {
             let seq: i64 = r.try_get("seq")?;
             out.last_seq = Some(seq);
-            let body: &str = r.try_get("body")?;
-            let data = match serde_json::from_str::<serde_json::Value>(body) {
-                Ok(data) if data.is_object() => data,
-                _ => {
-                    tracing::warn!(seq, "Skipping malformed stored event");
-                    continue;
-                }
-            };
-            out.events.push(StoredEvent {
+            out.events.push(StoredBody {
                 seq,
                 sensor_id: r.try_get("sensor_id")?,
-                event: Event {
-                    uid: r.try_get("uid")?,
-                    class_uid: u32::try_from(r.try_get::<i32, _>("class_uid")?).unwrap_or(0),
-                    time: r.try_get("time")?,
-                    data,
-                },
+                uid: r.try_get("uid")?,
+                class_uid: u32::try_from(r.try_get::<i32, _>("class_uid")?).unwrap_or(0),
+                time: r.try_get("time")?,
+                body: r.try_get("body")?,
             });
         }
         Ok(out)

@@ -21,7 +21,7 @@ use vigil_ocsf::{DetectionFinding, Event, RawEvent};
 
 use super::{AuditEntry, AuditQuery, AuditRecord, CommandTransition, Policy, PolicyInput};
 use super::{
-    CertRecord, Command, CompleteOutcome, Endpoint, EndpointControls, EndpointFacts, EventPage,
+    BodyPage, CertRecord, Command, CompleteOutcome, Endpoint, EndpointControls, EndpointFacts,
     EventQuery, FindingQuery, FindingRow, HeartbeatRecord, Identity, InsertOutcome, NewCommand,
     StoreError,
 };
@@ -200,8 +200,8 @@ impl super::Store for PgStore {
         self.insert_batches_impl(&batches).await
     }
 
-    async fn events_after(&self, seq: i64, limit: u32) -> Result<EventPage, StoreError> {
-        self.events_after_impl(seq, limit).await
+    async fn event_bodies_after(&self, seq: i64, limit: u32) -> Result<BodyPage, StoreError> {
+        self.event_bodies_after_impl(seq, limit).await
     }
 
     async fn query_events(&self, q: &EventQuery) -> Result<Vec<serde_json::Value>, StoreError> {

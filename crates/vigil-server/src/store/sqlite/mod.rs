@@ -11,9 +11,9 @@ use vigil_ocsf::{DetectionFinding, Event, RawEvent};
 
 use super::{AuditEntry, AuditQuery, AuditRecord, CommandTransition, Policy, PolicyInput};
 use super::{
-    CertRecord, Command, CompleteOutcome, Endpoint, EndpointControls, EndpointFacts, EventPage,
+    BodyPage, CertRecord, Command, CompleteOutcome, Endpoint, EndpointControls, EndpointFacts,
     EventQuery, FindingQuery, FindingRow, HeartbeatRecord, Identity, InsertOutcome, NewCommand,
-    StoreError, StoredEvent,
+    StoreError, StoredBody,
 };
 
 mod alerts;
@@ -181,7 +181,7 @@ impl super::Store for SqliteStore {
         self.events.insert(batches).await
     }
 
-    async fn events_after(&self, seq: i64, limit: u32) -> Result<EventPage, StoreError> {
+    async fn event_bodies_after(&self, seq: i64, limit: u32) -> Result<BodyPage, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, uid, sensor_id, class_uid, time, body FROM events
              WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -190,7 +190,7 @@ impl super::Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = EventPage {
+        let mut out = BodyPage {
             events: Vec::with_capacity(rows.len()),
             last_seq: None,
         };
@@ -198,24 +198,14 @@ impl super::Store for SqliteStore {
             let seq: i64 = r.try_get("seq")?;
             out.last_seq = Some(seq);
             // The envelope columns were read out of the body when it was validated on the way
-            // in; a body that no longer parses is skipped rather than wedging the log.
-            let body: &str = r.try_get("body")?;
-            let data = match serde_json::from_str::<serde_json::Value>(body) {
-                Ok(data) if data.is_object() => data,
-                _ => {
-                    tracing::warn!(seq, "Skipping malformed stored event");
-                    continue;
-                }
-            };
-            out.events.push(StoredEvent {
+            // in.
+            out.events.push(StoredBody {
                 seq,
                 sensor_id: r.try_get("sensor_id")?,
-                event: Event {
-                    uid: r.try_get("uid")?,
-                    class_uid: r.try_get("class_uid")?,
-                    time: r.try_get("time")?,
-                    data,
-                },
+                uid: r.try_get("uid")?,
+                class_uid: r.try_get("class_uid")?,
+                time: r.try_get("time")?,
+                body: r.try_get("body")?,
             });
         }
         Ok(out)
