@@ -366,6 +366,7 @@ async fn stream(
         duration,
     } = plan;
     let deadline = start + duration;
+    let scattered = std::env::var_os("VIGIL_BENCH_SCATTERED_IDS").is_some_and(|v| v == "1");
     let interval = Duration::from_secs_f64(batch as f64 / rate.max(0.001));
     let mut next = start + interval.mul_f64(n as f64 % 97.0 / 97.0);
     let mut sent_at = std::collections::VecDeque::new();
@@ -381,7 +382,7 @@ async fn stream(
                             if k == 0 && (seq + n as u64).is_multiple_of(100) {
                                 marker(&id.sensor_id, seq)
                             } else {
-                                synthetic(&id.sensor_id, seq, k)
+                                synthetic(&id.sensor_id, seq, k, scattered)
                             }
                         })
                         .collect();
@@ -412,10 +413,16 @@ async fn stream(
 
 /// One synthetic Process Activity event. Written straight as text (the bench shares the
 /// machine with the server, so its own cost must stay small); the same document as the OCSF
-/// types would produce.
-fn synthetic(sensor: &str, seq: u64, k: usize) -> WireEvent {
+/// types would produce, with a time-ordered UUIDv7 id as Vigil's sensor gives every event.
+/// (`VIGIL_BENCH_SCATTERED_IDS=1`: ids that sort by agent instead, `<sensor>-<seq>-<k>`, as a
+/// third-party sensor might send, which spreads each group commit over the whole id index.)
+fn synthetic(sensor: &str, seq: u64, k: usize, scattered: bool) -> WireEvent {
     use std::fmt::Write as _;
-    let uid = format!("{sensor}-{seq}-{k}");
+    let uid = if scattered {
+        format!("{sensor}-{seq}-{k}")
+    } else {
+        uuid::Uuid::now_v7().to_string()
+    };
     let time = vigil_ocsf::now_ms();
     let mut doc = String::with_capacity(480);
     let _ = write!(
@@ -555,7 +562,17 @@ mod tests {
 
     #[test]
     fn synthetic_events_are_valid_ocsf() {
-        let wire = synthetic("s", 7, 3);
+        for scattered in [false, true] {
+            let wire = synthetic("s", 7, 3, scattered);
+            check_synthetic(&wire);
+        }
+        assert_ne!(
+            synthetic("s", 7, 3, false).uid,
+            synthetic("s", 7, 3, false).uid
+        );
+    }
+
+    fn check_synthetic(wire: &WireEvent) {
         let ev = vigil_ocsf::Event::from_json(&wire.ocsf_json).unwrap();
         assert_eq!(ev.uid, wire.uid);
         assert_eq!(ev.class_uid, 1007);
