@@ -280,6 +280,30 @@ async fn an_instance_with_another_partition_count_is_refused() {
 }
 
 #[tokio::test]
+async fn a_stream_of_the_earlier_layout_is_named_in_the_error() {
+    let cfg = test_config();
+    let client = async_nats::connect(test_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let old = format!("{}_EVENTS", cfg.prefix.to_uppercase());
+    js.create_stream(stream::Config {
+        name: old.clone(),
+        subjects: vec![format!("{}.events.>", cfg.prefix)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let err = NatsBus::connect(cfg.clone()).await.unwrap_err().to_string();
+    js.delete_stream(&old).await.unwrap();
+    assert!(
+        err.contains(&old) && err.contains("earlier Vigil version"),
+        "{err}"
+    );
+    // Once it is gone the bus starts.
+    let bus = connect(cfg).await;
+    cleanup(&bus).await;
+}
+
+#[tokio::test]
 async fn an_unreachable_server_is_a_clear_error() {
     let mut cfg = test_config();
     // A loopback port nothing listens on.
