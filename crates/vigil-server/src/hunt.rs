@@ -24,14 +24,18 @@ enum Node {
     Value(&'static str),
     /// An object: the keys worth descending into.
     Object(&'static [(&'static str, Node)]),
-    /// An array of OCSF fingerprints (`[{"algorithm_id":…, "value": …}]`): each `value` a hash.
-    Hashes,
+    /// An array: each element read at this node.
+    Array(&'static Node),
 }
 
 const FILE: Node = Node::Object(&[
     ("path", Node::Value("path")),
     ("name", Node::Value("name")),
-    ("hashes", Node::Hashes),
+    // OCSF fingerprints: `[{"algorithm_id": …, "value": …}]`.
+    (
+        "hashes",
+        Node::Array(&Node::Object(&[("value", Node::Value("hash"))])),
+    ),
 ]);
 const USER: Node = Node::Object(&[("name", Node::Value("user"))]);
 const IP: Node = Node::Object(&[("ip", Node::Value("ip"))]);
@@ -162,19 +166,19 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        const HASH: Node = Node::Object(&[("value", Node::Value("hash"))]);
-        let element: &'static Node = match self.node {
-            Node::Hashes => &HASH,
-            _ => &Node::Object(&[]),
-        };
-        while seq
-            .next_element_seed(Walk {
-                node: element,
-                found: &mut *self.found,
-                root: false,
-            })?
-            .is_some()
-        {}
+        match self.node {
+            Node::Array(element) => {
+                while seq
+                    .next_element_seed(Walk {
+                        node: element,
+                        found: &mut *self.found,
+                        root: false,
+                    })?
+                    .is_some()
+                {}
+            }
+            _ => while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {},
+        }
         Ok(())
     }
 
