@@ -107,6 +107,18 @@ impl HostBaseline {
         cfg: &BaselineConfig,
         now_ms: i64,
     ) -> Option<DetectionFinding> {
+        self.observe_with(event, || event, cfg, now_ms)
+    }
+
+    /// [`HostBaseline::observe`] for an event read in part ([`crate::RuleSet::read_event`]):
+    /// `whole` gives the whole event, for the finding's evidence.
+    pub(crate) fn observe_with<'w>(
+        &mut self,
+        event: &Event,
+        whole: impl FnOnce() -> &'w Event,
+        cfg: &BaselineConfig,
+        now_ms: i64,
+    ) -> Option<DetectionFinding> {
         let (analytic, key) = subject(event)?;
         if self.started.is_none() {
             self.changed = true;
@@ -119,7 +131,7 @@ impl HostBaseline {
             &mut self.destinations
         };
         let flag =
-            |n: Novelty, key: &str| (!learning).then(|| finding(event, analytic, key, n, now_ms));
+            |n: Novelty, key: &str| (!learning).then(|| finding(whole(), analytic, key, n, now_ms));
         match map.get_mut(&key) {
             Some(seen) => {
                 seen.count = seen.count.saturating_add(1);
@@ -184,7 +196,8 @@ fn forget_oldest(map: &mut HashMap<String, Seen>, max: usize) {
 }
 
 /// What an event says to the baseline: its analytic and key (`parent\u{1f}child` or
-/// `executable\u{1f}address`). Per event, so it builds nothing else.
+/// `executable\u{1f}address`). Per event, so it builds nothing else. (The paths it reads are
+/// among those every partial read keeps: `reader::ALWAYS`.)
 fn subject(event: &Event) -> Option<(&'static str, String)> {
     let text = |path: &str| {
         event

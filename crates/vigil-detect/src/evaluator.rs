@@ -2,10 +2,11 @@
 //! rules over per-host state. The server's detection workers and `vigil rules eval` both run
 //! it, so a replayed log raises the findings the server would have raised.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use vigil_ocsf::{DetectionFinding, Event};
+use vigil_ocsf::{DetectionFinding, Event, EventError};
 
 use crate::baseline::{BaselineConfig, HostBaseline};
 use crate::{CorrelationLimits, Correlator, Rule, RuleSet, correlation_finding, finding_for};
@@ -90,12 +91,60 @@ impl Evaluator {
         enabled: impl Fn(&str) -> bool,
         out: &mut Vec<DetectionFinding>,
     ) {
+        self.evaluate_in(host, &Whole::of(event), now_ms, enabled, out);
+    }
+
+    /// [`Evaluator::evaluate`] for an event as JSON text: the document is read for the
+    /// attributes the rules need ([`RuleSet::read_event`]) and parsed whole only when a
+    /// finding needs its evidence. Raises the same findings as `evaluate` on
+    /// [`Event::from_json`]'s event, and refuses what it refuses.
+    pub fn evaluate_json(
+        &mut self,
+        host: &str,
+        json: &[u8],
+        now_ms: i64,
+        enabled: impl Fn(&str) -> bool,
+        out: &mut Vec<DetectionFinding>,
+    ) -> Result<(), EventError> {
+        let event = self.rules.read_event(json)?;
+        self.evaluate_read(host, &event, json, now_ms, enabled, out);
+        Ok(())
+    }
+
+    /// [`Evaluator::evaluate_json`] for a document already read: `event` is what
+    /// `self.rules().read_event(json)` answered (so a caller can look at its id first).
+    pub fn evaluate_read(
+        &mut self,
+        host: &str,
+        event: &Event,
+        json: &[u8],
+        now_ms: i64,
+        enabled: impl Fn(&str) -> bool,
+        out: &mut Vec<DetectionFinding>,
+    ) {
+        let whole = Whole {
+            event,
+            json: Some(json),
+            parsed: OnceCell::new(),
+        };
+        self.evaluate_in(host, &whole, now_ms, enabled, out);
+    }
+
+    fn evaluate_in(
+        &mut self,
+        host: &str,
+        whole: &Whole<'_>,
+        now_ms: i64,
+        enabled: impl Fn(&str) -> bool,
+        out: &mut Vec<DetectionFinding>,
+    ) {
+        let event = whole.event;
         if let Some(cfg) = &self.baseline {
             let b = match self.baselines.get_mut(host) {
                 Some(b) => b,
                 None => self.baselines.entry(host.to_owned()).or_default(),
             };
-            let finding = b.observe(event, cfg, now_ms);
+            let finding = b.observe_with(event, || whole.get(), cfg, now_ms);
             if b.take_changed() && !self.changed.contains(host) {
                 self.changed.insert(host.to_owned());
             }
@@ -108,7 +157,7 @@ impl Evaluator {
             return;
         }
         for rule in matched.iter().filter(|r| r.standalone && enabled(&r.id)) {
-            let mut finding = finding_for(rule, event, now_ms);
+            let mut finding = finding_for(rule, whole.get(), now_ms);
             finding.finding_info.uid = crate::finding_uid(&rule.id, &event.uid);
             out.push(finding);
         }
@@ -139,5 +188,50 @@ impl Evaluator {
     /// Hosts with correlation state.
     pub fn hosts(&self) -> usize {
         self.correlators.len()
+    }
+}
+
+/// The event a finding is made of: the one evaluated, or, when that was read for matching
+/// only, the whole document, parsed on first need.
+struct Whole<'a> {
+    /// What the rules read.
+    event: &'a Event,
+    /// The document `event` was read from, if it was read in part.
+    json: Option<&'a [u8]>,
+    parsed: OnceCell<Event>,
+}
+
+impl<'a> Whole<'a> {
+    fn of(event: &'a Event) -> Self {
+        Self {
+            event,
+            json: None,
+            parsed: OnceCell::new(),
+        }
+    }
+
+    /// The whole event, with the id the evaluated one carries (a document without
+    /// `metadata.uid` gets a fresh id at each parse).
+    fn get(&self) -> &Event {
+        let Some(json) = self.json else {
+            return self.event;
+        };
+        self.parsed.get_or_init(|| match Event::from_json(json) {
+            Ok(mut whole) => {
+                if whole.uid != self.event.uid {
+                    whole.uid.clone_from(&self.event.uid);
+                    if let Some(m) = whole
+                        .data
+                        .get_mut("metadata")
+                        .and_then(|m| m.as_object_mut())
+                    {
+                        m.insert("uid".into(), self.event.uid.clone().into());
+                    }
+                }
+                whole
+            }
+            // Not reached: the same bytes were read once already.
+            Err(_) => self.event.clone(),
+        })
     }
 }

@@ -75,6 +75,7 @@ mod finding;
 mod lookup;
 mod matcher;
 mod prefilter;
+mod reader;
 mod rule;
 mod ruleset;
 mod sigma;

@@ -42,6 +42,11 @@ impl FieldPath {
         }
     }
 
+    /// Its segments.
+    pub(crate) fn segments(&self) -> &[Box<str>] {
+        &self.segments
+    }
+
     /// Its slot ([`u32::MAX`] when it has none).
     pub(crate) fn slot(&self) -> u32 {
         self.slot

@@ -2,7 +2,8 @@
 //! SigmaHQ Linux corpus, Vigil's own rules and synthetic rule sets, on realistic events and
 //! on events assembled from the rules' own literals, `matches_all` agrees with evaluating
 //! every rule on its own (`Rule::is_match`), and `matches` with that less the rules that only
-//! feed correlations.
+//! feed correlations. The same holds for the events as a detection worker reads them, in part
+//! from their JSON text (`RuleSet::read_event`: only the attributes the rules read).
 
 mod common;
 
@@ -39,6 +40,19 @@ fn agree(set: &RuleSet, events: &[Event], what: &str) -> usize {
             .collect();
         slow_standalone.dedup();
         assert_eq!(standalone, slow_standalone, "{what}: {}", ev.data);
+        let partial = set
+            .read_event(&ev.to_json())
+            .expect("an event's JSON reads back");
+        assert_eq!(
+            (&partial.uid, partial.class_uid, partial.time),
+            (&ev.uid, ev.class_uid, ev.time)
+        );
+        let from_text: Vec<&str> = set.matches_all(&partial).map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            fast, from_text,
+            "{what}: the partial read disagrees on {}",
+            ev.data
+        );
         matched += usize::from(!fast.is_empty());
     }
     matched

@@ -157,6 +157,19 @@ pub struct CorrelationRule {
     pub(crate) inputs: Vec<Input>,
 }
 
+impl CorrelationRule {
+    /// Every event attribute it reads (its group-by and counted fields).
+    pub(crate) fn read_paths(&self) -> impl Iterator<Item = &FieldPath> {
+        self.inputs
+            .iter()
+            .flat_map(|i| i.group.iter().chain(&i.value))
+            .flat_map(|g| match g {
+                Getter::Paths(paths) => &paths[..],
+                Getter::Group(_) => &[],
+            })
+    }
+}
+
 /// How the events of one referenced rule enter a correlation.
 #[derive(Debug, Clone)]
 pub(crate) struct Input {

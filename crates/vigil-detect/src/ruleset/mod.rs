@@ -16,6 +16,7 @@ use crate::correlation::CorrelationRule;
 use crate::correlation::rule::Correlations;
 use crate::lookup::{PathTrie, SlotAssigner};
 use crate::prefilter::{Prefilter, PrefilterStats};
+use crate::reader::Wanted;
 use crate::rule::{LoadReport, Rule, RuleReport};
 use crate::sigma::placeholders::Placeholders;
 use crate::sigma::{Loaded, Loader};
@@ -63,6 +64,8 @@ pub struct RuleSet {
     gates: gate::Gates,
     correlations: Arc<Correlations>,
     placeholders: Arc<Placeholders>,
+    /// Every path an evaluation reads ([`RuleSet::read_event`]).
+    wanted: Arc<Wanted>,
 }
 
 impl RuleSet {
@@ -103,6 +106,7 @@ impl RuleSet {
             });
         }
         let gates = gate::Gates::build(&rules, &mut slots);
+        let mut wanted = Wanted::envelope();
         for (class, (_, assigner)) in classes.iter_mut().zip(&mut slots) {
             class.paths = assigner.trie().clone();
             for &i in class.rules.iter() {
@@ -110,9 +114,18 @@ impl RuleSet {
                     rule.detection.assign_slots(assigner);
                 }
             }
+            // Every path of the class, slotted or not (past the table's size).
+            for segments in assigner.slots.keys() {
+                wanted.add(segments.iter());
+            }
             #[cfg(test)]
             {
                 class.slotted = assigner.trie().clone();
+            }
+        }
+        for correlation in &correlations {
+            for path in correlation.read_paths() {
+                wanted.add(path.segments());
             }
         }
         Self {
@@ -121,6 +134,7 @@ impl RuleSet {
             gates,
             correlations: Arc::new(Correlations::new(correlations)),
             placeholders: Arc::default(),
+            wanted: Arc::new(wanted),
         }
     }
 
@@ -237,6 +251,23 @@ impl RuleSet {
     /// feed correlations: what a [`crate::Correlator`] is fed.
     pub fn matches_all<'a>(&'a self, event: &Event) -> impl Iterator<Item = &'a Rule> {
         Matches::new(self, event, false)
+    }
+
+    /// Parses an event's JSON keeping only the attributes the rules, their correlations and
+    /// the behaviour baseline read (and the envelope): [`RuleSet::matches`] and an
+    /// [`crate::Evaluator`] give the same answers for it as for the whole event, for a
+    /// fraction of the parsing. Accepts and refuses exactly what [`Event::from_json`] does.
+    /// Findings need the whole document for their evidence:
+    /// [`crate::Evaluator::evaluate_json`] parses it again when a finding is raised.
+    pub fn read_event(&self, bytes: &[u8]) -> Result<Event, vigil_ocsf::EventError> {
+        self.wanted.read(bytes)
+    }
+
+    /// The part of any JSON document [`RuleSet::read_event`] keeps, before the envelope is
+    /// checked (for a caller that names or converts documents first, as `vigil rules eval`
+    /// does). Refuses what is not JSON.
+    pub fn read_document(&self, bytes: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
+        self.wanted.read_document(bytes)
     }
 
     /// What the literal prefilter made of the rules, summed over classes.

