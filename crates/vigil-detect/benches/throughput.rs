@@ -1,9 +1,10 @@
 //! Detection throughput on one core: events per second through `RuleSet::matches`, for the
 //! SigmaHQ Linux corpus (and, for comparison, evaluating each of its rules on its own) and for
-//! synthetic rule sets of 100, 1,000 and 5,000 rules, over a realistic mix of events (three in
-//! four process launches, one in a hundred of those suspicious; the rest network connections),
-//! plus how long each set takes to load and compile; then Vigil's own rules with the
-//! correlation engine over a port scan.
+//! synthetic rule sets of 100, 1,000 and 5,000 rules, over a realistic mix of events (half
+//! process launches, a quarter network connections, a fifth file activity, the rest logons;
+//! one launch and one file event in a hundred suspicious), plus how long each set takes to load
+//! and compile and the heap it holds; the same from the events' JSON text; then Vigil's own
+//! rules with the correlation engine over a port scan.
 //!
 //! `cargo bench -p vigil-detect --bench throughput` (release profile). Timing uses
 //! `std::time` only; figures vary with the machine, so nothing here asserts on them.
@@ -12,8 +13,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use vigil_detect::{CorrelationLimits, Correlator, RuleSet};
@@ -138,16 +141,77 @@ fn from_text(set: &RuleSet, events: &[Event]) -> (f64, f64) {
     (partial, whole)
 }
 
-fn report(name: &str, set: &RuleSet, compile: Duration, events: &[Event]) {
+/// The system allocator, counting the bytes live on the heap: what a compiled rule set holds
+/// is the growth of that count while it is built (the load report dropped).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; only a counter is kept.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is forwarded as is.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is forwarded as is.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract is forwarded as is.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            LIVE.fetch_add(new_size, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Bytes live on the heap now.
+fn live() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// What building a rule set cost: time, and the heap the set holds.
+#[derive(Clone, Copy)]
+struct Built {
+    compile: Duration,
+    heap: usize,
+}
+
+/// Builds a rule set with `load` (which drops everything but the set and a small answer),
+/// measuring [`Built`].
+fn build<R>(load: impl FnOnce() -> (RuleSet, R)) -> (RuleSet, R, Built) {
+    let before = live();
+    let start = Instant::now();
+    let (set, report) = load();
+    let compile = start.elapsed();
+    let heap = live().saturating_sub(before);
+    (set, report, Built { compile, heap })
+}
+
+fn report(name: &str, set: &RuleSet, built: Built, events: &[Event]) {
     let (rate, per_pass) = throughput(set, events);
     let stats = set.prefilter_stats();
     println!(
         "{name:<28} {:>6} rules  compile {:>9.1} ms  {:>12.0} events/s  {:>7.0} ns/event  \
-         ({} literals at {} attributes, {} automata of {} KiB, {} rules always evaluated, {per_pass} matches per {} events)",
+         (heap {:.1} MiB; {} literals at {} attributes, {} automata of {} KiB, {} rules always evaluated, {per_pass} matches per {} events)",
         set.len(),
-        compile.as_secs_f64() * 1e3,
+        built.compile.as_secs_f64() * 1e3,
         rate,
         1e9 / rate,
+        built.heap as f64 / (1024.0 * 1024.0),
         stats.literals,
         stats.attributes,
         stats.automata,
@@ -181,6 +245,26 @@ fn profile_passes(set: &RuleSet, events: &[Event], passes: usize) -> usize {
 }
 
 fn main() {
+    // `VIGIL_BENCH_WRITE_EVENTS=FILE:N`: writes N events of the bench's mix as JSON lines
+    // (input for `vigil rules eval`) and stops.
+    if let Some((file, n)) = std::env::var("VIGIL_BENCH_WRITE_EVENTS")
+        .ok()
+        .and_then(|v| {
+            Some((
+                v.rsplit_once(':')?.0.to_owned(),
+                v.rsplit_once(':')?.1.parse().ok()?,
+            ))
+        })
+    {
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(&file).expect("create the file"));
+        for ev in common::realistic_events(n, 44) {
+            std::io::Write::write_all(&mut out, &ev.to_json()).expect("write");
+            std::io::Write::write_all(&mut out, b"\n").expect("write");
+        }
+        println!("{n} events written to {file}");
+        return;
+    }
     let maps = FieldMaps::builtin().expect("built-in field maps parse");
     // The main figures cycle through 256 distinct events (about a megabyte of parsed JSON, so
     // in the last-level cache). `just-parsed` measures events parsed right before they are
@@ -199,10 +283,11 @@ fn main() {
     ));
     if !wanted("corpus") && !wanted("brute force") {
     } else if corpus.is_dir() {
-        let start = Instant::now();
-        let (set, _) =
-            RuleSet::load_dirs(std::slice::from_ref(&corpus), &maps).expect("corpus is readable");
-        let compile = start.elapsed();
+        let (set, (), built) = build(|| {
+            let (set, _report) = RuleSet::load_dirs(std::slice::from_ref(&corpus), &maps)
+                .expect("corpus is readable");
+            (set, ())
+        });
         // `VIGIL_BENCH_PASSES=N`: only N fixed passes over the events (for profilers).
         if let Some(passes) = std::env::var("VIGIL_BENCH_PASSES")
             .ok()
@@ -215,7 +300,7 @@ fn main() {
             );
             return;
         }
-        report("SigmaHQ rules/linux", &set, compile, &events);
+        report("SigmaHQ rules/linux", &set, built, &events);
         if wanted("parsed") {
             let r = just_parsed(&set, &cold);
             println!(
@@ -231,7 +316,7 @@ fn main() {
             );
         }
         if wanted("cold") {
-            report("  same, 20000 events (cold)", &set, compile, &cold);
+            report("  same, 20000 events (cold)", &set, built, &cold);
         }
         if wanted("brute force") {
             let rate = brute_force(&set, &events);
@@ -252,11 +337,12 @@ fn main() {
             continue;
         }
         let text = common::synthetic_rules(n, n as u64);
-        let start = Instant::now();
-        let (set, report_) = RuleSet::load_str(&text, Path::new("synthetic.yml"), &maps);
-        let compile = start.elapsed();
-        assert_eq!(report_.loaded(), n);
-        report(&format!("synthetic {n}"), &set, compile, &events);
+        let (set, loaded, built) = build(|| {
+            let (set, report) = RuleSet::load_str(&text, Path::new("synthetic.yml"), &maps);
+            (set, report.loaded())
+        });
+        assert_eq!(loaded, n);
+        report(&format!("synthetic {n}"), &set, built, &events);
     }
 
     // The correlation engine on a port scan: 1,000 ports from one scanner, among noise.

@@ -65,7 +65,8 @@ fn events() -> String {
         json!({"EventID": 8, "Computer": "web-1"}).to_string(),
         json!({"class_uid": 1007, "activity_id": 1, "time": 1_709_633_473_000i64,
                "device": {"hostname": "db-1"},
-               "process": {"file": {"path": "/usr/bin/base64"}, "cmd_line": "base64 -d x"}})
+               "process": {"file": {"path": "/usr/bin/base64"}, "cmd_line": "base64 -d x",
+                           "pid": 4242, "uid": "p-4242"}})
         .to_string(),
     ];
     for port in 0..30 {
@@ -114,6 +115,15 @@ fn a_log_file_replays_into_findings_with_a_summary() {
         scan["finding_info"]["attacks"][0]["technique"]["uid"],
         "T1046"
     );
+    // The OCSF line is read for what the rules need only; its finding still carries the whole
+    // event as evidence, and the id the line gave it.
+    let db = found
+        .iter()
+        .find(|f| f["device"]["hostname"] == "db-1")
+        .unwrap();
+    assert_eq!(db["evidences"][0]["process"]["pid"], 4242);
+    assert_eq!(db["evidences"][0]["process"]["uid"], "p-4242");
+    assert_eq!(db["finding_info"]["related_events"][0]["uid"], "line-5");
     // Bad lines are named by number; the summary counts what happened.
     assert!(stderr.contains("line 3: not JSON"), "{stderr}");
     assert!(

@@ -26,6 +26,9 @@ mod response;
 mod tests;
 mod writer;
 
+/// How often the WAL is checkpointed into the database file, off the write path.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 /// SQLite-backed [`super::Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -39,6 +42,14 @@ impl SqliteStore {
     ///
     /// `synchronous = FULL`: an ack is sent only after the batch's commit is on disk, so an
     /// acknowledged event survives a power cut as well as a crash.
+    ///
+    /// No commit checkpoints the WAL (`wal_autocheckpoint = 0`): with SQLite's default, the
+    /// commit that takes the WAL past 1,000 pages copies it into the database file and syncs
+    /// that file before it returns, and under a busy fleet that is nearly every group commit
+    /// of the event writer, whose batches then wait for the copy. A task of the store runs a
+    /// passive checkpoint (which blocks no reader or writer) every [`CHECKPOINT_EVERY`]
+    /// instead, for as long as the store is open; closing the last connection checkpoints
+    /// what is left.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(dir.join("server.db"))
@@ -46,13 +57,20 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
+            .pragma("wal_autocheckpoint", "0")
+            // When the WAL starts over, its file is cut back to 64 MiB.
+            .pragma("journal_size_limit", "67108864")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(5)
             .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let events = std::sync::Arc::new(writer::EventWriter::start(&opts).await?);
+        tokio::spawn(checkpoints(
+            pool.clone(),
+            std::sync::Arc::downgrade(&events),
+        ));
         Ok(Self { pool, events })
     }
 
@@ -69,6 +87,29 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.events.close().await;
         self.pool.close().await;
+    }
+}
+
+/// Checkpoints the WAL passively every [`CHECKPOINT_EVERY`] until the store is closed or
+/// dropped (its event writer gone).
+async fn checkpoints(pool: SqlitePool, open: std::sync::Weak<writer::EventWriter>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match open.upgrade() {
+            Some(writer) if !writer.is_closed() => {}
+            _ => return,
+        }
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(%error, "WAL checkpoint failed; retrying");
+        }
     }
 }
 

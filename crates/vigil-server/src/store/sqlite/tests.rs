@@ -129,3 +129,53 @@ async fn command_lines_indexed_before_version_14_are_still_found() {
     assert_eq!(texts, 2);
     store.close().await;
 }
+
+/// Commits never checkpoint the WAL themselves (`wal_autocheckpoint = 0`); the store's own
+/// task copies it into the database file, so the file fills while events keep arriving, and
+/// it stops with the store.
+#[tokio::test]
+async fn the_wal_is_checkpointed_off_the_write_path() {
+    use std::time::{Duration, Instant};
+
+    use serde_json::json;
+    use vigil_ocsf::Event;
+
+    use crate::store::Store;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(auto, 0, "no connection checkpoints on commit");
+    let db_size = || {
+        std::fs::metadata(dir.path().join("server.db"))
+            .unwrap()
+            .len()
+    };
+    let before = db_size();
+    // About 4 MiB of events, well past what fits in the database file as migrated.
+    let pad = "x".repeat(2_000);
+    for batch in 0..20 {
+        let events: Vec<Event> = (0..100)
+            .map(|i| {
+                Event::from_value(json!({"class_uid": 1007, "time": 1, "activity_id": 1,
+                    "metadata": {"uid": format!("e-{batch}-{i}")},
+                    "process": {"cmd_line": pad}}))
+                .unwrap()
+            })
+            .collect();
+        store.insert_events("s1", &events).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db_size() < before + 4_000_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the database file never received the WAL's pages ({} bytes)",
+            db_size()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.close().await;
+}

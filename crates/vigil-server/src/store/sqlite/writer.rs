@@ -80,6 +80,11 @@ impl EventWriter {
         answer.await.map_err(|_| closed())?
     }
 
+    /// Whether [`EventWriter::close`] was called.
+    pub(super) fn is_closed(&self) -> bool {
+        self.jobs.lock().map_or(true, |jobs| jobs.is_none())
+    }
+
     /// Stops the thread after the work in hand and closes its connection.
     pub(super) async fn close(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {
