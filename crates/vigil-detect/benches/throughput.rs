@@ -16,7 +16,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use vigil_detect::{CorrelationLimits, Correlator, RuleSet};
@@ -141,18 +141,20 @@ fn from_text(set: &RuleSet, events: &[Event]) -> (f64, f64) {
     (partial, whole)
 }
 
-/// The system allocator, counting the bytes live on the heap: what a compiled rule set holds
-/// is the growth of that count while it is built (the load report dropped).
+/// The system allocator, counting the bytes allocated less those freed while [`COUNTING`]
+/// is on: what a compiled rule set holds is that count's growth while it is built (the load
+/// report dropped). Off during the timed sections, which it would slow down.
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
 
 // SAFETY: every call is passed to the system allocator unchanged; only a counter is kept.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract is forwarded as is.
         let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
+        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
             LIVE.fetch_add(layout.size(), Ordering::Relaxed);
         }
         p
@@ -161,13 +163,15 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller's contract is forwarded as is.
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller's contract is forwarded as is.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
+        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
             LIVE.fetch_add(new_size, Ordering::Relaxed);
         }
@@ -178,9 +182,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Bytes live on the heap now.
-fn live() -> usize {
-    LIVE.load(Ordering::Relaxed)
+/// The count of bytes allocated less those freed while counting.
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed) as isize
 }
 
 /// What building a rule set cost: time, and the heap the set holds.
@@ -194,10 +198,12 @@ struct Built {
 /// measuring [`Built`].
 fn build<R>(load: impl FnOnce() -> (RuleSet, R)) -> (RuleSet, R, Built) {
     let before = live();
+    COUNTING.store(true, Ordering::Relaxed);
     let start = Instant::now();
     let (set, report) = load();
     let compile = start.elapsed();
-    let heap = live().saturating_sub(before);
+    COUNTING.store(false, Ordering::Relaxed);
+    let heap = usize::try_from(live().wrapping_sub(before)).unwrap_or(0);
     (set, report, Built { compile, heap })
 }
 
