@@ -17,6 +17,7 @@ use super::{
 };
 
 mod alerts;
+mod checkpoint;
 mod commands;
 mod endpoints;
 mod investigate;
@@ -25,9 +26,6 @@ mod response;
 #[cfg(test)]
 mod tests;
 mod writer;
-
-/// How often the WAL is checkpointed into the database file, off the write path.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// SQLite-backed [`super::Store`].
 #[derive(Debug, Clone)]
@@ -47,7 +45,7 @@ impl SqliteStore {
     /// commit that takes the WAL past 1,000 pages copies it into the database file and syncs
     /// that file before it returns, and under a busy fleet that is nearly every group commit
     /// of the event writer, whose batches then wait for the copy. A task of the store runs a
-    /// passive checkpoint (which blocks no reader or writer) every [`CHECKPOINT_EVERY`]
+    /// passive checkpoint (which blocks no reader or writer) every quarter second
     /// instead, for as long as the store is open; closing the last connection checkpoints
     /// what is left.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -67,7 +65,7 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let events = std::sync::Arc::new(writer::EventWriter::start(&opts).await?);
-        tokio::spawn(checkpoints(
+        tokio::spawn(checkpoint::every_while_open(
             pool.clone(),
             std::sync::Arc::downgrade(&events),
         ));
@@ -87,29 +85,6 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.events.close().await;
         self.pool.close().await;
-    }
-}
-
-/// Checkpoints the WAL passively every [`CHECKPOINT_EVERY`] until the store is closed or
-/// dropped (its event writer gone).
-async fn checkpoints(pool: SqlitePool, open: std::sync::Weak<writer::EventWriter>) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match open.upgrade() {
-            Some(writer) if !writer.is_closed() => {}
-            _ => return,
-        }
-        if pool.is_closed() {
-            return;
-        }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(%error, "WAL checkpoint failed; retrying");
-        }
     }
 }
 
