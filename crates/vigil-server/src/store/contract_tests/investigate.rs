@@ -247,6 +247,64 @@ pub(crate) async fn hunts_find_terms_and_command_lines_newest_first<B: Backend>(
     );
 }
 
+/// Pages with more distinct command lines than one statement takes, some seen on an earlier
+/// page: every event is found by its own text, and a repeated text by all its events.
+pub(crate) async fn many_distinct_command_lines_index_in_pages<B: Backend>(b: &B) {
+    let store = b.open().await;
+    let events: Vec<_> = (0..1_200).map(|i| event(&format!("e{i}"), i)).collect();
+    store.insert_events("s1", &events).await.unwrap();
+    let log = store.events_after(0, 2_000).await.unwrap().events;
+    assert_eq!(log.len(), 1_200);
+    // Event i runs "job-<i> --unique" except every tenth, which runs a shared text.
+    let text = |i: usize| {
+        if i % 10 == 0 {
+            "systemctl restart shared-unit".to_owned()
+        } else {
+            format!("worker --job job-{i:04}x --unique")
+        }
+    };
+    for page in log.chunks(700) {
+        let cmd_lines: Vec<(i64, String)> = page
+            .iter()
+            .map(|e| {
+                let i: usize = e.event.uid[1..].parse().unwrap();
+                (e.seq, text(i))
+            })
+            .collect();
+        let last = page.last().unwrap().seq;
+        store
+            .index_hunt("hunt", last, &[], &cmd_lines)
+            .await
+            .unwrap();
+    }
+    let hunt = |cmd: String, limit: u32| {
+        let store = &store;
+        let q = HuntQuery {
+            terms: Vec::new(),
+            cmd_line: Some(cmd),
+            since: None,
+            until: None,
+            limit,
+        };
+        async move {
+            let mut uids: Vec<String> = store
+                .hunt(&q)
+                .await
+                .unwrap()
+                .iter()
+                .map(|(_, e)| e["metadata"]["uid"].as_str().unwrap().to_owned())
+                .collect();
+            uids.sort();
+            uids
+        }
+    };
+    for i in [1, 499, 501, 699, 701, 1_199] {
+        assert_eq!(hunt(format!("job-{i:04}x"), 10).await, [format!("e{i}")]);
+    }
+    let shared = hunt("shared-unit".into(), 1_000).await;
+    assert_eq!(shared.len(), 120, "every tenth event, on both pages");
+}
+
 pub(crate) async fn live_queries_and_rule_switches_are_kept<B: Backend>(b: &B) {
     let store = b.open().await;
     let lq = |id: &str, created_at: i64| LiveQuery {

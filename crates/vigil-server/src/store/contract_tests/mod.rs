@@ -45,6 +45,7 @@ macro_rules! store_contract {
             a_triage_result_is_kept_as_a_package,
             alerts_follow_the_workflow_and_page_by_position,
             hunts_find_terms_and_command_lines_newest_first,
+            many_distinct_command_lines_index_in_pages,
             live_queries_and_rule_switches_are_kept,
             operators_users_tokens_and_sessions,
             the_last_admin_stays,

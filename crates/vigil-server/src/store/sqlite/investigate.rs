@@ -31,20 +31,13 @@ impl SqliteStore {
         }
         // Each distinct text once (most command lines of a page repeat), then every event
         // pointed at its text. An event indexed twice (a cursor that did not advance) keeps
-        // one row, the last.
-        let mut text_ids: HashMap<&str, i64> = HashMap::new();
-        let mut refs = Vec::with_capacity(cmd_lines.len());
-        for (seq, text) in cmd_lines {
-            let id = match text_ids.get(text.as_str()) {
-                Some(id) => *id,
-                None => {
-                    let id = text_id(&mut tx, text).await?;
-                    text_ids.insert(text, id);
-                    id
-                }
-            };
-            refs.push((*seq, id));
-        }
+        // one row, the last. The texts are looked up and added a few hundred per statement:
+        // this runs under the write lock the event writer waits for.
+        let text_ids = text_ids(&mut tx, cmd_lines.iter().map(|(_, t)| t.as_str())).await?;
+        let refs: Vec<(i64, i64)> = cmd_lines
+            .iter()
+            .filter_map(|(seq, text)| Some((*seq, *text_ids.get(text.as_str())?)))
+            .collect();
         for chunk in refs.chunks(400) {
             let mut qb =
                 QueryBuilder::new("INSERT OR REPLACE INTO hunt_cmdline_refs (seq, text_id) ");
@@ -185,28 +178,63 @@ const EVENTS_RUNNING: &str = "SELECT r.seq FROM hunt_cmdline_refs r WHERE r.text
      (SELECT rowid FROM hunt_cmdline_trigrams WHERE hunt_cmdline_trigrams MATCH ";
 
 /// The id of a command line's text, stored (and trigram-indexed) if it is new.
-async fn text_id(
+/// Distinct texts looked up or added per statement.
+const TEXTS_PER_STATEMENT: usize = 500;
+
+/// The id of each distinct command line among `texts`: those already stored are looked up,
+/// the others stored and added to the trigram index.
+async fn text_ids<'t>(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    text: &str,
-) -> Result<i64, StoreError> {
-    if let Some(id) = sqlx::query_scalar("SELECT id FROM hunt_cmdline_texts WHERE cmd_line = ?")
-        .bind(text)
-        .fetch_optional(&mut **tx)
-        .await?
-    {
-        return Ok(id);
+    texts: impl Iterator<Item = &'t str>,
+) -> Result<HashMap<&'t str, i64>, StoreError> {
+    // Sorted, so each statement's answers are matched back by binary search.
+    let mut distinct: Vec<&str> = texts.collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut ids: HashMap<&str, i64> = HashMap::with_capacity(distinct.len());
+    for chunk in distinct.chunks(TEXTS_PER_STATEMENT) {
+        let mut qb =
+            QueryBuilder::new("SELECT id, cmd_line FROM hunt_cmdline_texts WHERE cmd_line IN (");
+        let mut list = qb.separated(", ");
+        for text in chunk {
+            list.push_bind(*text);
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut **tx).await? {
+            let text: &str = row.try_get(1)?;
+            if let Ok(at) = chunk.binary_search(&text) {
+                ids.insert(chunk[at], row.try_get(0)?);
+            }
+        }
     }
-    let id = sqlx::query("INSERT INTO hunt_cmdline_texts (cmd_line) VALUES (?)")
-        .bind(text)
-        .execute(&mut **tx)
-        .await?
-        .last_insert_rowid();
-    sqlx::query("INSERT INTO hunt_cmdline_trigrams (rowid, cmd_line) VALUES (?, ?)")
-        .bind(id)
-        .bind(text)
-        .execute(&mut **tx)
-        .await?;
-    Ok(id)
+    let new: Vec<&str> = distinct
+        .into_iter()
+        .filter(|t| !ids.contains_key(t))
+        .collect();
+    for chunk in new.chunks(TEXTS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::new("INSERT INTO hunt_cmdline_texts (cmd_line) ");
+        qb.push_values(chunk, |mut b, text| {
+            b.push_bind(*text);
+        });
+        qb.push(" RETURNING id, cmd_line");
+        let mut added: Vec<(i64, &str)> = Vec::with_capacity(chunk.len());
+        for row in qb.build().fetch_all(&mut **tx).await? {
+            let text: &str = row.try_get(1)?;
+            if let Ok(at) = chunk.binary_search(&text) {
+                added.push((row.try_get(0)?, chunk[at]));
+            }
+        }
+        if added.is_empty() {
+            continue;
+        }
+        let mut qb = QueryBuilder::new("INSERT INTO hunt_cmdline_trigrams (rowid, cmd_line) ");
+        qb.push_values(&added, |mut b, (id, text)| {
+            b.push_bind(*id).push_bind(*text);
+        });
+        qb.build().execute(&mut **tx).await?;
+        ids.extend(added.into_iter().map(|(id, t)| (t, id)));
+    }
+    Ok(ids)
 }
 
 /// A substring as an FTS5 trigram phrase: quoted, inner quotes doubled.
