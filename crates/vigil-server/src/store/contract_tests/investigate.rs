@@ -257,7 +257,7 @@ pub(crate) async fn many_distinct_command_lines_index_in_pages<B: Backend>(b: &B
     assert_eq!(log.len(), 1_200);
     // Event i runs "job-<i> --unique" except every tenth, which runs a shared text.
     let text = |i: usize| {
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             "systemctl restart shared-unit".to_owned()
         } else {
             format!("worker --job job-{i:04}x --unique")
