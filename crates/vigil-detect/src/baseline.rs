@@ -195,9 +195,20 @@ fn forget_oldest(map: &mut HashMap<String, Seen>, max: usize) {
     });
 }
 
+/// Every attribute [`subject`] reads: a partial read ([`crate::RuleSet::read_event`]) keeps
+/// them all.
+pub(crate) const PATHS: &[&str] = &[
+    "activity_id",
+    "launch_type_id",
+    "process.file.path",
+    "actor.process.file.path",
+    "process.parent_process.file.path",
+    "connection_info.direction_id",
+    "dst_endpoint.ip",
+];
+
 /// What an event says to the baseline: its analytic and key (`parent\u{1f}child` or
-/// `executable\u{1f}address`). Per event, so it builds nothing else. (The paths it reads are
-/// among those every partial read keeps: `reader::ALWAYS`.)
+/// `executable\u{1f}address`). Per event, so it builds nothing else. Reads [`PATHS`] only.
 fn subject(event: &Event) -> Option<(&'static str, String)> {
     let text = |path: &str| {
         event

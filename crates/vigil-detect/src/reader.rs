@@ -21,21 +21,9 @@ use serde_json::{Map, Number, Value};
 use vigil_ocsf::{Event, EventError};
 
 /// Paths every evaluation reads, whatever the rules: the envelope (`class_uid`, `time`,
-/// `metadata.uid`), the activity rules are filtered on, the device findings and correlation
-/// hits name, and what the behaviour baseline keys on ([`crate::baseline`]).
-const ALWAYS: &[&str] = &[
-    "class_uid",
-    "time",
-    "metadata.uid",
-    "activity_id",
-    "device",
-    "launch_type_id",
-    "process.file.path",
-    "actor.process.file.path",
-    "process.parent_process.file.path",
-    "connection_info.direction_id",
-    "dst_endpoint.ip",
-];
+/// `metadata.uid`), the activity rules are filtered on, and the device findings and
+/// correlation hits name. (The behaviour baseline's are [`crate::baseline::PATHS`].)
+const ALWAYS: &[&str] = &["class_uid", "time", "metadata.uid", "activity_id", "device"];
 
 /// A tree of wanted paths: the members of an object to keep, and whether a path ends here
 /// (then the attribute is kept whole).
@@ -46,10 +34,10 @@ pub(crate) struct Wanted {
 }
 
 impl Wanted {
-    /// The envelope's and the baseline's paths ([`ALWAYS`]).
+    /// The envelope's and the baseline's paths ([`ALWAYS`], [`crate::baseline::PATHS`]).
     pub(crate) fn envelope() -> Self {
         let mut w = Self::default();
-        for path in ALWAYS {
+        for path in ALWAYS.iter().chain(crate::baseline::PATHS) {
             w.add(path.split('.'));
         }
         w
