@@ -97,6 +97,22 @@ impl SqliteStore {
         redeliver: bool,
         now: i64,
     ) -> Result<Vec<Command>, StoreError> {
+        // Nearly every session starts with nothing to deliver: a read says so without taking
+        // the write lock, which a fleet reconnecting at once (a thousand sessions after a
+        // server restart) would otherwise take a thousand times in front of the event writer.
+        // A command queued after this read wakes the session, which asks again.
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM commands
+                            WHERE sensor_id = ? AND backend = 'agent'
+                              AND (state = 'queued' OR (? AND state = 'delivered')))",
+        )
+        .bind(sensor_id)
+        .bind(redeliver)
+        .fetch_one(&self.pool)
+        .await?;
+        if !waiting {
+            return Ok(Vec::new());
+        }
         let mut tx = self.write_tx().await?;
         let expired: Vec<String> = sqlx::query_scalar(
             "UPDATE commands SET state = 'expired', completed_at = ?

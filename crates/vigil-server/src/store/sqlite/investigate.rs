@@ -1,63 +1,11 @@
 //! The hunting index and live queries.
 
-use std::collections::HashMap;
-
 use sqlx::{QueryBuilder, Row};
 
 use super::SqliteStore;
 use crate::store::StoreError;
 
 impl SqliteStore {
-    pub(super) async fn index_hunt_impl(
-        &self,
-        consumer: &str,
-        through_seq: i64,
-        terms: &[crate::store::HuntTerm],
-        cmd_lines: &[(i64, String)],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        for chunk in terms.chunks(150) {
-            let mut qb = QueryBuilder::new(
-                "INSERT OR IGNORE INTO hunt_terms (kind, value, seq, sensor_id, time) ",
-            );
-            qb.push_values(chunk, |mut b, t| {
-                b.push_bind(t.kind)
-                    .push_bind(&t.value)
-                    .push_bind(t.seq)
-                    .push_bind(&t.sensor_id)
-                    .push_bind(t.time);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        // Each distinct text once (most command lines of a page repeat), then every event
-        // pointed at its text. An event indexed twice (a cursor that did not advance) keeps
-        // one row, the last. The texts are looked up and added a few hundred per statement:
-        // this runs under the write lock the event writer waits for.
-        let text_ids = text_ids(&mut tx, cmd_lines.iter().map(|(_, t)| t.as_str())).await?;
-        let refs: Vec<(i64, i64)> = cmd_lines
-            .iter()
-            .filter_map(|(seq, text)| Some((*seq, *text_ids.get(text.as_str())?)))
-            .collect();
-        for chunk in refs.chunks(400) {
-            let mut qb =
-                QueryBuilder::new("INSERT OR REPLACE INTO hunt_cmdline_refs (seq, text_id) ");
-            qb.push_values(chunk, |mut b, (seq, id)| {
-                b.push_bind(*seq).push_bind(*id);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        sqlx::query(
-            "INSERT INTO cursors (name, seq) VALUES (?, ?)
-             ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
-        )
-        .bind(consumer)
-        .bind(through_seq)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub(super) async fn hunt_impl(
         &self,
         q: &crate::store::HuntQuery,
@@ -176,66 +124,6 @@ fn hits(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<(String, serde_json::Val
 /// The events whose command line matches the trigram phrase bound after it (close with `))`).
 const EVENTS_RUNNING: &str = "SELECT r.seq FROM hunt_cmdline_refs r WHERE r.text_id IN \
      (SELECT rowid FROM hunt_cmdline_trigrams WHERE hunt_cmdline_trigrams MATCH ";
-
-/// The id of a command line's text, stored (and trigram-indexed) if it is new.
-/// Distinct texts looked up or added per statement.
-const TEXTS_PER_STATEMENT: usize = 500;
-
-/// The id of each distinct command line among `texts`: those already stored are looked up,
-/// the others stored and added to the trigram index.
-async fn text_ids<'t>(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    texts: impl Iterator<Item = &'t str>,
-) -> Result<HashMap<&'t str, i64>, StoreError> {
-    // Sorted, so each statement's answers are matched back by binary search.
-    let mut distinct: Vec<&str> = texts.collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let mut ids: HashMap<&str, i64> = HashMap::with_capacity(distinct.len());
-    for chunk in distinct.chunks(TEXTS_PER_STATEMENT) {
-        let mut qb =
-            QueryBuilder::new("SELECT id, cmd_line FROM hunt_cmdline_texts WHERE cmd_line IN (");
-        let mut list = qb.separated(", ");
-        for text in chunk {
-            list.push_bind(*text);
-        }
-        qb.push(")");
-        for row in qb.build().fetch_all(&mut **tx).await? {
-            let text: &str = row.try_get(1)?;
-            if let Ok(at) = chunk.binary_search(&text) {
-                ids.insert(chunk[at], row.try_get(0)?);
-            }
-        }
-    }
-    let new: Vec<&str> = distinct
-        .into_iter()
-        .filter(|t| !ids.contains_key(t))
-        .collect();
-    for chunk in new.chunks(TEXTS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::new("INSERT INTO hunt_cmdline_texts (cmd_line) ");
-        qb.push_values(chunk, |mut b, text| {
-            b.push_bind(*text);
-        });
-        qb.push(" RETURNING id, cmd_line");
-        let mut added: Vec<(i64, &str)> = Vec::with_capacity(chunk.len());
-        for row in qb.build().fetch_all(&mut **tx).await? {
-            let text: &str = row.try_get(1)?;
-            if let Ok(at) = chunk.binary_search(&text) {
-                added.push((row.try_get(0)?, chunk[at]));
-            }
-        }
-        if added.is_empty() {
-            continue;
-        }
-        let mut qb = QueryBuilder::new("INSERT INTO hunt_cmdline_trigrams (rowid, cmd_line) ");
-        qb.push_values(&added, |mut b, (id, text)| {
-            b.push_bind(*id).push_bind(*text);
-        });
-        qb.build().execute(&mut **tx).await?;
-        ids.extend(added.into_iter().map(|(id, t)| (t, id)));
-    }
-    Ok(ids)
-}
 
 /// A substring as an FTS5 trigram phrase: quoted, inner quotes doubled.
 fn trigram_phrase(substring: &str) -> String {

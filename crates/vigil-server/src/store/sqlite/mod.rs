@@ -20,6 +20,8 @@ mod alerts;
 mod checkpoint;
 mod commands;
 mod endpoints;
+mod ffi;
+mod hunt_writer;
 mod investigate;
 mod operators;
 mod response;
@@ -447,7 +449,13 @@ impl super::Store for SqliteStore {
         terms: &[super::HuntTerm],
         cmd_lines: &[(i64, String)],
     ) -> Result<(), StoreError> {
-        self.index_hunt_impl(consumer, through_seq, terms, cmd_lines)
+        self.events
+            .index_hunt(hunt_writer::HuntPage {
+                consumer: consumer.to_owned(),
+                through_seq,
+                terms: terms.to_vec(),
+                cmd_lines: cmd_lines.to_vec(),
+            })
             .await
     }
 

@@ -179,3 +179,124 @@ async fn the_wal_is_checkpointed_off_the_write_path() {
     }
     store.close().await;
 }
+
+/// A store indexed before version 15 (terms in a row table, with their endpoint) keeps its
+/// hunts: the migration moves every term into the clustered table, once.
+#[tokio::test]
+async fn terms_indexed_before_version_15_are_still_found() {
+    use std::str::FromStr;
+
+    use crate::store::{HuntQuery, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(dir.path().join("server.db"))
+            .create_if_missing(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        let mut before = sqlx::migrate!("migrations/sqlite");
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 15)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        before.run(&pool).await.unwrap();
+        for seq in 1..=3 {
+            let body = format!(
+                r#"{{"class_uid":1007,"activity_id":1,"time":{seq},"metadata":{{"uid":"e{seq}"}},"process":{{"file":{{"name":"nc"}}}}}}"#
+            );
+            sqlx::query(
+                "INSERT INTO events (seq, uid, sensor_id, class_uid, time, body) VALUES (?, ?, 's1', 1007, ?, ?)",
+            )
+            .bind(seq)
+            .bind(format!("e{seq}"))
+            .bind(seq)
+            .bind(body)
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO hunt_terms (kind, value, seq, sensor_id, time)
+                 VALUES ('name', 'nc', ?, 's1', ?)",
+            )
+            .bind(seq)
+            .bind(seq)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let hunt = HuntQuery {
+        terms: vec![("name".to_owned(), "nc".to_owned())],
+        cmd_line: None,
+        since: None,
+        until: None,
+        limit: 10,
+    };
+    let uids = |hits: Vec<(String, serde_json::Value)>| -> Vec<String> {
+        hits.iter()
+            .map(|(_, e)| e["metadata"]["uid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(uids(store.hunt(&hunt).await.unwrap()), ["e3", "e2", "e1"]);
+    // A term indexed again (a cursor that did not advance) is kept once.
+    let again = crate::store::HuntTerm {
+        kind: "name",
+        value: "nc".to_owned(),
+        seq: 3,
+        sensor_id: "s1".to_owned(),
+        time: 3,
+    };
+    store.index_hunt("hunt", 3, &[again], &[]).await.unwrap();
+    assert_eq!(uids(store.hunt(&hunt).await.unwrap()), ["e3", "e2", "e1"]);
+    store.close().await;
+}
+
+/// While another connection holds the write lock, a group of events waits for it (in short
+/// steps, not SQLite's long sleeps) and is stored once the lock is released; it is not
+/// refused as busy.
+#[tokio::test]
+async fn a_group_waits_for_another_writer_and_then_commits() {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use vigil_ocsf::Event;
+
+    use crate::store::Store;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let mut other = store.write_tx().await.unwrap();
+    sqlx::query("INSERT INTO cursors (name, seq) VALUES ('held', 1)")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let events: Vec<Event> = (0..3)
+        .map(|i| {
+            Event::from_value(json!({"class_uid": 1007, "time": 1, "activity_id": 1,
+                "metadata": {"uid": format!("w-{i}")}}))
+            .unwrap()
+        })
+        .collect();
+    let writer = store.clone();
+    let insert = tokio::spawn(async move { writer.insert_events("s1", &events).await });
+    // It cannot commit while the lock is held.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !insert.is_finished(),
+        "the group committed under another writer's lock"
+    );
+    other.commit().await.unwrap();
+    let out = insert.await.unwrap().unwrap();
+    assert_eq!(out.stored, 3);
+    store.close().await;
+}

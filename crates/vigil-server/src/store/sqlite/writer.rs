@@ -1,5 +1,6 @@
 //! The event writer: one dedicated connection on its own thread, inserting group commits with
-//! prepared multi-row statements straight through the SQLite C API.
+//! prepared multi-row statements straight through the SQLite C API, and writing the hunting
+//! index in the pauses between them.
 //!
 //! Going through sqlx's query layer cost more than SQLite itself: every group rebuilt its SQL,
 //! boxed every argument and crossed to the connection's worker thread per statement. Here the
@@ -7,32 +8,109 @@
 //! out of sqlx for the life of the thread; the statements are prepared once and the event JSON
 //! is bound as the bytes it arrived in.
 //!
+//! **One writer for the log and its index, events first.** SQLite has one write lock. When the
+//! hunting indexer wrote its pages on a connection of its own, each page held that lock for
+//! 80-125 ms under a busy fleet, and the event writer, waiting in SQLite's busy handler (sleeps
+//! of up to 100 ms, retried), lost races to it: acknowledgements stalled for up to 1.5 s. Now
+//! the indexer hands its pages to this thread, which takes a waiting group of events before a
+//! waiting page, so a group waits at most for the one page being written. The thread's busy
+//! handler ([`super::ffi`]) looks again every fraction of a millisecond, so the store's other
+//! writers (detection's commits, operators' changes) delay a group by their own transaction
+//! only.
+//!
 //! Durability is unchanged: `synchronous = FULL`, one transaction (one WAL fsync) per group,
 //! and the caller hears back only after `COMMIT` returned.
 
-use std::ffi::{CStr, c_int};
-use std::ptr::{self, NonNull};
-use std::sync::{Mutex, mpsc};
+use std::collections::VecDeque;
+use std::ffi::CStr;
+use std::sync::{Condvar, Mutex};
 
-use libsqlite3_sys as ffi;
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::sync::oneshot;
 use vigil_ocsf::RawEvent;
 
+use super::ffi::{Db, MultiRowInsert};
+use super::hunt_writer::{HuntPage, HuntStatements};
 use crate::store::{InsertOutcome, StoreError};
 
-/// Rows per prepared statement, largest first; a batch is cut into these (100 = 64 + 32 + 4).
-const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 /// Page cache of the writer connection (64 MiB): the `uid` index of a large log stays hot.
 const CACHE_PRAGMA: &CStr = c"PRAGMA cache_size = -65536";
 
 type Batches = Vec<(String, Vec<RawEvent>)>;
 type Reply = oneshot::Sender<Result<Vec<InsertOutcome>, StoreError>>;
+type HuntReply = oneshot::Sender<Result<(), StoreError>>;
 
-/// Hands group commits to the writer thread.
+/// The writer thread's work: groups of events ahead of pages of the hunting index.
+#[derive(Default)]
+struct Queue {
+    groups: VecDeque<(Batches, Reply)>,
+    pages: VecDeque<(HuntPage, HuntReply)>,
+    closed: bool,
+}
+
+enum Job {
+    Group(Batches, Reply),
+    Page(HuntPage, HuntReply),
+}
+
+/// The queue and the condition the thread sleeps on while it is empty.
+#[derive(Default)]
+struct Jobs {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+impl Jobs {
+    /// Adds a job unless the writer is closed (then hands it back).
+    fn push(&self, job: Job) -> Result<(), Job> {
+        let Ok(mut q) = self.queue.lock() else {
+            return Err(job);
+        };
+        if q.closed {
+            return Err(job);
+        }
+        match job {
+            Job::Group(b, r) => q.groups.push_back((b, r)),
+            Job::Page(p, r) => q.pages.push_back((p, r)),
+        }
+        drop(q);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job, groups first; `None` once closed and drained.
+    fn next(&self) -> Option<Job> {
+        let mut q = self.queue.lock().ok()?;
+        loop {
+            if let Some((b, r)) = q.groups.pop_front() {
+                return Some(Job::Group(b, r));
+            }
+            if let Some((p, r)) = q.pages.pop_front() {
+                return Some(Job::Page(p, r));
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).ok()?;
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.closed = true;
+        }
+        self.ready.notify_all();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.queue.lock().map_or(true, |q| q.closed)
+    }
+}
+
+/// Hands group commits and index pages to the writer thread.
 pub(super) struct EventWriter {
-    jobs: Mutex<Option<mpsc::Sender<(Batches, Reply)>>>,
+    jobs: std::sync::Arc<Jobs>,
     done: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
@@ -46,13 +124,17 @@ impl EventWriter {
     /// Opens the writer's connection with `opts` and starts its thread.
     pub(super) async fn start(opts: &SqliteConnectOptions) -> Result<Self, StoreError> {
         let conn = opts.connect().await?;
-        let (jobs, rx) = mpsc::channel();
+        let jobs = std::sync::Arc::new(Jobs::default());
         let (ready_tx, ready) = oneshot::channel();
         let (done_tx, done) = oneshot::channel();
+        let theirs = std::sync::Arc::clone(&jobs);
         std::thread::Builder::new()
             .name("vigil-event-writer".into())
             .spawn(move || {
-                run(conn, rx, ready_tx);
+                run(conn, &theirs, ready_tx);
+                // Whatever is left (the thread failed at start) is answered "closed".
+                theirs.close();
+                while theirs.next().is_some() {}
                 let _ = done_tx.send(());
             })
             .map_err(|e| StoreError::Engine(format!("cannot start the event writer: {e}")))?;
@@ -60,7 +142,7 @@ impl EventWriter {
             .await
             .map_err(|_| StoreError::Engine("the event writer died at start".into()))??;
         Ok(Self {
-            jobs: Mutex::new(Some(jobs)),
+            jobs,
             done: Mutex::new(Some(done)),
         })
     }
@@ -68,28 +150,30 @@ impl EventWriter {
     /// Inserts every batch in one transaction; returns once it is committed.
     pub(super) async fn insert(&self, batches: Batches) -> Result<Vec<InsertOutcome>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let sent = self
-            .jobs
-            .lock()
-            .map_err(|_| closed())?
-            .as_ref()
-            .map(|jobs| jobs.send((batches, reply)).is_ok());
-        if sent != Some(true) {
-            return Err(closed());
-        }
+        self.jobs
+            .push(Job::Group(batches, reply))
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Writes a page of the hunting index and its cursor in one transaction, after every group
+    /// of events waiting; returns once it is committed.
+    pub(super) async fn index_hunt(&self, page: HuntPage) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .push(Job::Page(page, reply))
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
     /// Whether [`EventWriter::close`] was called.
     pub(super) fn is_closed(&self) -> bool {
-        self.jobs.lock().map_or(true, |jobs| jobs.is_none())
+        self.jobs.is_closed()
     }
 
     /// Stops the thread after the work in hand and closes its connection.
     pub(super) async fn close(&self) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
-        }
+        self.jobs.close();
         let done = self.done.lock().ok().and_then(|mut d| d.take());
         if let Some(done) = done {
             let _ = done.await;
@@ -97,15 +181,18 @@ impl EventWriter {
     }
 }
 
+impl Drop for EventWriter {
+    fn drop(&mut self) {
+        // The thread ends once it has done what was queued.
+        self.jobs.close();
+    }
+}
+
 fn closed() -> StoreError {
     StoreError::Engine("the event writer is closed".into())
 }
 
-fn run(
-    mut conn: SqliteConnection,
-    jobs: mpsc::Receiver<(Batches, Reply)>,
-    ready: oneshot::Sender<Result<(), StoreError>>,
-) {
+fn run(mut conn: SqliteConnection, jobs: &Jobs, ready: oneshot::Sender<Result<(), StoreError>>) {
     let mut locked = match futures::executor::block_on(conn.lock_handle()) {
         Ok(locked) => locked,
         Err(e) => {
@@ -114,7 +201,10 @@ fn run(
         }
     };
     let db = Db(locked.as_raw_handle());
-    let statements = match Statements::prepare(&db) {
+    let prepared = db
+        .wait_in_short_steps()
+        .and_then(|()| Ok((Statements::prepare(&db)?, HuntStatements::prepare(&db)?)));
+    let (statements, hunt) = match prepared {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -122,190 +212,48 @@ fn run(
         }
     };
     let _ = ready.send(Ok(()));
-    while let Ok((batches, reply)) = jobs.recv() {
-        let result = statements.insert_group(&db, &batches);
-        let _ = reply.send(result);
+    while let Some(job) = jobs.next() {
+        match job {
+            Job::Group(batches, reply) => {
+                let _ = reply.send(statements.insert_group(&db, &batches));
+            }
+            Job::Page(page, reply) => {
+                let _ = reply.send(hunt.write(&db, &page));
+            }
+        }
     }
     drop(statements);
+    drop(hunt);
     drop(locked);
     let _ = futures::executor::block_on(sqlx::Connection::close(conn));
 }
 
-/// The writer's connection handle, valid while sqlx's lock on it is held.
-struct Db(NonNull<ffi::sqlite3>);
-
-impl Db {
-    fn raw(&self) -> *mut ffi::sqlite3 {
-        self.0.as_ptr()
-    }
-
-    /// The error SQLite reports for `rc` on this connection.
-    fn error(&self, rc: c_int, doing: &str) -> StoreError {
-        // SAFETY: the handle is open; errmsg returns a NUL-terminated string owned by SQLite,
-        // copied before any further call on the connection.
-        let msg = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.raw())) };
-        StoreError::Engine(format!("{doing}: {} (code {rc})", msg.to_string_lossy()))
-    }
-
-    fn exec(&self, sql: &CStr) -> Result<(), StoreError> {
-        // SAFETY: the handle is open and `sql` NUL-terminated; no callback.
-        let rc = unsafe {
-            ffi::sqlite3_exec(
-                self.raw(),
-                sql.as_ptr(),
-                None,
-                ptr::null_mut(),
-                ptr::null_mut(),
-            )
-        };
-        if rc == ffi::SQLITE_OK {
-            Ok(())
-        } else {
-            Err(self.error(rc, &sql.to_string_lossy()))
-        }
-    }
-}
-
-/// A prepared statement, finalized on drop (before the connection's lock is released).
-struct Stmt(NonNull<ffi::sqlite3_stmt>);
-
-impl Stmt {
-    fn prepare(db: &Db, sql: &str) -> Result<Self, StoreError> {
-        let len =
-            c_int::try_from(sql.len()).map_err(|_| StoreError::Engine("SQL too long".into()))?;
-        let mut raw = ptr::null_mut();
-        // SAFETY: `sql` outlives the call and its length is given; `raw` receives the statement.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v3(
-                db.raw(),
-                sql.as_ptr().cast(),
-                len,
-                ffi::SQLITE_PREPARE_PERSISTENT,
-                &raw mut raw,
-                ptr::null_mut(),
-            )
-        };
-        match NonNull::new(raw) {
-            Some(stmt) if rc == ffi::SQLITE_OK => Ok(Self(stmt)),
-            _ => Err(db.error(rc, "preparing the event insert")),
-        }
-    }
-
-    fn bind_text(&self, db: &Db, index: c_int, text: &[u8]) -> Result<(), StoreError> {
-        let len =
-            c_int::try_from(text.len()).map_err(|_| StoreError::Engine("value too long".into()))?;
-        // SAFETY: SQLITE_STATIC: SQLite reads `text` during the `step` that follows, which runs
-        // while the caller still borrows it; bindings are cleared before the borrow ends.
-        let rc = unsafe {
-            ffi::sqlite3_bind_text(
-                self.0.as_ptr(),
-                index,
-                text.as_ptr().cast(),
-                len,
-                ffi::SQLITE_STATIC(),
-            )
-        };
-        ok(db, rc, "binding an event")
-    }
-
-    fn bind_int(&self, db: &Db, index: c_int, value: i64) -> Result<(), StoreError> {
-        // SAFETY: the statement is live.
-        let rc = unsafe { ffi::sqlite3_bind_int64(self.0.as_ptr(), index, value) };
-        ok(db, rc, "binding an event")
-    }
-
-    /// Runs the statement to completion; the rows it changed.
-    fn execute(&self, db: &Db) -> Result<u32, StoreError> {
-        // SAFETY: the statement is live and fully bound; reset re-arms it; clear_bindings drops
-        // the borrowed pointers.
-        let (rc, changes) = unsafe {
-            let rc = ffi::sqlite3_step(self.0.as_ptr());
-            let changes = ffi::sqlite3_changes(db.raw());
-            ffi::sqlite3_reset(self.0.as_ptr());
-            ffi::sqlite3_clear_bindings(self.0.as_ptr());
-            (rc, changes)
-        };
-        if rc == ffi::SQLITE_DONE {
-            Ok(u32::try_from(changes).unwrap_or(0))
-        } else {
-            Err(db.error(rc, "inserting events"))
-        }
-    }
-}
-
-impl Stmt {
-    /// Drops every binding (and with it every borrowed pointer).
-    fn clear(&self) {
-        // SAFETY: the statement is live.
-        unsafe {
-            ffi::sqlite3_clear_bindings(self.0.as_ptr());
-        }
-    }
-}
-
-fn bind_chunk(db: &Db, stmt: &Stmt, sensor: &str, chunk: &[RawEvent]) -> Result<(), StoreError> {
-    for (i, ev) in chunk.iter().enumerate() {
-        let base = c_int::try_from(i * 5).unwrap_or(c_int::MAX);
-        stmt.bind_text(db, base + 1, ev.uid.as_bytes())?;
-        stmt.bind_text(db, base + 2, sensor.as_bytes())?;
-        stmt.bind_int(db, base + 3, i64::from(ev.class_uid))?;
-        stmt.bind_int(db, base + 4, ev.time)?;
-        stmt.bind_text(db, base + 5, &ev.json)?;
-    }
-    Ok(())
-}
-
-impl Drop for Stmt {
-    fn drop(&mut self) {
-        // SAFETY: finalized exactly once, while the connection is still open.
-        unsafe {
-            ffi::sqlite3_finalize(self.0.as_ptr());
-        }
-    }
-}
-
-fn ok(db: &Db, rc: c_int, doing: &str) -> Result<(), StoreError> {
-    if rc == ffi::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(db.error(rc, doing))
-    }
-}
-
-/// One insert per chunk size in [`CHUNKS`].
+/// The event insert, prepared once per chunk size.
 struct Statements {
-    inserts: Vec<(usize, Stmt)>,
+    insert: MultiRowInsert,
 }
 
 impl Statements {
     fn prepare(db: &Db) -> Result<Self, StoreError> {
         db.exec(CACHE_PRAGMA)?;
-        let inserts = CHUNKS
-            .iter()
-            .map(|&rows| {
-                let values = vec!["(?, ?, ?, ?, ?)"; rows].join(", ");
-                let sql = format!(
-                    "INSERT INTO events (uid, sensor_id, class_uid, time, body) VALUES {values} \
-                     ON CONFLICT (uid) DO NOTHING"
-                );
-                Ok((rows, Stmt::prepare(db, &sql)?))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Self { inserts })
+        Ok(Self {
+            insert: MultiRowInsert::prepare(
+                db,
+                "INSERT INTO events (uid, sensor_id, class_uid, time, body)",
+                5,
+                " ON CONFLICT (uid) DO NOTHING",
+            )?,
+        })
     }
 
     /// Every batch in one `BEGIN IMMEDIATE … COMMIT`; rolled back whole on any error.
     fn insert_group(&self, db: &Db, batches: &Batches) -> Result<Vec<InsertOutcome>, StoreError> {
-        db.exec(c"BEGIN IMMEDIATE")?;
-        let result = batches
-            .iter()
-            .map(|(sensor, events)| self.insert_batch(db, sensor, events))
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|outs| db.exec(c"COMMIT").map(|()| outs));
-        if result.is_err() {
-            let _ = db.exec(c"ROLLBACK");
-        }
-        result
+        db.transaction(|| {
+            batches
+                .iter()
+                .map(|(sensor, events)| self.insert_batch(db, sensor, events))
+                .collect()
+        })
     }
 
     fn insert_batch(
@@ -314,25 +262,58 @@ impl Statements {
         sensor: &str,
         events: &[RawEvent],
     ) -> Result<InsertOutcome, StoreError> {
-        let mut out = InsertOutcome::default();
-        let mut rest = events;
-        while !rest.is_empty() {
-            let (rows, stmt) = self
-                .inserts
-                .iter()
-                .find(|(rows, _)| *rows <= rest.len())
-                .ok_or_else(|| StoreError::Engine("no insert statement fits".into()))?;
-            let (chunk, tail) = rest.split_at(*rows);
-            if let Err(e) = bind_chunk(db, stmt, sensor, chunk) {
-                stmt.clear();
-                return Err(e);
-            }
-            let inserted = stmt.execute(db)?;
-            let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-            out.stored += inserted;
-            out.duplicates += n.saturating_sub(inserted);
-            rest = tail;
+        let stored = self.insert.insert(db, events, |stmt, at, ev| {
+            stmt.bind_text(db, at, ev.uid.as_bytes())?;
+            stmt.bind_text(db, at + 1, sensor.as_bytes())?;
+            stmt.bind_int(db, at + 2, i64::from(ev.class_uid))?;
+            stmt.bind_int(db, at + 3, ev.time)?;
+            stmt.bind_text(db, at + 4, &ev.json)
+        })?;
+        let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        Ok(InsertOutcome {
+            stored,
+            duplicates: n.saturating_sub(stored),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(through_seq: i64) -> HuntPage {
+        HuntPage {
+            consumer: "hunt".into(),
+            through_seq,
+            terms: Vec::new(),
+            cmd_lines: Vec::new(),
         }
-        Ok(out)
+    }
+
+    fn group(sensor: &str) -> Job {
+        Job::Group(vec![(sensor.into(), Vec::new())], oneshot::channel().0)
+    }
+
+    /// The writer takes every waiting group of events before a waiting page of the hunting
+    /// index, each lane in its own order, and stops once closed and drained.
+    #[test]
+    fn groups_go_before_index_pages() {
+        let jobs = Jobs::default();
+        assert!(jobs.push(Job::Page(page(1), oneshot::channel().0)).is_ok());
+        assert!(jobs.push(group("a")).is_ok());
+        assert!(jobs.push(Job::Page(page(2), oneshot::channel().0)).is_ok());
+        assert!(jobs.push(group("b")).is_ok());
+        jobs.close();
+        assert!(
+            jobs.push(group("late")).is_err(),
+            "a closed writer takes no work"
+        );
+        let order: Vec<String> = std::iter::from_fn(|| jobs.next())
+            .map(|job| match job {
+                Job::Group(b, _) => b[0].0.clone(),
+                Job::Page(p, _) => format!("page {}", p.through_seq),
+            })
+            .collect();
+        assert_eq!(order, ["a", "b", "page 1", "page 2"]);
     }
 }
