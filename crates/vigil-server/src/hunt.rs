@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::background::Lane;
 use crate::bus::Bus;
-use crate::store::{HuntTerm, Store, StoreError};
+use crate::store::{HuntTerm, Store, StoreError, StoredBody};
 
 /// Name of the indexer's cursor.
 pub const CONSUMER: &str = "hunt";
@@ -203,12 +204,18 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
 pub struct HuntIndexer {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
+    /// The analysis thread pages are read on ([`crate::background`]), started with the first.
+    lane: std::sync::OnceLock<Lane>,
 }
 
 impl HuntIndexer {
     /// An indexer over the store, woken by the bus.
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> Self {
-        Self { store, bus }
+        Self {
+            store,
+            bus,
+            lane: std::sync::OnceLock::new(),
+        }
     }
 
     /// Runs until `shutdown`.
@@ -229,6 +236,15 @@ impl HuntIndexer {
         }
     }
 
+    fn lane(&self) -> Result<&Lane, StoreError> {
+        if let Some(lane) = self.lane.get() {
+            return Ok(lane);
+        }
+        let lane = Lane::start("vigil-hunt")
+            .map_err(|e| StoreError::Engine(format!("cannot start the hunt thread: {e}")))?;
+        Ok(self.lane.get_or_init(|| lane))
+    }
+
     /// Indexes everything after the cursor.
     pub async fn drain(&self) -> Result<(), StoreError> {
         let mut cursor = self.store.cursor(CONSUMER).await?;
@@ -237,35 +253,45 @@ impl HuntIndexer {
             let Some(last) = page.last_seq else {
                 return Ok(());
             };
-            let mut terms = Vec::new();
-            let mut cmdlines = Vec::new();
-            for e in page.events {
-                let Some((values, cmd)) = terms_of_json(&e.body) else {
-                    tracing::warn!(
-                        seq = e.seq,
-                        "Stored event is not a JSON object; not indexed"
-                    );
-                    continue;
-                };
-                for (kind, value) in values {
-                    terms.push(HuntTerm {
-                        kind,
-                        value,
-                        seq: e.seq,
-                        sensor_id: e.sensor_id.clone(),
-                        time: e.time,
-                    });
-                }
-                if let Some(c) = cmd {
-                    cmdlines.push((e.seq, c));
-                }
-            }
+            let (terms, cmdlines) = self
+                .lane()?
+                .run(move || page_terms(page.events))
+                .await
+                .ok_or_else(|| StoreError::Engine("the hunt thread stopped (a panic)".into()))?;
             self.store
                 .index_hunt(CONSUMER, last, &terms, &cmdlines)
                 .await?;
             cursor = last;
         }
     }
+}
+
+/// The index rows of a page of the log: its terms, and its command lines by position.
+fn page_terms(events: Vec<StoredBody>) -> (Vec<HuntTerm>, Vec<(i64, String)>) {
+    let mut terms = Vec::new();
+    let mut cmdlines = Vec::new();
+    for e in events {
+        let Some((values, cmd)) = terms_of_json(&e.body) else {
+            tracing::warn!(
+                seq = e.seq,
+                "Stored event is not a JSON object; not indexed"
+            );
+            continue;
+        };
+        for (kind, value) in values {
+            terms.push(HuntTerm {
+                kind,
+                value,
+                seq: e.seq,
+                sensor_id: e.sensor_id.clone(),
+                time: e.time,
+            });
+        }
+        if let Some(c) = cmd {
+            cmdlines.push((e.seq, c));
+        }
+    }
+    (terms, cmdlines)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+mod background;
 pub mod bus;
 pub mod detect;
 pub mod fleet;

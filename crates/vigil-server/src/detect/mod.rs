@@ -1,7 +1,7 @@
 //! The detection worker: reads the durable event log from its cursor, evaluates the rule set,
 //! and commits findings together with the new cursor.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_detect::{BaselineConfig, CorrelationLimits, Evaluator, RuleSet};
 use vigil_ocsf::DetectionFinding;
 
+use crate::background::Lane;
 use crate::bus::Bus;
 use crate::store::{Store, StoreError, StoredBody};
 use crate::switches::RuleSwitches;
@@ -32,10 +33,13 @@ pub struct DetectWorker {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     switches: RuleSwitches,
-    /// The rules, with correlation state per endpoint (its events stay on this worker).
-    evaluator: Evaluator,
+    /// The rules, with correlation state per endpoint (its events stay on this worker). Pages
+    /// are evaluated on the worker's analysis thread ([`crate::background`]).
+    evaluator: Arc<Mutex<Evaluator>>,
     /// Whether the evaluator keeps baselines (restored from the store).
     baseline: bool,
+    /// The analysis thread pages are evaluated on, started with the first page.
+    lane: Option<Lane>,
 }
 
 impl DetectWorker {
@@ -55,15 +59,23 @@ impl DetectWorker {
             store,
             bus,
             switches,
-            evaluator: Evaluator::new(rules, CorrelationLimits::default()),
+            evaluator: Arc::new(Mutex::new(Evaluator::new(
+                rules,
+                CorrelationLimits::default(),
+            ))),
             baseline: false,
+            lane: None,
         }
     }
 
     /// Also keeps a behaviour baseline per endpoint, saved with the cursor.
     #[must_use]
     pub fn with_baseline(mut self, cfg: BaselineConfig) -> Self {
-        self.evaluator = self.evaluator.with_baseline(cfg);
+        let evaluator = Arc::try_unwrap(self.evaluator)
+            .ok()
+            .and_then(|m| m.into_inner().ok())
+            .expect("a worker being built is not shared yet");
+        self.evaluator = Arc::new(Mutex::new(evaluator.with_baseline(cfg)));
         self.baseline = true;
         self
     }
@@ -73,7 +85,8 @@ impl DetectWorker {
     async fn restore_baselines(&mut self) -> Result<(), StoreError> {
         if self.baseline {
             let saved = self.store.detector_states(CONSUMER).await?;
-            for host in self.evaluator.restore_baselines(&saved) {
+            let unreadable = self.evaluator().restore_baselines(&saved);
+            for host in unreadable {
                 tracing::warn!(sensor_id = %host, "Unreadable behaviour baseline; the endpoint learns again");
             }
         }
@@ -120,6 +133,12 @@ impl DetectWorker {
     /// re-evaluates at most that much, and finding ids are deterministic, so nothing is
     /// duplicated.
     async fn drain(&mut self) -> Result<(), StoreError> {
+        if self.lane.is_none() {
+            let lane = Lane::start("vigil-detect").map_err(|e| {
+                StoreError::Engine(format!("cannot start the detection thread: {e}"))
+            })?;
+            self.lane = Some(lane);
+        }
         let mut cursor = self.store.cursor(CONSUMER).await?;
         let mut committed = cursor;
         let mut findings = Vec::new();
@@ -127,7 +146,18 @@ impl DetectWorker {
         loop {
             let page = self.store.event_bodies_after(cursor, PAGE).await?;
             if let Some(last) = page.last_seq {
-                findings.extend(self.evaluate(&page.events));
+                let evaluator = Arc::clone(&self.evaluator);
+                let switches = self.switches.clone();
+                let raised = self
+                    .lane
+                    .as_ref()
+                    .ok_or_else(|| StoreError::Engine("no detection thread".into()))?
+                    .run(move || evaluate(&evaluator, &switches, &page.events))
+                    .await
+                    .ok_or_else(|| {
+                        StoreError::Engine("the detection thread stopped (a panic)".into())
+                    })?;
+                findings.extend(raised);
                 cursor = last;
             }
             let caught_up = page.last_seq.is_none();
@@ -136,7 +166,7 @@ impl DetectWorker {
                 if !findings.is_empty() {
                     tracing::info!(count = findings.len(), "Detection findings raised");
                 }
-                let state = self.evaluator.take_changed_baselines();
+                let state = self.evaluator().take_changed_baselines();
                 self.store
                     .commit_findings(CONSUMER, cursor, &findings, &state)
                     .await?;
@@ -150,32 +180,45 @@ impl DetectWorker {
         }
     }
 
-    /// Evaluates stored documents, each read for what the rules need rather than parsed whole
-    /// (`RuleSet::read_event`). A body that no longer reads as an event is skipped with a
-    /// warning rather than wedging the log.
-    fn evaluate(&mut self, events: &[StoredBody]) -> Vec<(String, DetectionFinding)> {
-        let now = vigil_ocsf::now_ms();
-        let mut out = Vec::new();
-        let mut raised = Vec::new();
-        for stored in events {
-            let switches = &self.switches;
-            let evaluated = self.evaluator.evaluate_json(
-                &stored.sensor_id,
-                stored.body.as_bytes(),
-                now,
-                |id| switches.enabled(id),
-                &mut raised,
-            );
-            if let Err(error) = evaluated {
-                tracing::warn!(seq = stored.seq, %error, "Skipping malformed stored event");
-            }
-            out.extend(raised.drain(..).map(|f| (stored.sensor_id.clone(), f)));
-        }
-        if let Some(newest) = events.iter().map(|e| e.time).max() {
-            self.evaluator.expire(newest);
-        }
-        out
+    /// The evaluator, between pages (no page is being evaluated while the worker holds it).
+    fn evaluator(&self) -> std::sync::MutexGuard<'_, Evaluator> {
+        self.evaluator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Evaluates stored documents, each read for what the rules need rather than parsed whole
+/// (`RuleSet::read_event`). A body that no longer reads as an event is skipped with a warning
+/// rather than wedging the log.
+fn evaluate(
+    evaluator: &Mutex<Evaluator>,
+    switches: &RuleSwitches,
+    events: &[StoredBody],
+) -> Vec<(String, DetectionFinding)> {
+    let mut evaluator = evaluator
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = vigil_ocsf::now_ms();
+    let mut out = Vec::new();
+    let mut raised = Vec::new();
+    for stored in events {
+        let evaluated = evaluator.evaluate_json(
+            &stored.sensor_id,
+            stored.body.as_bytes(),
+            now,
+            |id| switches.enabled(id),
+            &mut raised,
+        );
+        if let Err(error) = evaluated {
+            tracing::warn!(seq = stored.seq, %error, "Skipping malformed stored event");
+        }
+        out.extend(raised.drain(..).map(|f| (stored.sensor_id.clone(), f)));
+    }
+    if let Some(newest) = events.iter().map(|e| e.time).max() {
+        evaluator.expire(newest);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ pub(super) const SECRET: &str = "bench-secret";
 /// The rule the bench's marker events raise a finding of (a read of /etc/shadow by cat), one
 /// marker per 100 batches: the event → finding latency.
 const MARKER_RULE: &str = "6d3f1a52-8b0e-4c4e-9d1a-7a1f0e2b5c01";
+/// How long a new session may wait for its policy.
+const POLICY_WAIT: Duration = Duration::from_secs(60);
 /// Enrollments in flight at once.
 const ENROLL_CONCURRENCY: usize = 16;
 
@@ -150,7 +152,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     // Every session is opened (TLS handshake, Hello, Welcome) before the clock starts: the
     // figures are the sustained rate of a connected fleet, not a reconnection storm, which is
     // reported on its own.
-    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let latencies = Arc::new(Mutex::new(Vec::<(u64, Duration)>::new()));
     let per_agent = args.rate as f64 / args.agents as f64;
     let connected = Arc::new(tokio::sync::Barrier::new(args.agents + 1));
     let (go, started) = tokio::sync::watch::channel(None::<Instant>);
@@ -182,7 +184,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     connected.wait().await;
     let opened = t.elapsed().as_secs_f64();
     eprintln!(
-        "bench: {} sessions open in {opened:.1} s; streaming…",
+        "bench: {} sessions open (policy received) in {opened:.1} s; streaming…",
         args.agents
     );
     let pids: Vec<(String, u32)> = deployment
@@ -220,7 +222,8 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     let (stored, scored) = deployment.wait_scored(sent).await?;
     let lag = streamed.elapsed().as_secs_f64();
     let total = start.elapsed().as_secs_f64();
-    let mut lat = latencies.lock().await.clone();
+    let timed = latencies.lock().await.clone();
+    let mut lat: Vec<Duration> = timed.iter().map(|(_, d)| *d).collect();
     lat.sort();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -244,7 +247,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     let mut findings = deployment.finding_latencies(MARKER_RULE).await?;
     findings.sort();
     println!(
-        "agents {} | target {} ev/s for {} s | batch {} | sessions opened in {opened:.1} s before streaming",
+        "agents {} | target {} ev/s for {} s | batch {} | sessions opened (policy received) in {opened:.1} s before streaming",
         args.agents, args.rate, args.duration, args.batch
     );
     println!(
@@ -256,6 +259,10 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         ms(pct(0.50)),
         ms(pct(0.99)),
         ms(lat.last().copied().unwrap_or_default())
+    );
+    println!(
+        "ack latency p99 by second of the run: {} ms",
+        p99_by_second(&timed)
     );
     let fpct = |p: f64| {
         findings
@@ -328,6 +335,25 @@ struct Session {
     inbound: tonic::Streaming<ServerMessage>,
 }
 
+/// The 99th percentile of the acknowledgements of the batches sent in each second of the run,
+/// in ms, one figure per second: a stall shows where it happened (a fleet connecting at the
+/// start, or a pause of the server later).
+fn p99_by_second(timed: &[(u64, Duration)]) -> String {
+    let mut by_second: std::collections::BTreeMap<u64, Vec<Duration>> = Default::default();
+    for (second, d) in timed {
+        by_second.entry(*second).or_default().push(*d);
+    }
+    by_second
+        .into_values()
+        .map(|mut v| {
+            v.sort();
+            let at = (v.len() * 99 / 100).min(v.len().saturating_sub(1));
+            format!("{:.0}", v.get(at).map_or(0.0, |d| d.as_secs_f64() * 1000.0))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Opens one simulated agent's session: mTLS, Hello, Welcome.
 async fn open_session(n: usize, url: &str, id: &AgentIdentity) -> anyhow::Result<Session> {
     let channel = identity::endpoint(url, id.client_tls())?
@@ -346,6 +372,24 @@ async fn open_session(n: usize, url: &str, id: &AgentIdentity) -> anyhow::Result
     .await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
     inbound.message().await?; // Welcome
+    // The server sends the endpoint's policy first: the session is open once it has arrived,
+    // so streaming starts on a fleet that has connected, not in the middle of its connecting.
+    let policy = tokio::time::timeout(POLICY_WAIT, async {
+        loop {
+            match inbound.message().await? {
+                Some(ServerMessage {
+                    msg: Some(server_message::Msg::Policy(_)),
+                }) => return Ok(()),
+                Some(_) => {}
+                None => bail!("agent {n}: the server closed the session before its policy"),
+            }
+        }
+    })
+    .await;
+    match policy {
+        Ok(received) => received?,
+        Err(_) => bail!("agent {n}: no policy within {} s", POLICY_WAIT.as_secs()),
+    }
     Ok(Session { tx, inbound })
 }
 
@@ -357,7 +401,7 @@ async fn stream(
     session: Session,
     plan: Plan,
     start: Instant,
-    latencies: Arc<Mutex<Vec<Duration>>>,
+    latencies: Arc<Mutex<Vec<(u64, Duration)>>>,
 ) -> anyhow::Result<(u64, u64)> {
     let Session { tx, mut inbound } = session;
     let Plan {
@@ -395,7 +439,9 @@ async fn stream(
             }
             msg = inbound.message() => match msg? {
                 Some(ServerMessage { msg: Some(server_message::Msg::Ack(a)) }) => {
-                    if let Some(t) = sent_at.pop_front() { local.push(t.elapsed()); }
+                    if let Some(t) = sent_at.pop_front() {
+                        local.push((t.duration_since(start).as_secs(), t.elapsed()));
+                    }
                     acked += u64::from(a.stored + a.duplicates);
                     if Instant::now() >= deadline && sent_at.is_empty() { break; }
                 }
