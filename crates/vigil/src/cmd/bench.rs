@@ -224,6 +224,8 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     let (stored, scored) = deployment.wait_scored(sent).await?;
     let lag = streamed.elapsed().as_secs_f64();
     let total = start.elapsed().as_secs_f64();
+    let indexed = deployment.wait_indexed().await?;
+    let index_lag = streamed.elapsed().as_secs_f64();
     let timed = latencies.lock().await.clone();
     let mut lat: Vec<Duration> = timed.iter().map(|(_, d)| *d).collect();
     lat.sort();
@@ -256,6 +258,11 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         "sent {sent} | acked {acked} ({:.0} ev/s) | stored {stored} | scored {scored} (all scored after {total:.1} s: detection finished {lag:.1} s after the last ack)",
         acked as f64 / elapsed
     );
+    if indexed {
+        println!("hunting index: caught up {index_lag:.1} s after the last ack");
+    } else {
+        println!("hunting index: still behind {index_lag:.0} s after the last ack");
+    }
     println!(
         "ack latency p50 {:.1} ms | p99 {:.1} ms | max {:.1} ms",
         ms(pct(0.50)),

@@ -252,6 +252,39 @@ impl Deployment {
         }
     }
 
+    /// Waits until the hunting index has indexed everything stored (its cursor at the log's
+    /// end); false if it had not after ten minutes.
+    pub async fn wait_indexed(&self) -> anyhow::Result<bool> {
+        const BEHIND: &str = "SELECT COALESCE((SELECT MAX(seq) FROM events), 0)
+             > COALESCE((SELECT seq FROM cursors WHERE name = 'hunt'), 0)";
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let behind: bool = match &self.scale {
+                None => {
+                    let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")?
+                        .filename(self.dir.path().join("server.db"));
+                    let mut conn =
+                        <sqlx::sqlite::SqliteConnection as sqlx::Connection>::connect_with(&opts)
+                            .await?;
+                    sqlx::query_scalar(BEHIND).fetch_one(&mut conn).await?
+                }
+                Some(s) => {
+                    let mut conn =
+                        <sqlx::postgres::PgConnection as sqlx::Connection>::connect(&s.db_url)
+                            .await?;
+                    sqlx::query_scalar(BEHIND).fetch_one(&mut conn).await?
+                }
+            };
+            if !behind {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Times from a marker event's creation to its finding's, for findings of `rule`.
     pub async fn finding_latencies(&self, rule: &str) -> anyhow::Result<Vec<Duration>> {
         let rows: Vec<(i64, String)> = match &self.scale {
