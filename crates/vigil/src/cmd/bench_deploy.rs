@@ -252,6 +252,13 @@ impl Deployment {
         }
     }
 
+    /// A connection to the embedded server's database.
+    async fn sqlite(&self) -> anyhow::Result<sqlx::sqlite::SqliteConnection> {
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")?
+            .filename(self.dir.path().join("server.db"));
+        Ok(<sqlx::sqlite::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?)
+    }
+
     /// Waits until the hunting index has indexed everything stored (its cursor at the log's
     /// end); false if it had not after ten minutes.
     pub async fn wait_indexed(&self) -> anyhow::Result<bool> {
@@ -261,12 +268,9 @@ impl Deployment {
         loop {
             let behind: bool = match &self.scale {
                 None => {
-                    let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")?
-                        .filename(self.dir.path().join("server.db"));
-                    let mut conn =
-                        <sqlx::sqlite::SqliteConnection as sqlx::Connection>::connect_with(&opts)
-                            .await?;
-                    sqlx::query_scalar(BEHIND).fetch_one(&mut conn).await?
+                    sqlx::query_scalar(BEHIND)
+                        .fetch_one(&mut self.sqlite().await?)
+                        .await?
                 }
                 Some(s) => {
                     let mut conn =
@@ -289,14 +293,9 @@ impl Deployment {
     pub async fn finding_latencies(&self, rule: &str) -> anyhow::Result<Vec<Duration>> {
         let rows: Vec<(i64, String)> = match &self.scale {
             None => {
-                let opts = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")?
-                    .filename(self.dir.path().join("server.db"));
-                let mut conn =
-                    <sqlx::sqlite::SqliteConnection as sqlx::Connection>::connect_with(&opts)
-                        .await?;
                 sqlx::query_as("SELECT time, body FROM findings WHERE rule_id = ?")
                     .bind(rule)
-                    .fetch_all(&mut conn)
+                    .fetch_all(&mut self.sqlite().await?)
                     .await?
             }
             Some(s) => {

@@ -33,6 +33,20 @@ impl Backend for Sqlite {
 
 store_contract!(Sqlite::new());
 
+/// Adds event `e<seq>` of endpoint `s1` at time `seq` to the log, as an older release stored it.
+async fn add_event(pool: &sqlx::SqlitePool, seq: i64, body: &str) {
+    sqlx::query(
+        "INSERT INTO events (seq, uid, sensor_id, class_uid, time, body) VALUES (?, ?, 's1', 1007, ?, ?)",
+    )
+    .bind(seq)
+    .bind(format!("e{seq}"))
+    .bind(seq)
+    .bind(body)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 /// A database in `dir` migrated up to, not including, `version`: a store as an older release
 /// left it.
 async fn migrated_before(dir: &std::path::Path, version: i64) -> sqlx::SqlitePool {
@@ -77,16 +91,7 @@ async fn command_lines_indexed_before_version_14_are_still_found() {
             let body = format!(
                 r#"{{"class_uid":1007,"activity_id":1,"time":{seq},"metadata":{{"uid":"e{seq}"}},"process":{{"cmd_line":"{cmd}"}}}}"#
             );
-            sqlx::query(
-                "INSERT INTO events (seq, uid, sensor_id, class_uid, time, body) VALUES (?, ?, 's1', 1007, ?, ?)",
-            )
-            .bind(seq)
-            .bind(format!("e{seq}"))
-            .bind(seq)
-            .bind(body)
-            .execute(&pool)
-            .await
-            .unwrap();
+            add_event(&pool, seq, &body).await;
             sqlx::query("INSERT INTO hunt_cmdlines (rowid, cmd_line) VALUES (?, ?)")
                 .bind(seq)
                 .bind(cmd)
@@ -200,16 +205,7 @@ async fn terms_indexed_before_version_15_are_still_found() {
             let body = format!(
                 r#"{{"class_uid":1007,"activity_id":1,"time":{seq},"metadata":{{"uid":"e{seq}"}},"process":{{"file":{{"name":"nc"}}}}}}"#
             );
-            sqlx::query(
-                "INSERT INTO events (seq, uid, sensor_id, class_uid, time, body) VALUES (?, ?, 's1', 1007, ?, ?)",
-            )
-            .bind(seq)
-            .bind(format!("e{seq}"))
-            .bind(seq)
-            .bind(body)
-            .execute(&pool)
-            .await
-            .unwrap();
+            add_event(&pool, seq, &body).await;
             sqlx::query(
                 "INSERT INTO hunt_terms (kind, value, seq, sensor_id, time)
                  VALUES ('name', 'nc', ?, 's1', ?)",
