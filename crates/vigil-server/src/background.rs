@@ -19,42 +19,62 @@ const NICE: libc::c_int = 10;
 
 type Work = Box<dyn FnOnce() + Send>;
 
-/// A thread of lower priority that runs closures one at a time, in order.
+/// A thread of lower priority that runs closures one at a time, in order. The thread starts
+/// with the first closure, so a worker can own a lane from its (infallible) constructor.
 pub(crate) struct Lane {
-    work: mpsc::Sender<Work>,
+    name: String,
+    work: std::sync::OnceLock<mpsc::Sender<Work>>,
 }
 
 impl Lane {
-    /// Starts the lane's thread, named `name`. If the thread cannot lower its priority it
-    /// says so and runs at the default.
-    pub(crate) fn start(name: &str) -> std::io::Result<Self> {
-        let (work, rx) = mpsc::channel::<Work>();
-        let thread = name.to_owned();
-        std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                lower_priority(&thread);
-                while let Ok(job) = rx.recv() {
-                    job();
-                }
-            })?;
-        Ok(Self { work })
+    /// A lane whose thread will be named `name`.
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            work: std::sync::OnceLock::new(),
+        }
     }
 
-    /// Runs `job` on the lane's thread and returns its result. `None` if the thread is gone
-    /// (the job panicked).
+    /// Runs `job` on the lane's thread (started now if it is not yet) and returns its result.
+    /// `None` if the thread could not be started (said in the log) or is gone (a job
+    /// panicked).
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
         let (tx, rx) = oneshot::channel();
-        let sent = self.work.send(Box::new(move || {
+        let sent = self.sender()?.send(Box::new(move || {
             let _ = tx.send(job());
         }));
         if sent.is_err() {
             return None;
         }
         rx.await.ok()
+    }
+
+    /// The channel to the lane's thread, starting the thread if needed. If the thread cannot
+    /// lower its priority it says so and runs at the default.
+    fn sender(&self) -> Option<&mpsc::Sender<Work>> {
+        if let Some(work) = self.work.get() {
+            return Some(work);
+        }
+        let (work, rx) = mpsc::channel::<Work>();
+        let thread = self.name.clone();
+        let started = std::thread::Builder::new()
+            .name(self.name.clone())
+            .spawn(move || {
+                lower_priority(&thread);
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            });
+        match started {
+            Ok(_) => Some(self.work.get_or_init(|| work)),
+            Err(error) => {
+                tracing::error!(thread = %self.name, %error, "Cannot start an analysis thread");
+                None
+            }
+        }
     }
 }
 
@@ -76,7 +96,7 @@ mod tests {
     /// Work runs on the lane's own thread, in order, at the lower priority.
     #[tokio::test]
     async fn work_runs_in_order_on_a_lower_priority_thread() {
-        let lane = Lane::start("vigil-test-lane").unwrap();
+        let lane = Lane::new("vigil-test-lane");
         let first = lane
             .run(|| {
                 // SAFETY: reads the calling thread's priority.

@@ -204,8 +204,8 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
 pub struct HuntIndexer {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
-    /// The analysis thread pages are read on ([`crate::background`]), started with the first.
-    lane: std::sync::OnceLock<Lane>,
+    /// The analysis thread pages are read on ([`crate::background`]).
+    lane: Lane,
 }
 
 impl HuntIndexer {
@@ -214,7 +214,7 @@ impl HuntIndexer {
         Self {
             store,
             bus,
-            lane: std::sync::OnceLock::new(),
+            lane: Lane::new("vigil-hunt"),
         }
     }
 
@@ -236,15 +236,6 @@ impl HuntIndexer {
         }
     }
 
-    fn lane(&self) -> Result<&Lane, StoreError> {
-        if let Some(lane) = self.lane.get() {
-            return Ok(lane);
-        }
-        let lane = Lane::start("vigil-hunt")
-            .map_err(|e| StoreError::Engine(format!("cannot start the hunt thread: {e}")))?;
-        Ok(self.lane.get_or_init(|| lane))
-    }
-
     /// Indexes everything after the cursor.
     pub async fn drain(&self) -> Result<(), StoreError> {
         let mut cursor = self.store.cursor(CONSUMER).await?;
@@ -254,10 +245,12 @@ impl HuntIndexer {
                 return Ok(());
             };
             let (terms, cmdlines) = self
-                .lane()?
+                .lane
                 .run(move || page_terms(page.events))
                 .await
-                .ok_or_else(|| StoreError::Engine("the hunt thread stopped (a panic)".into()))?;
+                .ok_or_else(|| {
+                    StoreError::Engine("the hunt thread did not start or stopped (a panic)".into())
+                })?;
             self.store
                 .index_hunt(CONSUMER, last, &terms, &cmdlines)
                 .await?;

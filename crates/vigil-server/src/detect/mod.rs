@@ -38,8 +38,8 @@ pub struct DetectWorker {
     evaluator: Arc<Mutex<Evaluator>>,
     /// Whether the evaluator keeps baselines (restored from the store).
     baseline: bool,
-    /// The analysis thread pages are evaluated on, started with the first page.
-    lane: Option<Lane>,
+    /// The analysis thread pages are evaluated on.
+    lane: Lane,
 }
 
 impl DetectWorker {
@@ -64,7 +64,7 @@ impl DetectWorker {
                 CorrelationLimits::default(),
             ))),
             baseline: false,
-            lane: None,
+            lane: Lane::new("vigil-detect"),
         }
     }
 
@@ -133,12 +133,6 @@ impl DetectWorker {
     /// re-evaluates at most that much, and finding ids are deterministic, so nothing is
     /// duplicated.
     async fn drain(&mut self) -> Result<(), StoreError> {
-        if self.lane.is_none() {
-            let lane = Lane::start("vigil-detect").map_err(|e| {
-                StoreError::Engine(format!("cannot start the detection thread: {e}"))
-            })?;
-            self.lane = Some(lane);
-        }
         let mut cursor = self.store.cursor(CONSUMER).await?;
         let mut committed = cursor;
         let mut findings = Vec::new();
@@ -150,12 +144,12 @@ impl DetectWorker {
                 let switches = self.switches.clone();
                 let raised = self
                     .lane
-                    .as_ref()
-                    .ok_or_else(|| StoreError::Engine("no detection thread".into()))?
                     .run(move || evaluate(&evaluator, &switches, &page.events))
                     .await
                     .ok_or_else(|| {
-                        StoreError::Engine("the detection thread stopped (a panic)".into())
+                        StoreError::Engine(
+                            "the detection thread did not start or stopped (a panic)".into(),
+                        )
                     })?;
                 findings.extend(raised);
                 cursor = last;

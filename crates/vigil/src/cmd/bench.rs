@@ -229,11 +229,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
     let timed = latencies.lock().await.clone();
     let mut lat: Vec<Duration> = timed.iter().map(|(_, d)| *d).collect();
     lat.sort();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let pct = |p: f64| percentile(&lat, p);
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
@@ -273,12 +269,7 @@ async fn fleet(args: FleetArgs) -> anyhow::Result<ExitCode> {
         "ack latency p99 by second of the run: {} ms",
         p99_by_second(&timed)
     );
-    let fpct = |p: f64| {
-        findings
-            .get(((findings.len() as f64 * p) as usize).min(findings.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let fpct = |p: f64| percentile(&findings, p);
     println!(
         "event → finding latency p50 {:.1} ms | p99 {:.1} ms ({} marker findings)",
         ms(fpct(0.50)),
@@ -344,6 +335,14 @@ struct Session {
     inbound: tonic::Streaming<ServerMessage>,
 }
 
+/// The `p` quantile of sorted durations (zero for none).
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
 /// The 99th percentile of the acknowledgements of the batches sent in each second of the run,
 /// in ms, one figure per second: a stall shows where it happened (a fleet connecting at the
 /// start, or a pause of the server later).
@@ -356,8 +355,7 @@ fn p99_by_second(timed: &[(u64, Duration)]) -> String {
         .into_values()
         .map(|mut v| {
             v.sort();
-            let at = (v.len() * 99 / 100).min(v.len().saturating_sub(1));
-            format!("{:.0}", v.get(at).map_or(0.0, |d| d.as_secs_f64() * 1000.0))
+            format!("{:.0}", ms(percentile(&v, 0.99)))
         })
         .collect::<Vec<_>>()
         .join(" ")
